@@ -1,0 +1,235 @@
+"""The users x items interaction matrix with its vocabularies and side data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import DataError
+from ._vocab import Vocabulary
+
+#: How duplicate (user, item) records are merged when building a matrix.
+#: ``"last"`` (default) keeps the most recent record (by timestamp when there are
+#: timestamps, else the last one in input order); ``"first"`` the earliest; ``"mean"``,
+#: ``"sum"`` and ``"max"`` combine the values (the kept timestamp is the latest).
+DUPLICATE_POLICIES = ("last", "first", "mean", "sum", "max")
+
+
+@dataclass(frozen=True, eq=False)
+class Interactions:
+    """Feedback of users on items.
+
+    Attributes
+    ----------
+    matrix : scipy.sparse.csr_array, shape (n_users, n_items), float32
+        Rating or confidence values; sorted indices, no duplicates, no explicit zeros
+        dropped (a zero rating stays stored).
+    users, items : Vocabulary
+        Raw id <-> index maps. Train and test sets of one split share them.
+    timestamps : ndarray of float64, shape (nnz,), optional
+        Aligned with ``matrix.data``.
+    item_data, user_data : pandas.DataFrame, optional
+        Side columns, one row per item / user in index order (e.g. title, genres).
+    trust : scipy.sparse.csr_array, shape (n_users, n_users), optional
+        A user-user trust (social) graph.
+    """
+
+    matrix: sp.csr_array
+    users: Vocabulary
+    items: Vocabulary
+    timestamps: np.ndarray | None = None
+    item_data: pd.DataFrame | None = None
+    user_data: pd.DataFrame | None = None
+    trust: sp.csr_array | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_arrays(
+        cls,
+        users: np.ndarray,
+        items: np.ndarray,
+        values: np.ndarray | None = None,
+        timestamps: np.ndarray | None = None,
+        *,
+        user_vocab: Vocabulary | None = None,
+        item_vocab: Vocabulary | None = None,
+        duplicates: str = "last",
+        source: str = "input",
+    ) -> Interactions:
+        """Build from raw id arrays (one entry per record).
+
+        When ``user_vocab``/``item_vocab`` are given, ids are encoded with them and
+        unknown ids raise; otherwise vocabularies are built in first-seen order.
+        ``values`` defaults to 1.0 (implicit feedback).
+        """
+        users = np.asarray(users)
+        items = np.asarray(items)
+        n = users.shape[0]
+        if items.shape[0] != n:
+            raise DataError(f"{source}: users and items have different lengths ({n} vs {items.shape[0]})")
+        if values is None:
+            values = np.ones(n, dtype=np.float32)
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape[0] != n:
+            raise DataError(f"{source}: values have length {values.shape[0]}, expected {n}")
+        if not np.all(np.isfinite(values)):
+            bad = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise DataError(f"{source}: value of record {bad + 1} is not a finite number")
+        if timestamps is not None:
+            timestamps = np.asarray(timestamps, dtype=np.float64)
+            if timestamps.shape[0] != n:
+                raise DataError(f"{source}: timestamps have length {timestamps.shape[0]}, expected {n}")
+        if user_vocab is None:
+            user_vocab, u = Vocabulary.from_values(users, "user")
+        else:
+            u = user_vocab.indices(users)
+        if item_vocab is None:
+            item_vocab, i = Vocabulary.from_values(items, "item")
+        else:
+            i = item_vocab.indices(items)
+        matrix, ts = build_csr(u, i, values, timestamps, (len(user_vocab), len(item_vocab)), duplicates)
+        return cls(matrix, user_vocab, item_vocab, ts)
+
+    @classmethod
+    def from_indices(
+        cls,
+        u: np.ndarray,
+        i: np.ndarray,
+        values: np.ndarray,
+        timestamps: np.ndarray | None,
+        like: Interactions,
+        duplicates: str = "last",
+    ) -> Interactions:
+        """Build with the vocabularies and side data of ``like`` from index arrays."""
+        matrix, ts = build_csr(u, i, values, timestamps, like.shape, duplicates)
+        return replace(like, matrix=matrix, timestamps=ts)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.users), len(self.items))
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.matrix.nnz)
+
+    def __len__(self) -> int:
+        return self.nnz
+
+    def __repr__(self) -> str:
+        return f"Interactions({self.n_users} users x {self.n_items} items, {self.nnz} records)"
+
+    def user_index(self) -> np.ndarray:
+        """Row index of every stored entry (aligned with ``matrix.data``)."""
+        return np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(self.matrix.indptr))
+
+    def to_coo(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(user_idx, item_idx, values, timestamps)`` of every stored entry."""
+        return (
+            self.user_index(),
+            self.matrix.indices.astype(np.int64),
+            self.matrix.data,
+            self.timestamps,
+        )
+
+    def subset(self, mask: np.ndarray) -> Interactions:
+        """Keep the stored entries where ``mask`` (shape (nnz,)) is true; same vocabularies."""
+        mask = np.asarray(mask, dtype=bool)
+        u, i, v, t = self.to_coo()
+        counts = np.bincount(u[mask], minlength=self.n_users)
+        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        matrix = sp.csr_array((v[mask], i[mask].astype(np.int32), indptr), shape=self.shape)
+        return replace(self, matrix=matrix, timestamps=None if t is None else t[mask])
+
+    def binarize(self, threshold: float | None = None) -> Interactions:
+        """Implicit feedback: keep entries with value >= ``threshold`` and set them to 1."""
+        out = self if threshold is None else self.subset(self.matrix.data >= threshold)
+        m = out.matrix.copy()
+        m.data = np.ones_like(m.data)
+        return replace(out, matrix=m)
+
+    def filter_min_rating(self, threshold: float) -> Interactions:
+        """Keep only entries whose value is >= ``threshold`` (values unchanged)."""
+        return self.subset(self.matrix.data >= threshold)
+
+    def items_of(self, user: int) -> np.ndarray:
+        m = self.matrix
+        return m.indices[m.indptr[user] : m.indptr[user + 1]]
+
+    def with_vocabularies(self, users: Vocabulary, items: Vocabulary) -> Interactions:
+        """Re-express on larger vocabularies that extend the current ones."""
+        if not (np.array_equal(users.ids[: self.n_users], self.users.ids)
+                and np.array_equal(items.ids[: self.n_items], self.items.ids)):
+            raise DataError("new vocabularies must extend the current ones")
+        m = self.matrix
+        indptr = np.concatenate([m.indptr, np.full(len(users) - self.n_users, m.indptr[-1], dtype=m.indptr.dtype)])
+        matrix = sp.csr_array((m.data, m.indices, indptr), shape=(len(users), len(items)))
+        return replace(self, matrix=matrix, users=users, items=items)
+
+
+def build_csr(
+    u: np.ndarray,
+    i: np.ndarray,
+    values: np.ndarray,
+    timestamps: np.ndarray | None,
+    shape: tuple[int, int],
+    duplicates: str = "last",
+) -> tuple[sp.csr_array, np.ndarray | None]:
+    """Canonical CSR (sorted, duplicates merged by ``duplicates``) plus aligned timestamps."""
+    if duplicates not in DUPLICATE_POLICIES:
+        raise DataError(f"duplicates must be one of {', '.join(DUPLICATE_POLICIES)}, got {duplicates!r}")
+    n_users, n_items = shape
+    u = np.asarray(u, dtype=np.int64)
+    i = np.asarray(i, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    n = u.shape[0]
+    if n and (u.min() < 0 or u.max() >= n_users or i.min() < 0 or i.max() >= n_items):
+        raise DataError("user or item index out of range")
+    # order records: by user, item, then time (or input order) so "last" is the latest
+    seq = np.arange(n)
+    keys = [seq] if timestamps is None else [seq, timestamps]
+    order = np.lexsort((*keys, i, u))
+    u, i, values = u[order], i[order], values[order]
+    ts = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)[order]
+    if n:
+        new = np.ones(n, dtype=bool)
+        new[1:] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+        if not new.all():
+            starts = np.flatnonzero(new)
+            if duplicates == "first":
+                pick = starts
+                vals = values[pick]
+            else:
+                ends = np.append(starts[1:], n) - 1
+                pick = ends
+                if duplicates == "last":
+                    vals = values[pick]
+                elif duplicates == "sum":
+                    vals = np.add.reduceat(values, starts)
+                elif duplicates == "max":
+                    vals = np.maximum.reduceat(values, starts)
+                else:  # mean
+                    vals = np.add.reduceat(values, starts) / np.diff(np.append(starts, n))
+            u, i, values = u[pick], i[pick], vals
+            ts = None if ts is None else ts[pick]
+    counts = np.bincount(u, minlength=n_users)
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    matrix = sp.csr_array(
+        (values.astype(np.float32), i.astype(np.int32), indptr), shape=(n_users, n_items)
+    )
+    return matrix, ts

@@ -1,0 +1,104 @@
+"""The one top-k path: seen-item exclusion, candidate restriction and ordering.
+
+Every model's ``recommend`` and every evaluation goes through :func:`topk`, so all
+of them break ties and filter items the same way: higher score first, then lower
+item index; NaN and ``-inf`` scores are never returned; rows with fewer than ``k``
+eligible items are padded with id ``-1`` and score ``-inf``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Top-k result for a batch of users.
+
+    Attributes
+    ----------
+    ids : ndarray of int64, shape (n_users, k)
+        Item indices, best first; ``-1`` pads rows with fewer than ``k`` items.
+    scores : ndarray of float32, shape (n_users, k)
+        Scores aligned with ``ids``; ``-inf`` where padded.
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def row(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """Unpadded ``(ids, scores)`` of row ``r``."""
+        keep = self.ids[r] >= 0
+        return self.ids[r][keep], self.scores[r][keep]
+
+
+def mask_rows(scores: np.ndarray, rows: sp.csr_array | sp.csr_matrix, value: float = -np.inf) -> None:
+    """Set ``scores[r, j] = value`` for each stored entry (r, j) of ``rows`` (in place).
+
+    ``rows`` must have one row per row of ``scores``.
+    """
+    indptr = rows.indptr
+    if indptr[-1] == 0:
+        return
+    r = np.repeat(np.arange(rows.shape[0]), np.diff(indptr))
+    scores[r, rows.indices] = value
+
+
+def topk(
+    scores: np.ndarray,
+    k: int,
+    *,
+    exclude: sp.csr_array | None = None,
+    allowed: np.ndarray | None = None,
+    item_ids: np.ndarray | None = None,
+) -> Ranking:
+    """Best ``k`` columns of each row of ``scores``.
+
+    Parameters
+    ----------
+    scores : ndarray, shape (n, m)
+        Modified in place (excluded entries set to ``-inf``).
+    k : int
+        Number of items per row (>= 1).
+    exclude : csr, shape (n, m), optional
+        Entries never to return (e.g. items seen in training).
+    allowed : bool ndarray, shape (n, m), optional
+        When given, only entries that are true may be returned.
+    item_ids : ndarray, shape (m,), optional
+        Map column positions to item ids (when ``scores`` covers a candidate subset).
+    """
+    scores = np.asarray(scores)
+    if scores.dtype != np.float32 and scores.dtype != np.float64:
+        scores = scores.astype(np.float32)
+    n, m = scores.shape
+    if exclude is not None:
+        mask_rows(scores, exclude)
+    if allowed is not None:
+        scores[~allowed] = -np.inf
+    np.nan_to_num(scores, copy=False, nan=-np.inf, posinf=np.finfo(scores.dtype).max)
+    kk = min(k, m)
+    if kk == 0:
+        part = np.zeros((n, 0), dtype=np.int64)
+    elif kk < m:
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    else:
+        part = np.broadcast_to(np.arange(m), (n, m)).copy()
+    top = np.take_along_axis(scores, part, axis=1)
+    # sort by score descending, ties by lower column index
+    order = np.lexsort((part, -top), axis=1) if n else np.zeros((0, kk), dtype=np.int64)
+    part = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    top = np.take_along_axis(top, order, axis=1)
+    ids = part if item_ids is None else np.asarray(item_ids, dtype=np.int64)[part]
+    invalid = ~np.isfinite(top) & (top < 0)
+    ids = np.where(invalid, -1, ids)
+    top = np.where(invalid, -np.inf, top).astype(np.float32)
+    if kk < k:
+        ids = np.hstack([ids, np.full((n, k - kk), -1, dtype=np.int64)])
+        top = np.hstack([top, np.full((n, k - kk), -np.inf, dtype=np.float32)])
+    return Ranking(ids, top)

@@ -1,0 +1,169 @@
+"""Conformance checks every registered model must pass.
+
+``tests/test_conformance.py`` runs :class:`RecommenderConformance` for every model in
+the registry, so a new model is tested as soon as it is registered. Models give small,
+fast settings in their ``test_params`` class attribute.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ..data import Interactions
+from ..errors import RecseekError
+from ..models import registry
+from ..models.base import RatingPredictor, Recommender
+from .fixtures import holdout_last, ml100k_sample, synthetic
+
+
+def make_model(name: str, **extra) -> Recommender:
+    cls = registry.get(name)
+    params = {**cls.test_params, **extra}
+    if "verbose" in cls.param_names():
+        params.setdefault("verbose", False)
+    return registry.create(name, **params)
+
+
+def recall_at_k(model: Recommender, train: Interactions, test: Interactions, k: int = 10) -> float:
+    users = np.flatnonzero(np.diff(test.matrix.indptr) > 0)
+    ranking = model.recommend(users, k)
+    hits = 0.0
+    for r, u in enumerate(users):
+        relevant = test.items_of(u)
+        hits += np.isin(ranking.ids[r], relevant).sum() / min(len(relevant), k)
+    return hits / len(users)
+
+
+class RecommenderConformance:
+    """Mixin of pytest checks; subclasses set ``model_name``."""
+
+    model_name: str = ""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def data(cls) -> Interactions:
+        return synthetic(seed=3)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fitted(cls, data: Interactions) -> Recommender:
+        return make_model(cls.model_name).fit(data)
+
+    def test_metadata(self) -> None:
+        cls = registry.get(self.model_name)
+        assert cls.task in ("ranking", "rating")
+        assert cls.paper, f"{cls.name} must name its paper"
+        assert cls.__doc__ and cls.__doc__.strip(), f"{cls.name} needs a docstring"
+
+    def test_recommend_shape_and_order(self, fitted: Recommender, data: Interactions) -> None:
+        users = np.arange(data.n_users)
+        r = fitted.recommend(users, k=5)
+        assert r.ids.shape == (data.n_users, 5) and r.scores.shape == (data.n_users, 5)
+        valid = r.ids >= 0
+        assert valid.sum(axis=1).min() > 0, "some users got no recommendation at all"
+        assert (r.ids[valid] < data.n_items).all()
+        s = np.where(valid, r.scores, -np.inf)
+        assert (np.diff(s, axis=1) <= 1e-6).all(), "scores must be non-increasing"
+        assert np.isfinite(r.scores[valid]).all()
+
+    def test_exclude_seen(self, fitted: Recommender, data: Interactions) -> None:
+        users = np.arange(data.n_users)
+        r = fitted.recommend(users, k=10)
+        for u in users:
+            assert not np.isin(r.ids[u][r.ids[u] >= 0], data.items_of(u)).any()
+        r2 = fitted.recommend(users, k=data.n_items, exclude_seen=False)
+        assert (r2.ids >= 0).sum() >= (r.ids >= 0).sum()
+
+    def test_batch_equals_single(self, fitted: Recommender, data: Interactions) -> None:
+        users = np.array([0, 5, 17, 3])
+        batch = fitted.recommend(users, k=7)
+        for row, u in enumerate(users):
+            one = fitted.recommend([u], k=7)
+            np.testing.assert_array_equal(batch.ids[row], one.ids[0])
+            np.testing.assert_allclose(batch.scores[row], one.scores[0], rtol=1e-5, atol=1e-6)
+        full = fitted.score(users)
+        for row, u in enumerate(users):
+            np.testing.assert_allclose(full[row], fitted.score([u])[0], rtol=1e-5, atol=1e-6)
+
+    def test_score_items_subset(self, fitted: Recommender, data: Interactions) -> None:
+        items = np.array([3, 1, 7])
+        sub = fitted.score([0, 2], items)
+        full = fitted.score([0, 2])
+        np.testing.assert_allclose(sub, full[:, items], rtol=1e-5, atol=1e-6)
+
+    def test_candidates(self, fitted: Recommender, data: Interactions) -> None:
+        cands = np.array([1, 2, 3, 4, 5, 6])
+        r = fitted.recommend(np.arange(6), k=3, candidates=cands)
+        assert np.isin(r.ids[r.ids >= 0], cands).all()
+
+    def test_unknown_users_and_items(self, fitted: Recommender, data: Interactions) -> None:
+        r = fitted.recommend([-1, data.n_users + 5], k=3)
+        assert r.ids.shape == (2, 3)
+        assert ((r.ids == -1) | ((r.ids >= 0) & (r.ids < data.n_items))).all()
+        s = fitted.score([0], np.array([0, data.n_items + 3]))
+        assert np.isnan(s[0, 1])
+        if isinstance(fitted, RatingPredictor):
+            p = fitted.predict(np.array([-1, 0, 0]), np.array([0, -1, data.n_items]))
+            assert np.isfinite(p).all()
+
+    def test_k_larger_than_catalogue(self, fitted: Recommender, data: Interactions) -> None:
+        r = fitted.recommend([0], k=data.n_items + 10)
+        assert r.ids.shape == (1, data.n_items + 10)
+        assert (r.ids[0, -10:] == -1).all()
+
+    def test_bad_k(self, fitted: Recommender) -> None:
+        for bad in (0, -3):
+            with pytest.raises(RecseekError):
+                fitted.recommend([0], k=bad)
+
+    def test_save_load_roundtrip(self, fitted: Recommender, data: Interactions, tmp_path: Path) -> None:
+        path = fitted.save(tmp_path / "model")
+        loaded = Recommender.load(path)
+        assert type(loaded) is type(fitted)
+        users = np.arange(min(10, data.n_users))
+        np.testing.assert_array_equal(np.isnan(loaded.score(users)), np.isnan(fitted.score(users)))
+        np.testing.assert_allclose(loaded.score(users), fitted.score(users), rtol=1e-6, equal_nan=True)
+        np.testing.assert_array_equal(loaded.recommend(users, 5).ids, fitted.recommend(users, 5).ids)
+        if isinstance(fitted, RatingPredictor):
+            np.testing.assert_allclose(loaded.predict(users, users), fitted.predict(users, users), rtol=1e-6)
+
+    def test_parameters_roundtrip(self, fitted: Recommender) -> None:
+        params = fitted.get_parameters()
+        assert all(isinstance(v, np.ndarray) for v in params.values())
+        clone = type(fitted)(**fitted.get_params())
+        clone.set_parameters(params)
+        np.testing.assert_allclose(clone.score([0, 1]), fitted.score([0, 1]), rtol=1e-6, equal_nan=True)
+
+    def test_unknown_hyperparameter(self) -> None:
+        with pytest.raises(RecseekError, match="no hyperparameter"):
+            registry.create(self.model_name, not_a_parameter=1)
+
+    def test_empty_training_data(self) -> None:
+        empty = synthetic().subset(np.zeros(synthetic().nnz, dtype=bool))
+        with pytest.raises(RecseekError):
+            make_model(self.model_name).fit(empty)
+
+    def test_beats_random_on_real_sample(self) -> None:
+        cls = registry.get(self.model_name)
+        if not cls.conformance_quality or cls.name == "RandomGuess":
+            pytest.skip("quality check not applicable")
+        try:
+            data = ml100k_sample(300)
+        except FileNotFoundError:
+            pytest.skip("MovieLens sample not available")
+        if cls.task == "ranking":
+            data = data.binarize(4)
+        train, test = holdout_last(data)
+        model = make_model(self.model_name).fit(train)
+        rand = make_model("RandomGuess").fit(train)
+        if cls.task == "rating":
+            users, items, truth, _ = test.to_coo()
+            err = np.sqrt(np.mean((model.predict(users, items) - truth) ** 2))
+            err_r = np.sqrt(np.mean((rand.predict(users, items) - truth) ** 2))
+            assert err < err_r, f"RMSE {err:.4f} not better than RandomGuess {err_r:.4f}"
+        else:
+            ours, theirs = recall_at_k(model, train, test), recall_at_k(rand, train, test)
+            assert ours > theirs, f"recall@10 {ours:.4f} not better than RandomGuess {theirs:.4f}"
