@@ -36,6 +36,11 @@ class Interactions:
         Side columns, one row per item / user in index order (e.g. title, genres).
     trust : scipy.sparse.csr_array, shape (n_users, n_users), optional
         A user-user trust (social) graph.
+    order : ndarray of int64, shape (nnz,), optional
+        Position of each stored entry in the original input (file order), aligned with
+        ``matrix.data``; splits use it to break ties in time stably.
+    meta : dict
+        Free-form extra information (source path, per-record side data, ...).
     """
 
     matrix: sp.csr_array
@@ -45,6 +50,7 @@ class Interactions:
     item_data: pd.DataFrame | None = None
     user_data: pd.DataFrame | None = None
     trust: sp.csr_array | None = None
+    order: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ building
@@ -92,8 +98,8 @@ class Interactions:
             item_vocab, i = Vocabulary.from_values(items, "item")
         else:
             i = item_vocab.indices(items)
-        matrix, ts = build_csr(u, i, values, timestamps, (len(user_vocab), len(item_vocab)), duplicates)
-        return cls(matrix, user_vocab, item_vocab, ts)
+        matrix, ts, order = build_csr(u, i, values, timestamps, (len(user_vocab), len(item_vocab)), duplicates)
+        return cls(matrix, user_vocab, item_vocab, ts, order=order)
 
     @classmethod
     def from_indices(
@@ -106,8 +112,8 @@ class Interactions:
         duplicates: str = "last",
     ) -> Interactions:
         """Build with the vocabularies and side data of ``like`` from index arrays."""
-        matrix, ts = build_csr(u, i, values, timestamps, like.shape, duplicates)
-        return replace(like, matrix=matrix, timestamps=ts)
+        matrix, ts, order = build_csr(u, i, values, timestamps, like.shape, duplicates)
+        return replace(like, matrix=matrix, timestamps=ts, order=order)
 
     # ------------------------------------------------------------------ views
     @property
@@ -153,7 +159,12 @@ class Interactions:
         indptr = np.zeros(self.n_users + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         matrix = sp.csr_array((v[mask], i[mask].astype(np.int32), indptr), shape=self.shape)
-        return replace(self, matrix=matrix, timestamps=None if t is None else t[mask])
+        return replace(
+            self,
+            matrix=matrix,
+            timestamps=None if t is None else t[mask],
+            order=None if self.order is None else self.order[mask],
+        )
 
     def binarize(self, threshold: float | None = None) -> Interactions:
         """Implicit feedback: keep entries with value >= ``threshold`` and set them to 1."""
@@ -188,8 +199,9 @@ def build_csr(
     timestamps: np.ndarray | None,
     shape: tuple[int, int],
     duplicates: str = "last",
-) -> tuple[sp.csr_array, np.ndarray | None]:
-    """Canonical CSR (sorted, duplicates merged by ``duplicates``) plus aligned timestamps."""
+) -> tuple[sp.csr_array, np.ndarray | None, np.ndarray]:
+    """Canonical CSR (sorted, duplicates merged by ``duplicates``), aligned timestamps and
+    the input position of each kept record."""
     if duplicates not in DUPLICATE_POLICIES:
         raise DataError(f"duplicates must be one of {', '.join(DUPLICATE_POLICIES)}, got {duplicates!r}")
     n_users, n_items = shape
@@ -203,7 +215,7 @@ def build_csr(
     seq = np.arange(n)
     keys = [seq] if timestamps is None else [seq, timestamps]
     order = np.lexsort((*keys, i, u))
-    u, i, values = u[order], i[order], values[order]
+    u, i, values, seq = u[order], i[order], values[order], seq[order]
     ts = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)[order]
     if n:
         new = np.ones(n, dtype=bool)
@@ -224,7 +236,7 @@ def build_csr(
                     vals = np.maximum.reduceat(values, starts)
                 else:  # mean
                     vals = np.add.reduceat(values, starts) / np.diff(np.append(starts, n))
-            u, i, values = u[pick], i[pick], vals
+            u, i, values, seq = u[pick], i[pick], vals, seq[pick]
             ts = None if ts is None else ts[pick]
     counts = np.bincount(u, minlength=n_users)
     indptr = np.zeros(n_users + 1, dtype=np.int64)
@@ -232,4 +244,4 @@ def build_csr(
     matrix = sp.csr_array(
         (values.astype(np.float32), i.astype(np.int32), indptr), shape=(n_users, n_items)
     )
-    return matrix, ts
+    return matrix, ts, seq.astype(np.int64)
