@@ -1,6 +1,5 @@
 """Every registered model runs the conformance suite (recseek.testing.conformance)."""
 
-import pytest
 
 from recseek.models import available
 from recseek.testing.conformance import RecommenderConformance

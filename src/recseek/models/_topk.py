@@ -81,7 +81,7 @@ def topk(
         mask_rows(scores, exclude)
     if allowed is not None:
         scores[~allowed] = -np.inf
-    np.nan_to_num(scores, copy=False, nan=-np.inf, posinf=np.finfo(scores.dtype).max)
+    np.nan_to_num(scores, copy=False, nan=-np.inf, posinf=np.finfo(scores.dtype).max, neginf=-np.inf)
     kk = min(k, m)
     if kk == 0:
         part = np.zeros((n, 0), dtype=np.int64)

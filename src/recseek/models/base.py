@@ -221,6 +221,10 @@ class Recommender(ABC):
             return Ranking(np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32))
         return Ranking(np.vstack(ids_parts), np.vstack(score_parts))
 
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Rating prediction; only rating models (:class:`RatingPredictor`) have it."""
+        raise UnsupportedError(f"{self.display_name} is a ranking model and cannot predict ratings")
+
     # ------------------------------------------------------------ new users
     def _score_new(self, rows: sp.csr_array) -> np.ndarray:
         """Scores for users not seen in training, from their interaction rows.
