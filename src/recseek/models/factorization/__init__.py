@@ -1,0 +1,1 @@
+"""Rating-prediction factorisation models (SGD, ALS, coordinate descent, Bayesian, FM, local)."""
