@@ -1,0 +1,1 @@
+"""ALS-family implicit-feedback models: WRMF, iALS++, eALS and RankALS."""

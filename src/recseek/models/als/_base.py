@@ -1,0 +1,77 @@
+"""Shared parts of the ALS-family models: factor storage, BLAS scoring, data layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ...data import Interactions
+from ...errors import DataError
+from ..base import Recommender
+
+
+class FactorModel(Recommender):
+    """A model scoring ``user_factors_ @ item_factors_.T`` (float32, BLAS per block)."""
+
+    family = "factorization"
+
+    def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        u = self.user_factors_[users]
+        v = self.item_factors_ if items is None else self.item_factors_[items]
+        return u @ v.T
+
+    def item_vectors(self) -> np.ndarray:
+        self._check_fitted()
+        return self.item_factors_
+
+    def user_vectors(self) -> np.ndarray:
+        self._check_fitted()
+        return self.user_factors_
+
+    def _init_factors(self, n: int, scale: float, rng: np.random.Generator) -> np.ndarray:
+        return (rng.standard_normal((n, int(self.factors)), dtype=np.float32) * np.float32(scale))
+
+
+def implicit_values(train: Interactions, model: str) -> np.ndarray:
+    """The stored values of ``train`` as float32, checked to be finite and non-negative."""
+    vals = np.asarray(train.matrix.data, dtype=np.float32)
+    if vals.size and (vals.min() < 0):
+        raise DataError(f"{model}: interaction values must be non-negative (found {float(vals.min())})")
+    return vals
+
+
+def csr_parts(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, shape: tuple[int, int]):
+    """``(indptr int64, indices int32, data float32)`` of a CSR structure and of its transpose."""
+    m = sp.csr_array((data, indices, indptr), shape=shape)
+    t = m.T.tocsr()
+    t.sort_indices()
+    return (
+        (np.asarray(m.indptr, np.int64), np.asarray(m.indices, np.int32), np.asarray(m.data, np.float32)),
+        (np.asarray(t.indptr, np.int64), np.asarray(t.indices, np.int32), np.asarray(t.data, np.float32)),
+    )
+
+
+def n_chunks() -> int:
+    """Chunks of rows per kernel call: several per thread so that uneven rows balance out."""
+    from ..._numba import get_num_threads
+
+    return 8 * get_num_threads()
+
+
+def max_row(indptr: np.ndarray) -> int:
+    return int(np.diff(indptr).max()) if indptr.shape[0] > 1 else 0
+
+
+def balanced_chunks(indptr: np.ndarray, n_chunks: int, row_cost: int = 16) -> np.ndarray:
+    """Boundaries (int64, length <= n_chunks + 1) of row chunks of about equal work.
+
+    The work of a row is its number of stored entries plus ``row_cost``.
+    """
+    n = indptr.shape[0] - 1
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    cost = np.asarray(indptr, dtype=np.int64) + row_cost * np.arange(n + 1, dtype=np.int64)
+    targets = np.linspace(0, cost[-1], max(1, n_chunks) + 1)
+    bounds = np.searchsorted(cost, targets, side="left").astype(np.int64)
+    bounds[0], bounds[-1] = 0, n
+    return np.unique(bounds)
