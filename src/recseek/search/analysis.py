@@ -22,13 +22,14 @@ regular-expression pass and one dictionary lookup per token.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import ParameterError
 
-__all__ = ["Analyzer", "ENGLISH_STOPWORDS"]
+__all__ = ["Analyzer", "ENGLISH_STOPWORDS", "TermIds"]
 
 #: English stopwords: articles, pronouns, auxiliaries, prepositions, conjunctions and
 #: other function words (lowercase).
@@ -229,7 +230,18 @@ class Analyzer:
         """Terms of many texts."""
         return [self.analyze(t) for t in texts]
 
-    def encode(self, texts: Sequence[str], vocab: dict[str, int], *, grow: bool = True) -> tuple[list[int], list[int]]:
+    def term_ids(self, vocab: dict[str, int]) -> TermIds:
+        """A memo ``token -> term ids`` that grows ``vocab``; pass it to :meth:`encode`."""
+        return TermIds(self, vocab)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        vocab: dict[str, int],
+        *,
+        grow: bool = True,
+        memo: TermIds | None = None,
+    ) -> tuple[list[int], list[int]]:
         """Analyse ``texts`` straight into term ids.
 
         Parameters
@@ -237,7 +249,10 @@ class Analyzer:
         texts : sequence of str
         vocab : dict term -> id
             Updated in place with new terms (ids ``len(vocab)``, ...) when ``grow``;
-            otherwise unknown terms are dropped.
+            otherwise unknown terms get id ``-1``.
+        memo : TermIds, optional
+            From :meth:`term_ids` on the same ``vocab``; reusing it across calls skips
+            analysing tokens seen before (only used when ``grow``).
 
         Returns
         -------
@@ -245,20 +260,26 @@ class Analyzer:
             Number of terms of each text (unknown terms included, so lengths do not
             depend on the vocabulary).
         ids : list of int
-            Concatenated term ids of all texts (``-1`` for unknown terms when not ``grow``).
+            Concatenated term ids of all texts.
         """
-        cache = self._cache
         lengths: list[int] = []
         ids: list[int] = []
-        plain = self.ngrams == 1
+        tokens = self._tokens
         for text in texts:
             if not isinstance(text, str):
                 raise ParameterError(f"Analyzer: text must be a string, got {type(text).__name__}")
-            terms: list[str] = []
-            for tok in self._tokens(text):
-                terms.extend(cache[tok])
-            if not plain:
-                terms = _with_ngrams(terms, self.ngrams)
+        if grow and self.ngrams == 1:
+            if memo is None or memo.vocab is not vocab:
+                memo = TermIds(self, vocab)
+            get = memo.__getitem__
+            chain = itertools.chain.from_iterable
+            for text in texts:
+                tl = list(chain(map(get, tokens(text))))
+                lengths.append(len(tl))
+                ids.extend(tl)
+            return lengths, ids
+        for text in texts:
+            terms = self.analyze(text)
             lengths.append(len(terms))
             if grow:
                 for t in terms:
@@ -267,9 +288,29 @@ class Analyzer:
                         i = vocab[t] = len(vocab)
                     ids.append(i)
             else:
-                get = vocab.get
-                ids.extend(get(t, -1) for t in terms)
+                vget = vocab.get
+                ids.extend(vget(t, -1) for t in terms)
         return lengths, ids
+
+
+class TermIds(dict):
+    """Memo ``token -> tuple of term ids`` bound to one analyzer and one growing vocabulary."""
+
+    def __init__(self, analyzer: Analyzer, vocab: dict[str, int]) -> None:
+        super().__init__()
+        self.analyzer = analyzer
+        self.vocab = vocab
+
+    def __missing__(self, token: str) -> tuple[int, ...]:
+        vocab = self.vocab
+        out = []
+        for t in self.analyzer._cache[token]:
+            i = vocab.get(t)
+            if i is None:
+                i = vocab[t] = len(vocab)
+            out.append(i)
+        value = self[token] = tuple(out)
+        return value
 
 
 def _with_ngrams(terms: list[str], n: int) -> list[str]:
