@@ -1,0 +1,344 @@
+"""Experiments described in TOML: data -> split -> every model -> metrics.
+
+A file has four parts::
+
+    [data]
+    name = "ml-100k"          # a named data set (recseek.datasets.load) ...
+    # path = "ratings.csv"    # ... or a file/folder, relative to this TOML file
+    # format = "csv"          # recbole | movielens | jstarcraft | csv | tsv | parquet
+    # options = { sep = ";" } # extra keyword arguments for the reader
+    min_rating = 4            # optional: keep only records with value >= 4
+    binarize = true           # optional: set every kept value to 1 (implicit feedback)
+
+    [split]
+    method = "ratio"          # random | ratio | leave_one_out | temporal | kfold | given_n
+    ratio = 0.8               # other keys are the method's arguments:
+    by = "user"               #   random: ratio, seed
+    order = "time"            #   ratio: ratio, by, order ("time" | "random"), seed
+    seed = 0                  #   leave_one_out: k, order; temporal: cutoff, ratio
+                              #   kfold: k, seed, fold (without fold: every fold, averaged)
+                              #   given_n: n, order, seed
+
+    [evaluation]
+    task = "ranking"          # ranking | rating
+    k = 10                    # list length (ranking)
+    metrics = ["ndcg", "recall"]   # ranking: auc auc_full coverage diversity gini hitrate map
+                              #   mrr ndcg novelty precision recall recall_capped;
+                              #   rating: mae mpe mse rmse (default: all of the task)
+    # sampled = 100           # optional: rank test items against 100 sampled negatives
+    # seed = 0                # seed of the sampled negatives
+    # clip = [0.5, 4.0]       # rating: clamp predictions (default: training rating range)
+
+    [[models]]                # one table per model, run in order
+    name = "BPR"              # a registry name (see `recseek models`)
+    # label = "BPR-64"        # optional name shown in results (default: name)
+    factors = 64              # every other key is a hyperparameter of the model
+
+Only the keys above are accepted. Every mistake (malformed TOML, an unknown key,
+model or hyperparameter, a value out of range, a missing file) raises one
+:class:`~recseek.errors.RecseekError` sentence that names the file and the key.
+
+:func:`run_experiment` returns one dict per model: ``model`` (label), ``name``,
+``params``, ``task``, ``protocol`` (``"full ranking"`` or ``"sampled N negatives"``),
+``metrics`` (``{"ndcg@10": ...}``), ``fit_seconds`` and ``predict_seconds`` (the
+time spent predicting and computing metrics).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError, ParameterError, RecseekError
+
+__all__ = ["Experiment", "load_experiment", "run_experiment"]
+
+_DATA_KEYS = {"name", "path", "format", "options", "min_rating", "binarize"}
+_FORMATS = ("recbole", "movielens", "jstarcraft", "csv", "tsv", "parquet")
+_SPLIT_KEYS = {
+    "random": {"ratio", "seed"},
+    "ratio": {"ratio", "by", "order", "seed"},
+    "leave_one_out": {"k", "order"},
+    "temporal": {"cutoff", "ratio"},
+    "kfold": {"k", "seed", "fold"},
+    "given_n": {"n", "order", "seed"},
+}
+_EVAL_KEYS = {"task", "k", "metrics", "sampled", "seed", "clip"}
+_SECTIONS = {"data", "split", "evaluation", "models"}
+
+
+@dataclass
+class Experiment:
+    """A validated experiment (what :func:`load_experiment` returns)."""
+
+    source: str
+    data: dict[str, Any]
+    split: dict[str, Any]
+    evaluation: dict[str, Any]
+    models: list[dict[str, Any]] = field(default_factory=list)
+    base_dir: Path = field(default_factory=Path.cwd)
+
+
+def _err(source: str, msg: str) -> RecseekError:
+    return ParameterError(f"{source}: {msg}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def load_experiment(config: str | Path | Mapping[str, Any]) -> Experiment:
+    """Parse and validate an experiment (TOML path or already-parsed mapping)."""
+    if isinstance(config, Mapping):
+        source, raw, base = "<config>", dict(config), Path.cwd()
+    else:
+        path = Path(config)
+        source = str(path)
+        if not path.is_file():
+            raise DataError(f"experiment file {path} does not exist")
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ParameterError(f"{source}: invalid TOML: {e}") from None
+        except UnicodeDecodeError:
+            raise DataError(f"{source}: not a UTF-8 text file") from None
+        base = path.resolve().parent
+    for key in raw:
+        if key not in _SECTIONS:
+            raise _err(source, f"unknown section [{key}] (valid: data, split, evaluation, models)")
+    for sec in ("data", "split", "evaluation"):
+        if sec in raw and not isinstance(raw[sec], dict):
+            raise _err(source, f"[{sec}] must be a table")
+    data = dict(raw.get("data", {}))
+    split = dict(raw.get("split", {}))
+    ev = dict(raw.get("evaluation", {}))
+    models = raw.get("models")
+    _check_data(source, data)
+    _check_split(source, split)
+    _check_eval(source, ev)
+    if not isinstance(models, list) or not models or not all(isinstance(m, dict) for m in models):
+        raise _err(source, "at least one [[models]] table with a name is required")
+    checked = [_check_model(source, i, dict(m), ev["task"]) for i, m in enumerate(models)]
+    return Experiment(source, data, split, ev, checked, base)
+
+
+def _check_data(source: str, data: dict[str, Any]) -> None:
+    for key in data:
+        if key not in _DATA_KEYS:
+            raise _err(source, f"unknown key [data] {key} (valid: {', '.join(sorted(_DATA_KEYS))})")
+    if "name" in data and not isinstance(data["name"], str):
+        raise _err(source, "[data] name must be a string")
+    if "path" in data and not isinstance(data["path"], str):
+        raise _err(source, "[data] path must be a string")
+    if "format" in data and data["format"] not in _FORMATS:
+        raise _err(source, f"[data] format must be one of {', '.join(_FORMATS)}, got {data['format']!r}")
+    if "options" in data and not isinstance(data["options"], dict):
+        raise _err(source, "[data] options must be a table of reader arguments")
+    if "min_rating" in data and not _is_num(data["min_rating"]):
+        raise _err(source, f"[data] min_rating must be a number, got {data['min_rating']!r}")
+    if "binarize" in data and not isinstance(data["binarize"], bool):
+        raise _err(source, f"[data] binarize must be true or false, got {data['binarize']!r}")
+
+
+def _check_split(source: str, split: dict[str, Any]) -> None:
+    method = split.setdefault("method", "ratio")
+    if method not in _SPLIT_KEYS:
+        raise _err(source, f"[split] method must be one of {', '.join(_SPLIT_KEYS)}, got {method!r}")
+    valid = _SPLIT_KEYS[method]
+    for key, v in split.items():
+        if key == "method":
+            continue
+        if key not in valid:
+            raise _err(source, f"unknown key [split] {key} for method {method!r} (valid: {', '.join(sorted(valid))})")
+        if key == "ratio" and not (_is_num(v) and 0 < v < 1):
+            raise _err(source, f"[split] ratio must be a number between 0 and 1, got {v!r}")
+        if key in ("seed", "fold") and not (_is_int(v) and v >= 0):
+            raise _err(source, f"[split] {key} must be a non-negative integer, got {v!r}")
+        if key in ("k", "n") and not (_is_int(v) and v >= 1):
+            raise _err(source, f"[split] {key} must be a positive integer, got {v!r}")
+        if key == "order" and v not in ("time", "random"):
+            raise _err(source, f"[split] order must be 'time' or 'random', got {v!r}")
+    if method == "kfold" and "fold" in split and split["fold"] >= split.get("k", 5):
+        raise _err(source, f"[split] fold must be below k={split.get('k', 5)}, got {split['fold']}")
+
+
+def _check_eval(source: str, ev: dict[str, Any]) -> None:
+    from ..metrics import RANKING_METRICS, RATING_METRICS
+
+    for key in ev:
+        if key not in _EVAL_KEYS:
+            raise _err(source, f"unknown key [evaluation] {key} (valid: {', '.join(sorted(_EVAL_KEYS))})")
+    task = ev.setdefault("task", "ranking")
+    if task not in ("ranking", "rating"):
+        raise _err(source, f"[evaluation] task must be 'ranking' or 'rating', got {task!r}")
+    k = ev.setdefault("k", 10)
+    if not (_is_int(k) and k >= 1):
+        raise _err(source, f"[evaluation] k must be a positive integer, got {k!r}")
+    valid = RANKING_METRICS if task == "ranking" else RATING_METRICS
+    if "metrics" in ev:
+        ms = ev["metrics"]
+        if isinstance(ms, str):
+            ms = ev["metrics"] = [ms]
+        if not isinstance(ms, list) or not ms:
+            raise _err(source, "[evaluation] metrics must be a non-empty list of names")
+        for m in ms:
+            if not isinstance(m, str) or m.strip().lower().split("@", 1)[0] not in valid:
+                raise _err(source, f"[evaluation] unknown {task} metric {m!r} (valid: {', '.join(valid)})")
+    if "sampled" in ev:
+        if task != "ranking":
+            raise _err(source, "[evaluation] sampled applies only to the ranking task")
+        if not (_is_int(ev["sampled"]) and ev["sampled"] >= 1):
+            raise _err(source, f"[evaluation] sampled must be a positive integer, got {ev['sampled']!r}")
+    if "seed" in ev and not (_is_int(ev["seed"]) and ev["seed"] >= 0):
+        raise _err(source, f"[evaluation] seed must be a non-negative integer, got {ev['seed']!r}")
+    if "clip" in ev:
+        c = ev["clip"]
+        if task != "rating":
+            raise _err(source, "[evaluation] clip applies only to the rating task")
+        if not (isinstance(c, list) and len(c) == 2 and all(_is_num(x) for x in c) and c[0] <= c[1]):
+            raise _err(source, f"[evaluation] clip must be [low, high], got {c!r}")
+
+
+def _check_model(source: str, index: int, spec: dict[str, Any], task: str) -> dict[str, Any]:
+    from ..models import registry
+
+    where = f"[[models]] #{index + 1}"
+    name = spec.pop("name", None)
+    if not isinstance(name, str) or not name:
+        raise _err(source, f"{where} needs a name")
+    label = spec.pop("label", None)
+    if label is not None and not isinstance(label, str):
+        raise _err(source, f"{where} label must be a string")
+    try:
+        cls = registry.get(name)
+        registry.create(name, **spec)
+    except RecseekError as e:
+        raise _err(source, f"{where} ({name}): {e}") from None
+    except TypeError as e:
+        raise _err(source, f"{where} ({name}): bad hyperparameters ({e})") from None
+    if task == "rating" and cls.task != "rating":
+        raise _err(source, f"{where}: {cls.name} is a ranking model and cannot be evaluated on the rating task")
+    return {"name": cls.name, "label": label or cls.name, "params": spec}
+
+
+# ---------------------------------------------------------------- running
+def _load_data(exp: Experiment, data_path: str | Path | None):
+    spec = exp.data
+    path = data_path if data_path is not None else spec.get("path")
+    if path is not None and data_path is None:
+        p = Path(path).expanduser()
+        path = p if p.is_absolute() else exp.base_dir / p
+    name = spec.get("name")
+    if name is None and path is None:
+        raise _err(exp.source, "[data] needs a name or a path (or pass --data)")
+    if name is not None:
+        from .. import datasets
+
+        data = datasets.load(name, path=None if path is None else str(path))
+    else:
+        from ..data import readers
+
+        if not Path(path).exists():
+            raise DataError(f"{exp.source}: data path {path} does not exist")
+        kw = dict(spec.get("options", {}))
+        data = readers.read(str(path), format=spec.get("format"), **kw) if "format" in spec else readers.read(
+            str(path), **kw
+        )
+    if "min_rating" in spec:
+        data = data.filter_min_rating(float(spec["min_rating"]))
+        if data.nnz == 0:
+            raise DataError(f"{exp.source}: no record has a value >= [data] min_rating {spec['min_rating']}")
+    if spec.get("binarize", False):
+        data = data.binarize()
+    return data
+
+
+def _folds(exp: Experiment, data) -> list[tuple[Any, Any]]:
+    from ..data.split import split
+
+    kw = {k: v for k, v in exp.split.items() if k != "method"}
+    method = exp.split["method"]
+    try:
+        if method == "kfold" and "fold" not in kw:
+            k = kw.get("k", 5)
+            return [split(data, method, **{**kw, "fold": f}) for f in range(k)]
+        return [split(data, method, **kw)]
+    except RecseekError as e:
+        raise _err(exp.source, f"[split] {e}") from None
+
+
+def protocol_name(evaluation: Mapping[str, Any]) -> str:
+    """How metrics were computed, for reports: ``full ranking`` / ``sampled N negatives``."""
+    if evaluation.get("task", "ranking") == "rating":
+        return "rating prediction"
+    s = evaluation.get("sampled")
+    return "full ranking" if s is None else f"sampled {s} negatives"
+
+
+def run_experiment(
+    config_or_path: str | Path | Mapping[str, Any],
+    data_path: str | Path | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run every model of an experiment and return one result dict per model.
+
+    Parameters
+    ----------
+    config_or_path : path to a TOML file, or the parsed mapping
+    data_path : overrides ``[data] path`` (for a named data set: where its files are)
+    progress : show a progress bar over models on stderr
+    """
+    from tqdm.auto import tqdm
+
+    from ..models import registry
+    from .protocol import evaluate_ranking, evaluate_rating
+
+    exp = load_experiment(config_or_path)
+    data = _load_data(exp, data_path)
+    folds = _folds(exp, data)
+    ev = exp.evaluation
+    task = ev["task"]
+    results: list[dict[str, Any]] = []
+    bar = tqdm(exp.models, desc="models", unit="model", file=sys.stderr, disable=not progress)
+    for spec in bar:
+        bar.set_postfix_str(spec["label"])
+        sums: dict[str, float] = {}
+        fit_s = pred_s = 0.0
+        for train, test in folds:
+            model = registry.create(spec["name"], **spec["params"])
+            t0 = time.perf_counter()
+            model.fit(train)
+            t1 = time.perf_counter()
+            if task == "ranking":
+                m = evaluate_ranking(model, train, test, k=ev["k"], metrics=ev.get("metrics"),
+                                     sampled=ev.get("sampled"), seed=ev.get("seed", 0))
+            else:
+                clip = tuple(ev["clip"]) if "clip" in ev else None
+                m = evaluate_rating(model, test, metrics=ev.get("metrics"), clip=clip)
+            t2 = time.perf_counter()
+            fit_s += t1 - t0
+            pred_s += t2 - t1
+            for key, v in m.items():
+                sums[key] = sums.get(key, 0.0) + v
+        n = len(folds)
+        results.append({
+            "model": spec["label"],
+            "name": spec["name"],
+            "params": dict(spec["params"]),
+            "task": task,
+            "protocol": protocol_name(ev) + (f", {n}-fold average" if n > 1 else ""),
+            "metrics": {key: v / n for key, v in sums.items()},
+            "fit_seconds": fit_s / n,
+            "predict_seconds": pred_s / n,
+        })
+    return results
