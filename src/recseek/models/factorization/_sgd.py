@@ -12,46 +12,99 @@ import math
 
 import numpy as np
 
-from ..._numba import pnjit, prange
+from ..._numba import njit, pnjit, prange
+
+
+@njit
+def mf_epoch_range(
+    lo, hi, users, items, ratings, order, p, q, bu, bi, mu, lr, reg_u, reg_i, reg_bu, reg_bi, use_bias
+):  # pragma: no cover - numba
+    """SGD of (biased) matrix factorisation over ``order[lo:hi]``; returns the squared error."""
+    k = p.shape[1]
+    loss = 0.0
+    for t in range(lo, hi):
+        s = order[t]
+        u = users[s]
+        i = items[s]
+        pred = mu
+        if use_bias:
+            pred += bu[u] + bi[i]
+        for f in range(k):
+            pred += p[u, f] * q[i, f]
+        e = ratings[s] - pred
+        loss += e * e
+        if use_bias:
+            bu[u] += lr * (e - reg_bu * bu[u])
+            bi[i] += lr * (e - reg_bi * bi[i])
+        for f in range(k):
+            pf = p[u, f]
+            qf = q[i, f]
+            p[u, f] = pf + lr * (e * qf - reg_u * pf)
+            q[i, f] = qf + lr * (e * pf - reg_i * qf)
+    return loss
 
 
 @pnjit
-def mf_epoch(users, items, ratings, order, p, q, bu, bi, mu, lr, reg_u, reg_i, reg_bu, reg_bi,
-             use_bias, n_chunks):  # pragma: no cover - numba
-    """One SGD epoch of (biased) matrix factorisation; returns the summed squared error."""
+def mf_epoch_parallel(
+    users, items, ratings, order, p, q, bu, bi, mu, lr, reg_u, reg_i, reg_bu, reg_bi, use_bias, n_chunks
+):  # pragma: no cover - numba
+    """Lock-free parallel epoch over ``n_chunks`` contiguous pieces of the order."""
     n = order.shape[0]
-    k = p.shape[1]
     losses = np.zeros(n_chunks, dtype=np.float64)
     for c in prange(n_chunks):
-        lo = c * n // n_chunks
-        hi = (c + 1) * n // n_chunks
-        loss = 0.0
-        for t in range(lo, hi):
-            s = order[t]
-            u = users[s]
-            i = items[s]
-            pred = mu
-            if use_bias:
-                pred += bu[u] + bi[i]
-            for f in range(k):
-                pred += p[u, f] * q[i, f]
-            e = ratings[s] - pred
-            loss += e * e
-            if use_bias:
-                bu[u] += lr * (e - reg_bu * bu[u])
-                bi[i] += lr * (e - reg_bi * bi[i])
-            for f in range(k):
-                pf = p[u, f]
-                qf = q[i, f]
-                p[u, f] = pf + lr * (e * qf - reg_u * pf)
-                q[i, f] = qf + lr * (e * pf - reg_i * qf)
-        losses[c] = loss
+        losses[c] = mf_epoch_range(
+            c * n // n_chunks,
+            (c + 1) * n // n_chunks,
+            users,
+            items,
+            ratings,
+            order,
+            p,
+            q,
+            bu,
+            bi,
+            mu,
+            lr,
+            reg_u,
+            reg_i,
+            reg_bu,
+            reg_bi,
+            use_bias,
+        )
     return losses.sum()
 
 
-@pnjit
-def svdpp_epoch(indptr, indices, ratings, user_order, inner_order, p, q, y, bu, bi, mu, lr, reg_u,
-                reg_i, reg_b, reg_y, n_chunks):  # pragma: no cover - numba
+def mf_epoch(users, items, ratings, order, p, q, bu, bi, mu, lr, reg_u, reg_i, reg_bu, reg_bi, use_bias, n_chunks):
+    """One epoch: sequential (deterministic) for one chunk, else parallel."""
+    if n_chunks <= 1:
+        return mf_epoch_range(
+            0,
+            order.shape[0],
+            users,
+            items,
+            ratings,
+            order,
+            p,
+            q,
+            bu,
+            bi,
+            mu,
+            lr,
+            reg_u,
+            reg_i,
+            reg_bu,
+            reg_bi,
+            use_bias,
+        )
+    return mf_epoch_parallel(
+        users, items, ratings, order, p, q, bu, bi, mu, lr, reg_u, reg_i, reg_bu, reg_bi, use_bias, n_chunks
+    )
+
+
+@njit
+def svdpp_epoch_range(
+    lo, hi, indptr, indices, ratings, user_order, inner_order, p, q, y, bu, bi, mu, lr, reg_u, reg_i, reg_b, reg_y
+):  # pragma: no cover - numba
     """One SGD epoch of SVD++ with users processed one at a time.
 
     Within a user, the implicit sum ``z = |N(u)|^-1/2 sum_j y_j`` and the pending updates of
@@ -59,136 +112,247 @@ def svdpp_epoch(indptr, indices, ratings, user_order, inner_order, p, q, y, bu, 
     update, so a shared decay factor and accumulator reproduce per-rating SGD exactly);
     the ``y_j`` are written once at the end of the user.
     """
-    n_users = user_order.shape[0]
     k = p.shape[1]
-    losses = np.zeros(n_chunks, dtype=np.float64)
-    for c in prange(n_chunks):
-        lo = c * n_users // n_chunks
-        hi = (c + 1) * n_users // n_chunks
-        z = np.zeros(k, dtype=np.float32)
-        acc = np.zeros(k, dtype=np.float32)
-        loss = 0.0
-        for t in range(lo, hi):
-            u = user_order[t]
-            a = indptr[u]
-            b = indptr[u + 1]
-            if b == a:
-                continue
-            norm = np.float32(1.0 / math.sqrt(b - a))
-            z[:] = 0.0
-            for pp in range(a, b):
-                j = indices[pp]
-                for f in range(k):
-                    z[f] += y[j, f]
+    z = np.zeros(k, dtype=np.float32)
+    acc = np.zeros(k, dtype=np.float32)
+    loss = 0.0
+    for t in range(lo, hi):
+        u = user_order[t]
+        a = indptr[u]
+        b = indptr[u + 1]
+        if b == a:
+            continue
+        norm = np.float32(1.0 / math.sqrt(b - a))
+        z[:] = 0.0
+        for pp in range(a, b):
+            j = indices[pp]
             for f in range(k):
-                z[f] *= norm
-                acc[f] = 0.0
-            decay = np.float32(1.0)
-            shrink = np.float32(1.0) - lr * reg_y
-            for pp in range(a, b):
-                s = inner_order[pp]
-                i = indices[s]
-                pred = mu + bu[u] + bi[i]
-                for f in range(k):
-                    pred += (p[u, f] + z[f]) * q[i, f]
-                e = ratings[s] - pred
-                loss += e * e
-                bu[u] += lr * (e - reg_b * bu[u])
-                bi[i] += lr * (e - reg_b * bi[i])
-                decay *= shrink
-                for f in range(k):
-                    pf = p[u, f]
-                    qf = q[i, f]
-                    zf = z[f]
-                    p[u, f] = pf + lr * (e * qf - reg_u * pf)
-                    q[i, f] = qf + lr * (e * (pf + zf) - reg_i * qf)
-                    acc[f] = acc[f] * shrink + lr * e * norm * qf
-                    z[f] = zf * shrink + lr * e * qf
-            for pp in range(a, b):
-                j = indices[pp]
-                for f in range(k):
-                    y[j, f] = decay * y[j, f] + acc[f]
-        losses[c] = loss
-    return losses.sum()
+                z[f] += y[j, f]
+        for f in range(k):
+            z[f] *= norm
+            acc[f] = 0.0
+        decay = np.float32(1.0)
+        shrink = np.float32(1.0) - lr * reg_y
+        for pp in range(a, b):
+            s = inner_order[pp]
+            i = indices[s]
+            pred = mu + bu[u] + bi[i]
+            for f in range(k):
+                pred += (p[u, f] + z[f]) * q[i, f]
+            e = ratings[s] - pred
+            loss += e * e
+            bu[u] += lr * (e - reg_b * bu[u])
+            bi[i] += lr * (e - reg_b * bi[i])
+            decay *= shrink
+            for f in range(k):
+                pf = p[u, f]
+                qf = q[i, f]
+                zf = z[f]
+                p[u, f] = pf + lr * (e * qf - reg_u * pf)
+                q[i, f] = qf + lr * (e * (pf + zf) - reg_i * qf)
+                acc[f] = acc[f] * shrink + lr * e * norm * qf
+                z[f] = zf * shrink + lr * e * qf
+        for pp in range(a, b):
+            j = indices[pp]
+            for f in range(k):
+                y[j, f] = decay * y[j, f] + acc[f]
+    return loss
 
 
 @pnjit
-def asvd_epoch(indptr, indices, ratings, user_order, inner_order, q, x, y, bu, bi, mu, lr, reg_b,
-               reg_i, reg_x, reg_y, n_chunks):  # pragma: no cover - numba
+def svdpp_epoch_parallel(
+    indptr, indices, ratings, user_order, inner_order, p, q, y, bu, bi, mu, lr, reg_u, reg_i, reg_b, reg_y, n_chunks
+):  # pragma: no cover - numba
+    """Lock-free parallel epoch over ``n_chunks`` contiguous pieces of the order."""
+    n = user_order.shape[0]
+    losses = np.zeros(n_chunks, dtype=np.float64)
+    for c in prange(n_chunks):
+        losses[c] = svdpp_epoch_range(
+            c * n // n_chunks,
+            (c + 1) * n // n_chunks,
+            indptr,
+            indices,
+            ratings,
+            user_order,
+            inner_order,
+            p,
+            q,
+            y,
+            bu,
+            bi,
+            mu,
+            lr,
+            reg_u,
+            reg_i,
+            reg_b,
+            reg_y,
+        )
+    return losses.sum()
+
+
+def svdpp_epoch(
+    indptr, indices, ratings, user_order, inner_order, p, q, y, bu, bi, mu, lr, reg_u, reg_i, reg_b, reg_y, n_chunks
+):
+    """One epoch: sequential (deterministic) for one chunk, else parallel."""
+    if n_chunks <= 1:
+        return svdpp_epoch_range(
+            0,
+            user_order.shape[0],
+            indptr,
+            indices,
+            ratings,
+            user_order,
+            inner_order,
+            p,
+            q,
+            y,
+            bu,
+            bi,
+            mu,
+            lr,
+            reg_u,
+            reg_i,
+            reg_b,
+            reg_y,
+        )
+    return svdpp_epoch_parallel(
+        indptr, indices, ratings, user_order, inner_order, p, q, y, bu, bi, mu, lr, reg_u, reg_i, reg_b, reg_y, n_chunks
+    )
+
+
+@njit
+def asvd_epoch_range(
+    lo, hi, indptr, indices, ratings, user_order, inner_order, q, x, y, bu, bi, mu, lr, reg_b, reg_i, reg_x, reg_y
+):  # pragma: no cover - numba
     """One SGD epoch of asymmetric SVD (users represented by their rated items only).
 
     The user vector is ``z = |R(u)|^-1/2 sum_j (c_j x_j + y_j)`` with residuals
     ``c_j = r_uj - mu - b_u - b_j`` fixed at the start of the user; pending updates of
     ``x_j`` and ``y_j`` are tracked with shared accumulators as in :func:`svdpp_epoch`.
     """
-    n_users = user_order.shape[0]
     k = q.shape[1]
+    zx = np.zeros(k, dtype=np.float32)
+    zy = np.zeros(k, dtype=np.float32)
+    ax = np.zeros(k, dtype=np.float32)
+    ay = np.zeros(k, dtype=np.float32)
+    loss = 0.0
+    for t in range(lo, hi):
+        u = user_order[t]
+        a = indptr[u]
+        b = indptr[u + 1]
+        if b == a:
+            continue
+        cnt = b - a
+        norm = np.float32(1.0 / math.sqrt(cnt))
+        zx[:] = 0.0
+        zy[:] = 0.0
+        csq = np.float32(0.0)
+        cres = np.empty(cnt, dtype=np.float32)
+        for pp in range(a, b):
+            j = indices[pp]
+            cj = ratings[pp] - mu - bu[u] - bi[j]
+            cres[pp - a] = cj
+            csq += cj * cj
+            for f in range(k):
+                zx[f] += cj * x[j, f]
+                zy[f] += y[j, f]
+        csq /= cnt
+        for f in range(k):
+            zx[f] *= norm
+            zy[f] *= norm
+            ax[f] = 0.0
+            ay[f] = 0.0
+        dx = np.float32(1.0)
+        dy = np.float32(1.0)
+        sx = np.float32(1.0) - lr * reg_x
+        sy = np.float32(1.0) - lr * reg_y
+        for pp in range(a, b):
+            s = inner_order[pp]
+            i = indices[s]
+            pred = mu + bu[u] + bi[i]
+            for f in range(k):
+                pred += (zx[f] + zy[f]) * q[i, f]
+            e = ratings[s] - pred
+            loss += e * e
+            bu[u] += lr * (e - reg_b * bu[u])
+            bi[i] += lr * (e - reg_b * bi[i])
+            dx *= sx
+            dy *= sy
+            for f in range(k):
+                qf = q[i, f]
+                q[i, f] = qf + lr * (e * (zx[f] + zy[f]) - reg_i * qf)
+                ax[f] = ax[f] * sx + lr * e * norm * qf
+                ay[f] = ay[f] * sy + lr * e * norm * qf
+                zx[f] = zx[f] * sx + lr * e * qf * csq
+                zy[f] = zy[f] * sy + lr * e * qf
+        for pp in range(a, b):
+            j = indices[pp]
+            cj = cres[pp - a]
+            for f in range(k):
+                x[j, f] = dx * x[j, f] + cj * ax[f]
+                y[j, f] = dy * y[j, f] + ay[f]
+    return loss
+
+
+@pnjit
+def asvd_epoch_parallel(
+    indptr, indices, ratings, user_order, inner_order, q, x, y, bu, bi, mu, lr, reg_b, reg_i, reg_x, reg_y, n_chunks
+):  # pragma: no cover - numba
+    """Lock-free parallel epoch over ``n_chunks`` contiguous pieces of the order."""
+    n = user_order.shape[0]
     losses = np.zeros(n_chunks, dtype=np.float64)
     for c in prange(n_chunks):
-        lo = c * n_users // n_chunks
-        hi = (c + 1) * n_users // n_chunks
-        zx = np.zeros(k, dtype=np.float32)
-        zy = np.zeros(k, dtype=np.float32)
-        ax = np.zeros(k, dtype=np.float32)
-        ay = np.zeros(k, dtype=np.float32)
-        loss = 0.0
-        for t in range(lo, hi):
-            u = user_order[t]
-            a = indptr[u]
-            b = indptr[u + 1]
-            if b == a:
-                continue
-            cnt = b - a
-            norm = np.float32(1.0 / math.sqrt(cnt))
-            zx[:] = 0.0
-            zy[:] = 0.0
-            csq = np.float32(0.0)
-            cres = np.empty(cnt, dtype=np.float32)
-            for pp in range(a, b):
-                j = indices[pp]
-                cj = ratings[pp] - mu - bu[u] - bi[j]
-                cres[pp - a] = cj
-                csq += cj * cj
-                for f in range(k):
-                    zx[f] += cj * x[j, f]
-                    zy[f] += y[j, f]
-            csq /= cnt
-            for f in range(k):
-                zx[f] *= norm
-                zy[f] *= norm
-                ax[f] = 0.0
-                ay[f] = 0.0
-            dx = np.float32(1.0)
-            dy = np.float32(1.0)
-            sx = np.float32(1.0) - lr * reg_x
-            sy = np.float32(1.0) - lr * reg_y
-            for pp in range(a, b):
-                s = inner_order[pp]
-                i = indices[s]
-                pred = mu + bu[u] + bi[i]
-                for f in range(k):
-                    pred += (zx[f] + zy[f]) * q[i, f]
-                e = ratings[s] - pred
-                loss += e * e
-                bu[u] += lr * (e - reg_b * bu[u])
-                bi[i] += lr * (e - reg_b * bi[i])
-                dx *= sx
-                dy *= sy
-                for f in range(k):
-                    qf = q[i, f]
-                    q[i, f] = qf + lr * (e * (zx[f] + zy[f]) - reg_i * qf)
-                    ax[f] = ax[f] * sx + lr * e * norm * qf
-                    ay[f] = ay[f] * sy + lr * e * norm * qf
-                    zx[f] = zx[f] * sx + lr * e * qf * csq
-                    zy[f] = zy[f] * sy + lr * e * qf
-            for pp in range(a, b):
-                j = indices[pp]
-                cj = cres[pp - a]
-                for f in range(k):
-                    x[j, f] = dx * x[j, f] + cj * ax[f]
-                    y[j, f] = dy * y[j, f] + ay[f]
-        losses[c] = loss
+        losses[c] = asvd_epoch_range(
+            c * n // n_chunks,
+            (c + 1) * n // n_chunks,
+            indptr,
+            indices,
+            ratings,
+            user_order,
+            inner_order,
+            q,
+            x,
+            y,
+            bu,
+            bi,
+            mu,
+            lr,
+            reg_b,
+            reg_i,
+            reg_x,
+            reg_y,
+        )
     return losses.sum()
+
+
+def asvd_epoch(
+    indptr, indices, ratings, user_order, inner_order, q, x, y, bu, bi, mu, lr, reg_b, reg_i, reg_x, reg_y, n_chunks
+):
+    """One epoch: sequential (deterministic) for one chunk, else parallel."""
+    if n_chunks <= 1:
+        return asvd_epoch_range(
+            0,
+            user_order.shape[0],
+            indptr,
+            indices,
+            ratings,
+            user_order,
+            inner_order,
+            q,
+            x,
+            y,
+            bu,
+            bi,
+            mu,
+            lr,
+            reg_b,
+            reg_i,
+            reg_x,
+            reg_y,
+        )
+    return asvd_epoch_parallel(
+        indptr, indices, ratings, user_order, inner_order, q, x, y, bu, bi, mu, lr, reg_b, reg_i, reg_x, reg_y, n_chunks
+    )
 
 
 @pnjit
