@@ -43,10 +43,10 @@ class Table:
 
 
 DOCS = [
-    {"id": "a", "title": "Red apples", "body": "apples are sweet red fruit", "metadata": {"lang": "en", "year": 1990}},
-    {"id": "b", "title": "Bananas", "body": "bananas are long yellow fruit", "metadata": {"lang": "en", "year": 2001}},
-    {"id": "c", "title": "Voitures", "body": "cars engines wheels", "metadata": {"lang": "fr", "year": 2010}},
-    {"id": "d", "title": "Trains", "body": "trains run on rails with engines", "metadata": {"lang": "en", "year": 2015}},
+    {"id": "a", "title": "Red apples", "text": "apples are sweet red fruit", "lang": "en", "year": 1990},
+    {"id": "b", "title": "Bananas", "text": "bananas are long yellow fruit", "lang": "en", "year": 2001},
+    {"id": "c", "title": "Voitures", "text": "cars engines wheels", "lang": "fr", "year": 2010},
+    {"id": "d", "title": "Trains", "text": "trains run on rails with engines", "lang": "en", "year": 2015},
 ]
 
 
@@ -88,7 +88,7 @@ def test_delete_is_a_tombstone_and_add_replaces(retriever):
     assert "a" not in retriever.search("sweet red apples", k=4).ids[0]
     with pytest.raises(DataError, match="'a'"):
         retriever.delete(["a"])
-    retriever.add([{"id": "b", "title": "Cherries", "body": "small red cherries"}])
+    retriever.add([{"id": "b", "title": "Cherries", "text": "small red cherries"}])
     assert len(retriever) == 3
     hits = retriever.search("red cherries", k=4)
     assert hits.ids[0, 0] == "b" and list(hits.ids[0]).count("b") == 1
@@ -102,7 +102,7 @@ def test_cache_makes_reindexing_free(tmp_path):
     assert len(enc.encoded) == 4
     enc2 = BagOfWords()
     r2 = DenseRetriever(encoder=enc2, cache_dir=tmp_path)
-    changed = [dict(DOCS[0], body="green apples"), *DOCS[1:]]
+    changed = [dict(DOCS[0], text="green apples"), *DOCS[1:]]
     r2.index(changed)
     assert enc2.encoded == ["Red apples\ngreen apples"]
     fresh = DenseRetriever(encoder=BagOfWords(), cache=False)
@@ -136,7 +136,7 @@ def _clustered(n: int, dim: int, seed: int) -> np.ndarray:
 def test_hnsw_agrees_with_exact_and_filters(tmp_path):
     n = 2000
     vecs = _clustered(n + 20, 24, 1)
-    docs = [{"id": f"d{i}", "text": f"v{i}", "metadata": {"part": i % 10, "i": i}} for i in range(n)]
+    docs = [{"id": f"d{i}", "text": f"v{i}", "part": i % 10, "i": i} for i in range(n)]
     queries = [f"v{n + j}" for j in range(20)]
     exact = DenseRetriever(encoder=Table(vecs), ann="exact")
     exact.index(docs)
@@ -200,7 +200,11 @@ def test_bad_input_is_one_clear_error(retriever, monkeypatch):
     with pytest.raises(DataError, match="no 'id'"):
         retriever.add([{"title": "x"}])
     with pytest.raises(DataError, match="twice"):
-        retriever.index([Document("x", {"t": "a"}), Document("x", {"t": "b"})])
+        retriever.index([Document("x", {"text": "a"}), Document("x", {"text": "b"})])
+    with pytest.raises(DataError, match="empty"):
+        retriever.index([])
+    with pytest.raises(DataError, match="must be text"):
+        retriever.add([{"id": "z", "text": 3}])
     with pytest.raises(ParameterError, match="k must be"):
         retriever.search("fruit", k=0)
     with pytest.raises(ParameterError, match="ann"):

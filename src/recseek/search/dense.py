@@ -29,7 +29,7 @@ from ..models._params import Bool, Choice, Float, Int
 from .base import Document, Hits
 from .filters import MetadataStore
 
-__all__ = ["DenseRetriever", "default_model_path", "as_documents", "document_text"]
+__all__ = ["DenseRetriever", "default_model_path", "exact_search"]
 
 #: Bytes of query x document score matrix computed at once by exact search.
 SCORE_BLOCK_BYTES = 64 * 1024 * 1024
@@ -39,56 +39,31 @@ MIN_ANN_FILTER_SHARE = 0.02
 
 
 # ---------------------------------------------------------------------- documents
-def as_documents(docs: Iterable[Document | Mapping[str, Any]], where: str = "docs") -> list[Document]:
-    """Normalise ``docs`` to :class:`Document` objects with string ids.
+#: Text fields read from documents when none are named (as the lexical retrievers do).
+DEFAULT_FIELDS = ("title", "text")
 
-    A mapping is either ``{"id", "fields", "metadata"}`` or flat: ``"id"``, an optional
-    ``"metadata"`` mapping, string values as text fields and other values (numbers,
-    booleans) as metadata. Duplicate ids in one batch are an error.
+
+def parse_texts(
+    docs: Iterable[Document | Mapping[str, Any]], fields: Sequence[str], where: str = "docs"
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """``(ids, texts, metadata)`` of ``docs``: the ``fields`` joined by newlines.
+
+    Documents follow :func:`recseek.search.lexical.parse_documents`: a mapping's
+    ``"id"`` is the id, keys in ``fields`` are text and other keys metadata. A repeated
+    id within ``docs`` is an error.
     """
+    from .lexical import parse_documents
+
     if isinstance(docs, Document | Mapping | str):
         raise DataError(f"{where} must be a sequence of documents, got a single {type(docs).__name__}")
-    out: list[Document] = []
+    ids, by_field, metas = parse_documents(docs, list(fields))
     seen: set[str] = set()
-    for n, d in enumerate(docs):
-        if isinstance(d, Document):
-            doc = Document(str(d.id), dict(d.fields), dict(d.metadata) if d.metadata else None)
-        elif isinstance(d, Mapping):
-            if "id" not in d or d["id"] is None:
-                raise DataError(f"{where}: document {n} has no 'id'")
-            if "fields" in d:
-                fields = d["fields"]
-                if not isinstance(fields, Mapping):
-                    raise DataError(f"{where}: 'fields' of document {d['id']!r} must be a mapping of text")
-                meta = d.get("metadata")
-            else:
-                fields = {k: v for k, v in d.items() if k not in ("id", "metadata") and isinstance(v, str)}
-                extra = {k: v for k, v in d.items() if k not in ("id", "metadata") and not isinstance(v, str)}
-                meta = {**extra, **(d.get("metadata") or {})} or None
-            if meta is not None and not isinstance(meta, Mapping):
-                raise DataError(f"{where}: 'metadata' of document {d['id']!r} must be a mapping")
-            doc = Document(str(d["id"]), dict(fields), dict(meta) if meta else None)
-        else:
-            raise DataError(f"{where}: document {n} must be a Document or a mapping, got {type(d).__name__}")
-        for name, text in doc.fields.items():
-            if not isinstance(text, str):
-                raise DataError(f"{where}: field {name!r} of document {doc.id!r} must be text, got {type(text).__name__}")
-        if doc.id == "":
-            raise DataError(f"{where}: document {n} has an empty id")
-        if doc.id in seen:
-            raise DataError(f"{where}: document id {doc.id!r} appears twice")
-        seen.add(doc.id)
-        out.append(doc)
-    return out
-
-
-def document_text(doc: Document, fields: Sequence[str] | None = None) -> str:
-    """The text of ``fields`` (default: all, in order) joined by newlines."""
-    if fields is None:
-        parts = list(doc.fields.values())
-    else:
-        parts = [doc.fields.get(f, "") for f in fields]
-    return "\n".join(p for p in parts if p)
+    for i in ids:
+        if i in seen:
+            raise DataError(f"{where}: document id {i!r} appears twice")
+        seen.add(i)
+    texts = ["\n".join(p for p in parts if p) for parts in zip(*(by_field[f] for f in fields), strict=True)]
+    return ids, texts, metas
 
 
 def as_queries(queries: str | Sequence[str]) -> list[str]:
@@ -299,7 +274,8 @@ class DenseRetriever:
         Any object with ``encode(list[str]) -> ndarray (n, dim)`` used instead of
         ``model``; its ``name`` attribute (when present) keys the cache.
     fields : sequence of str, optional
-        Document fields embedded (joined by newlines); default all.
+        Document text fields embedded (joined by newlines); default ``("title", "text")``.
+        Other keys of a document mapping are metadata for filters.
     hnsw_m, ef_construction, ef_search : int
         HNSW graph degree, build and search breadth.
     overfetch : int
@@ -353,7 +329,9 @@ class DenseRetriever:
         self.ann = ann
         self.ann_threshold = ann_threshold
         self.cache_dir = cache_dir
-        self.fields = None if fields is None else list(fields)
+        self.fields = list(DEFAULT_FIELDS) if fields is None else [fields] if isinstance(fields, str) else list(fields)
+        if not self.fields or not all(isinstance(f, str) for f in self.fields):
+            raise ParameterError("DenseRetriever: fields must name at least one text field")
         self.cache = cache
         self.hnsw_m = hnsw_m
         self.ef_construction = ef_construction
@@ -507,23 +485,25 @@ class DenseRetriever:
     # ------------------------------------------------------------ building
     def index(self, docs: Iterable[Document | Mapping[str, Any]]) -> None:
         """Replace the index with ``docs``."""
-        documents = as_documents(docs)
-        emb = self.embed_documents([document_text(d, self.fields) for d in documents])
+        ids, texts, metas = parse_texts(docs, self.fields)
+        if not ids:
+            raise DataError("no documents to index (the corpus is empty)")
+        emb = self.embed_documents(texts)
         self._reset()
-        self._append(documents, emb)
+        self._append(ids, metas, emb)
 
     def add(self, docs: Iterable[Document | Mapping[str, Any]]) -> None:
         """Add documents; a document whose id is already indexed replaces the old one."""
-        documents = as_documents(docs)
-        if not documents:
+        ids, texts, metas = parse_texts(docs, self.fields)
+        if not ids:
             return
-        emb = self.embed_documents([document_text(d, self.fields) for d in documents])
+        emb = self.embed_documents(texts)
         if self.embeddings_.shape[0] and emb.shape[1] != self.dim:
             raise DataError(f"new embeddings have dimension {emb.shape[1]}, the index has {self.dim}")
-        replaced = [self._rows[d.id] for d in documents if d.id in self._rows]
+        replaced = [self._rows[i] for i in ids if i in self._rows]
         if replaced:
             self._tombstone(np.asarray(replaced, dtype=np.int64))
-        self._append(documents, emb)
+        self._append(ids, metas, emb)
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove documents by id (tombstones); unknown ids are an error."""
@@ -546,18 +526,18 @@ class DenseRetriever:
             if self._hnsw is not None:
                 self._hnsw.mark_deleted(int(r))
 
-    def _append(self, documents: list[Document], emb: np.ndarray) -> None:
+    def _append(self, ids: list[str], metas: list[dict[str, Any]], emb: np.ndarray) -> None:
         start = self.ids_.shape[0]
-        new_ids = np.array([d.id for d in documents], dtype=str)
-        self.meta_.append([d.metadata for d in documents])
+        new_ids = np.array(ids, dtype=str)
+        self.meta_.append(metas)
         self.ids_ = np.concatenate([self.ids_, new_ids]) if start else new_ids
         self.embeddings_ = np.vstack([self.embeddings_, emb]) if start else emb
-        for j, d in enumerate(documents):
-            self._rows[d.id] = start + j
+        for j, d in enumerate(ids):
+            self._rows[d] = start + j
         want_ann = self.ann == "hnsw" or (self.ann == "auto" and self.embeddings_.shape[0] > self.ann_threshold)
         if self._hnsw is not None:
             self._hnsw.resize_index(self.embeddings_.shape[0])
-            self._hnsw.add_items(emb, np.arange(start, start + len(documents)), num_threads=-1)
+            self._hnsw.add_items(emb, np.arange(start, start + len(ids)), num_threads=-1)
         elif want_ann and self.embeddings_.shape[0]:
             self._build_hnsw()
 
@@ -662,7 +642,7 @@ class DenseRetriever:
                 self._hnsw.save_index(str(f))
                 extra["hnsw"] = np.fromfile(f, dtype=np.uint8)
         manifest = {
-            "kind": "retriever",
+            "kind": "search-index",
             "retriever": "DenseRetriever",
             "params": self.get_params(),
             "model_key": self._model_key,
@@ -678,7 +658,7 @@ class DenseRetriever:
         from ..persistence import read_bundle
 
         manifest, arrays = read_bundle(path, mmap=mmap)
-        if manifest.get("kind") != "retriever" or manifest.get("retriever") != "DenseRetriever":
+        if manifest.get("kind") != "search-index" or manifest.get("retriever") != "DenseRetriever":
             raise ModelFileError(f"{path} does not hold a DenseRetriever index")
         try:
             params = dict(manifest["params"])
