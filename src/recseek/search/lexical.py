@@ -166,8 +166,8 @@ class LexicalRetriever:
         self._vocab: dict[str, int] | None = {}
         self._terms_arr: np.ndarray | None = None
         self._memo = None
-        self._ids: list[str] = []
-        self._ids_arr: np.ndarray | None = np.zeros(0, dtype="<U1")
+        self._ids: list[str] | None = []
+        self._ids_arr: np.ndarray | None = None
         self._row_of: dict[str, int] | None = {}
         self._lengths = np.zeros(0, dtype=np.float64)
         self._df = np.zeros(0, dtype=np.int64)
@@ -194,14 +194,16 @@ class LexicalRetriever:
         return self._row_of
 
     def _id_list(self) -> list[str]:
-        if len(self._ids) != len(self._meta):
+        """Row -> id as a list (call before changing it, then drop ``_ids_arr``)."""
+        if self._ids is None:
             assert self._ids_arr is not None
             self._ids = self._ids_arr.tolist()
         return self._ids
 
     def _id_array(self) -> np.ndarray:
-        if self._ids_arr is None or self._ids_arr.shape[0] != len(self._meta):
-            self._ids_arr = np.asarray(self._ids, dtype=str) if self._ids else np.zeros(0, dtype="<U1")
+        if self._ids_arr is None:
+            ids = self._id_list()
+            self._ids_arr = np.asarray(ids, dtype=str) if ids else np.zeros(0, dtype="<U1")
         return self._ids_arr
 
     @property
@@ -266,11 +268,12 @@ class LexicalRetriever:
         vocab = self._vocab_map()
         if self._memo is None or self._memo.vocab is not vocab:
             self._memo = self.analyzer.term_ids(vocab)
+        id_list = self._id_list()
+        rows = self._rows()
         n0 = len(self._meta)
         n = len(ids)
-        # validate metadata before touching the index
-        meta = self._meta
-        meta.append(metas)
+        # metadata first: it validates values before anything changes
+        self._meta.append(metas)
         lengths = np.zeros(n, dtype=np.float64)
         rows_l, terms_l, w_l = [], [], []
         row_range = np.arange(n0, n0 + n, dtype=np.int32)
@@ -288,8 +291,8 @@ class LexicalRetriever:
             np.concatenate(rows_l), np.concatenate(terms_l), np.concatenate(w_l), n0, n, n_terms
         )
         self._segments.append(_Segment(indptr, prow, tf, n0, n0 + n))
-        self._id_list().extend(ids)
-        rows = self._rows()
+        id_list.extend(ids)
+        self._ids_arr = None
         for j, i in enumerate(ids):
             rows[i] = n0 + j
         self._lengths = np.concatenate([self._lengths, lengths])
@@ -514,7 +517,7 @@ class LexicalRetriever:
                          analyzer=Analyzer.from_dict(manifest["analyzer"]))
             obj._vocab = None
             obj._terms_arr = arrays["terms"]
-            obj._ids = []
+            obj._ids = None
             obj._ids_arr = arrays["ids"]
             obj._row_of = None
             obj._lengths = np.asarray(arrays["lengths"], dtype=np.float64)
