@@ -15,7 +15,7 @@ A file has four parts::
     ratio = 0.8               # other keys are the method's arguments:
     by = "user"               #   random: ratio, seed
     order = "time"            #   ratio: ratio, by, order ("time" | "random"), seed
-    seed = 0                  #   leave_one_out: k, order; temporal: cutoff, ratio
+    seed = 0                  #   leave_one_out: k, order, seed; temporal: cutoff, ratio
                               #   kfold: k, seed, fold (without fold: every fold, averaged)
                               #   given_n: n, order, seed
 
@@ -64,7 +64,7 @@ _FORMATS = ("recbole", "movielens", "jstarcraft", "csv", "tsv", "parquet")
 _SPLIT_KEYS = {
     "random": {"ratio", "seed"},
     "ratio": {"ratio", "by", "order", "seed"},
-    "leave_one_out": {"k", "order"},
+    "leave_one_out": {"k", "order", "seed"},
     "temporal": {"cutoff", "ratio"},
     "kfold": {"k", "seed", "fold"},
     "given_n": {"n", "order", "seed"},
