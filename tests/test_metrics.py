@@ -22,7 +22,7 @@ def ranking_case(draw):
     for _ in range(n_users):
         n_train = draw(st.integers(0, n_items - 1))
         perm = draw(st.permutations(range(n_items)))
-        train, cand = perm[:n_train], perm[n_train:]
+        cand = perm[n_train:]  # the first n_train items play the training items
         rel = sorted(draw(st.sets(st.sampled_from(cand), min_size=1, max_size=len(cand))))
         order = draw(st.permutations(cand))
         lst = list(order[:k])
