@@ -29,7 +29,7 @@ from ..models._params import Choice, Float, Int
 from .base import Document, Hits
 from .dense import check_k
 
-__all__ = ["HybridRetriever", "rrf", "convex", "ndcg_at_k", "load_retriever"]
+__all__ = ["HybridRetriever", "rrf", "convex", "load_retriever"]
 
 NORMALIZERS = ("minmax", "zscore")
 
@@ -167,27 +167,11 @@ def _qrels_list(qrels: Sequence[Mapping[str, float]] | Mapping[Any, Mapping[str,
     return [{str(d): float(g) for d, g in q.items()} for q in out]
 
 
-def ndcg_at_k(hits: Hits, qrels: Sequence[Mapping[str, float]] | Mapping[int, Mapping[str, float]],
-              k: int = 10) -> np.ndarray:
-    """nDCG@k per query with linear gains (``sum gain / log2(rank + 1)``).
+def mean_ndcg(hits: Hits, qrels: Sequence[Mapping[str, float]], k: int = 10) -> float:
+    """Mean nDCG@k (linear gains, queries without relevant documents left out)."""
+    from .metrics import evaluate
 
-    ``qrels[q]`` maps document id -> graded gain for query ``q``; queries without any
-    positive gain get NaN.
-    """
-    k = check_k(k)
-    rel = _qrels_list(qrels, len(hits))
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    out = np.full(len(hits), np.nan)
-    ids = hits.ids[:, :k]
-    for q, judged in enumerate(rel):
-        gains = np.array(sorted((g for g in judged.values() if g > 0), reverse=True)[:k])
-        if not gains.size:
-            continue
-        ideal = float(gains @ disc[: gains.size])
-        got = np.array([judged.get(str(d), 0.0) if d != "" else 0.0 for d in ids[q]])
-        got = np.maximum(got, 0.0)
-        out[q] = float(got @ disc[: got.size]) / ideal
-    return out
+    return evaluate(hits.ids, qrels, [f"ndcg@{k}"])[f"ndcg@{k}"]
 
 
 # ---------------------------------------------------------------------- retriever
@@ -297,7 +281,7 @@ class HybridRetriever:
         means = []
         for a in grid_arr:
             fused = self.fuse(lists, k, weights=[a, 1.0 - a])
-            means.append(float(np.nanmean(ndcg_at_k(fused, rel, k))))
+            means.append(mean_ndcg(fused, rel, k))
         means_arr = np.asarray(means)
         best = np.flatnonzero(means_arr >= means_arr.max() - 1e-12)
         pick = best[np.argmin(np.abs(grid_arr[best] - 0.5))]
