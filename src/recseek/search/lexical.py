@@ -457,6 +457,10 @@ class LexicalRetriever:
         out_ids = np.where(rows >= 0, id_arr[np.maximum(rows, 0)], "")
         return Hits(out_ids, scores)
 
+    def metadata_fields(self) -> dict[str, str]:
+        """Filterable metadata fields and their kinds (``"number"`` or ``"string"``)."""
+        return {f: self._meta.kind(f) for f in self._meta.fields}
+
     def get_metadata(self, doc_id: str) -> dict[str, Any]:
         """Metadata stored for one document."""
         r = self._rows().get(str(doc_id))
