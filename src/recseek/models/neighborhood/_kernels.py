@@ -12,9 +12,9 @@ import numpy as np
 from ..._numba import njit, pnjit, prange
 
 #: similarity modes understood by :func:`similarity_topk`
-COSINE, JACCARD, PEARSON, ASYMMETRIC, CONDITIONAL = 0, 1, 2, 3, 4
+COSINE, JACCARD, PEARSON, ASYMMETRIC, CONDITIONAL, DOT = 0, 1, 2, 3, 4, 5
 MODES = {"cosine": COSINE, "jaccard": JACCARD, "pearson": PEARSON,
-         "asymmetric": ASYMMETRIC, "conditional": CONDITIONAL}
+         "asymmetric": ASYMMETRIC, "conditional": CONDITIONAL, "dot": DOT}
 
 
 @pnjit
@@ -24,7 +24,8 @@ def similarity_topk(e_indptr, e_indices, e_data, f_indptr, f_indices, f_data,
 
     ``e_*`` is the entity-major CSR (entities x features), ``f_*`` the feature-major CSR of
     the same matrix. ``norms`` are the entities' L2 norms and ``counts`` their numbers of
-    features. Modes: cosine ``dot / (|a||b| + shrinkage)``; jaccard
+    features (for mode ``dot`` the feature-major matrix may be a different one, and the
+    similarity is the plain product ``dot``). Modes: cosine ``dot / (|a||b| + shrinkage)``; jaccard
     ``n_ab / (n_a + n_b - n_ab + shrinkage)``; pearson (data already centred)
     ``dot / sqrt(sq_a sq_b) * (n_ab - 1) / (n_ab - 1 + shrinkage)`` with both sums of squares
     over the common features; asymmetric cosine ``dot / (|a|^(2 alpha) |b|^(2 (1-alpha)) +
@@ -79,6 +80,8 @@ def similarity_topk(e_indptr, e_indices, e_data, f_indptr, f_indices, f_data,
                             s = dot[b] / den
                             if shrinkage > 0:
                                 s *= (c - 1.0) / (c - 1.0 + shrinkage)
+                    elif mode == DOT:
+                        s = dot[b]
                     elif mode == ASYMMETRIC:
                         den = norms[a] ** (2 * alpha) * norms[b] ** (2 * (1 - alpha)) + shrinkage
                         s = dot[b] / den if den > 0 else 0.0

@@ -54,9 +54,11 @@ def pairwise_topk(
     shrinkage: float,
     alpha: float = 0.5,
     min_support: int = 1,
+    right: sp.csr_array | None = None,
 ) -> sp.csr_array:
     """Similarity of the rows of ``entities`` (n x f) to each other, shape (n, n).
 
+    With ``similarity="dot"`` and ``right`` (f x n) the result is ``entities @ right``.
     Keeps the ``neighbors`` largest similarities of each row (all when ``None``); the
     diagonal is dropped. See :func:`._kernels.similarity_topk` for the formulas.
     """
@@ -64,7 +66,7 @@ def pairwise_topk(
 
     e = sp.csr_array(entities, dtype=np.float32)
     e.sort_indices()
-    f = sp.csr_array(e.T)
+    f = sp.csr_array(e.T if right is None else right, dtype=np.float32)
     f.sort_indices()
     n = e.shape[0]
     norms = np.sqrt(np.asarray(e.multiply(e).sum(axis=1)).ravel()).astype(np.float64)
