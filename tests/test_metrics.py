@@ -189,3 +189,16 @@ def test_hit_matrix_ignores_padding_and_out_of_range():
     rel = sp.csr_array(np.array([[0, 1, 1]], dtype=np.float32))
     hits = M.hit_matrix(np.array([[2, -1, 5, 1]]), rel)
     assert hits.tolist() == [[True, False, False, True]]
+
+
+def test_auc_full_many_positives_uses_same_definition():
+    # rows with more than 16 positives take the sort-and-search branch
+    rng = np.random.default_rng(1)
+    scores = rng.integers(0, 6, (4, 80)).astype(np.float32)
+    pos = rng.random((4, 80)) < 0.5
+    got = M.auc_full(scores, sp.csr_array(pos.astype(np.float32)))
+    for u in range(4):
+        p, n = scores[u][pos[u]], scores[u][~pos[u]]
+        wins = (p[:, None] > n[None, :]).sum() + 0.5 * (p[:, None] == n[None, :]).sum()
+        assert pos[u].sum() > 16
+        assert got[u] == pytest.approx(wins / (len(p) * len(n)))
