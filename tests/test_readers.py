@@ -99,7 +99,7 @@ def test_recbole_ml100k() -> None:
     assert data.item_data["title"][row] == "Toy Story"
     assert data.item_data["genres"][row] == "Animation|Children's|Comedy"
     assert data.item_data["year"][row] == 1995
-    assert data.user_data.shape[0] == 943
+    assert data.user_data.shape[0] == 943 and str(data.user_data["age"].dtype) == "Int64"
     assert data.matrix.dtype == np.float32 and data.timestamps.shape == (100_000,)
 
 
@@ -247,6 +247,16 @@ def test_table_mapping_positions_and_implicit(tmp_path: Path) -> None:
     assert set(entries(implicit).values()) == {1.0} and implicit.timestamps is None
     g = write(tmp_path / "c.csv", "who,what\n1,2\n")
     assert entries(read_table(g, columns={"user": "who", "item": "what"})) == {(1, 2): 1.0}
+
+
+def test_table_bom_and_crlf(tmp_path: Path) -> None:
+    f = tmp_path / "w.csv"
+    f.write_bytes("\ufeffuser,item,rating\r\n1,2,3\r\n4,5,1.5\r\n".encode())
+    assert entries(read_table(f)) == {(1, 2): 3.0, (4, 5): 1.5}
+    g = tmp_path / "u.data"
+    g.write_bytes(b"1\t2\t3\t4\r\n1\t3\tx\t5\r\n")
+    with pytest.raises(DataError, match=r"line 2: rating 'x' \(column 3\)"):
+        read_movielens(g)
 
 
 def test_table_parquet_datetime_timestamps(tmp_path: Path) -> None:

@@ -94,6 +94,15 @@ def _normalise_items(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _normalise_users(df: pd.DataFrame) -> pd.DataFrame:
+    """An ``age`` token column whose values are all whole numbers becomes ``Int64``."""
+    if "age" in df.columns:
+        age = pd.to_numeric(df["age"], errors="coerce")
+        if age.notna().sum() == df["age"].notna().sum() and (age.dropna() % 1 == 0).all():
+            df["age"] = age.astype("Int64")
+    return df
+
+
 def read_recbole(
     path: str | Path,
     *,
@@ -165,7 +174,7 @@ def read_recbole(
         extra_items=None if item_side is None else item_side[0],
     )
     item_data = None if item_side is None else _normalise_items(align(item_side[1], item_side[0], data.items))
-    user_data = None if user_side is None else align(user_side[1], user_side[0], data.users)
+    user_data = None if user_side is None else _normalise_users(align(user_side[1], user_side[0], data.users))
     meta = {"source": str(inter), "format": "recbole"}
     return Interactions(data.matrix, data.users, data.items, data.timestamps, item_data=item_data,
                         user_data=user_data, order=data.order, meta=meta)

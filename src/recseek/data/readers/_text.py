@@ -62,7 +62,7 @@ def first_line(path: Path, encoding: str = "utf-8") -> str:
     with open(path, encoding=encoding, errors="replace", newline="") as f:
         for line in f:
             if line.strip():
-                return line.rstrip("\r\n")
+                return line.rstrip("\r\n").lstrip("\ufeff")
     raise DataError(f"{path}: file is empty")
 
 
