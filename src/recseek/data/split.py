@@ -45,7 +45,7 @@ def _check_data(data: Any, where: str) -> None:
 
 
 def _check_ratio(ratio: Any, where: str) -> float:
-    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not (0 < ratio < 1):
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float | np.integer | np.floating) or not 0 < ratio < 1:
         raise ParameterError(f"{where}: ratio must be a number strictly between 0 and 1, got {ratio!r}")
     return float(ratio)
 
