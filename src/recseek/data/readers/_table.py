@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -164,8 +165,6 @@ def read_table(
         line = first_line(p)
         if sep is None:
             sep = {"csv": ",", "tsv": "\t"}[fmt] if p.suffix.lower() in _EXTENSIONS else sniff_sep(line)
-        import csv
-
         fields = next(csv.reader([line], delimiter=sep)) if len(sep) == 1 else line.split(sep)
         names = [f.strip() for f in fields] if header else [f"column {i}" for i in range(len(fields))]
         if header and len(set(names)) != len(names):
