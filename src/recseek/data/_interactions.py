@@ -161,6 +161,7 @@ class Interactions:
         matrix = sp.csr_array((v[mask], i[mask].astype(np.int32), indptr), shape=self.shape)
         return replace(
             self,
+            meta=dict(self.meta),
             matrix=matrix,
             timestamps=None if t is None else t[mask],
             order=None if self.order is None else self.order[mask],
@@ -211,10 +212,22 @@ def build_csr(
     n = u.shape[0]
     if n and (u.min() < 0 or u.max() >= n_users or i.min() < 0 or i.max() >= n_items):
         raise DataError("user or item index out of range")
-    # order records: by user, item, then time (or input order) so "last" is the latest
+    # order records by (user, item); within duplicates by time, then input order, so that
+    # "last" is the latest record. A stable sort on one combined key keeps input order.
     seq = np.arange(n)
-    keys = [seq] if timestamps is None else [seq, timestamps]
-    order = np.lexsort((*keys, i, u))
+    key = u * np.int64(n_items) + i
+    order = np.argsort(key, kind="stable")
+    if timestamps is not None and n > 1:
+        ks = key[order]
+        dup = ks[1:] == ks[:-1]
+        if dup.any():
+            in_group = np.zeros(n, dtype=bool)
+            in_group[1:] |= dup
+            in_group[:-1] |= dup
+            pos = np.flatnonzero(in_group)
+            sub = order[pos]
+            t_sub = np.asarray(timestamps, dtype=np.float64)[sub]
+            order[pos] = sub[np.lexsort((sub, t_sub, key[sub]))]
     u, i, values, seq = u[order], i[order], values[order], seq[order]
     ts = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)[order]
     if n:
