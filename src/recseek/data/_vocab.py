@@ -36,12 +36,13 @@ class Vocabulary:
         What the ids are ("user", "item", "document"), used in error messages.
     """
 
-    __slots__ = ("ids", "name", "_lookup")
+    __slots__ = ("ids", "name", "_lookup", "_order")
 
     def __init__(self, ids: Iterable[Any], name: str = "id") -> None:
         self.ids = _as_id_array(ids)
         self.name = name
         self._lookup: dict[Any, int] | None = None
+        self._order: np.ndarray | None = None
         if self.ids.ndim != 1:
             raise DataError(f"{name} ids must be one-dimensional")
 
@@ -90,18 +91,39 @@ class Vocabulary:
             raise DataError(f"unknown {self.name} id {raw!r}")
         return idx
 
+    def _sorter(self) -> np.ndarray:
+        if self._order is None:
+            self._order = np.argsort(self.ids, kind="stable")
+        return self._order
+
     def indices(self, raws: Iterable[Any], missing: str = "error") -> np.ndarray:
-        """Indices of many raw ids.
+        """Indices of many raw ids (vectorised).
 
         ``missing="error"`` raises on an unknown id, ``missing="negative"`` gives -1.
         """
-        lookup = self._map()
-        out = np.fromiter(
-            (lookup.get(self._key(r), -1) for r in raws), dtype=np.int64
-        )
+        raw = np.asarray(list(raws) if not isinstance(raws, np.ndarray) else raws)
+        if raw.ndim != 1:
+            raw = raw.reshape(-1)
+        out = np.full(raw.shape[0], -1, dtype=np.int64)
+        if raw.size and len(self):
+            if self.ids.dtype.kind == "i":
+                if raw.dtype.kind in "iu":
+                    keys, ok = raw.astype(np.int64), np.ones(raw.shape[0], dtype=bool)
+                else:
+                    conv = np.array([self._key(r) for r in raw.tolist()], dtype=object)
+                    ok = np.array([c is not None for c in conv], dtype=bool)
+                    keys = np.where(ok, conv, 0).astype(np.int64)
+            else:
+                keys, ok = raw.astype(str), np.ones(raw.shape[0], dtype=bool)
+            sorter = self._sorter()
+            pos = np.searchsorted(self.ids, keys, sorter=sorter)
+            pos = np.minimum(pos, len(self) - 1)
+            cand = sorter[pos]
+            found = ok & (self.ids[cand] == keys)
+            out[found] = cand[found]
         if missing == "error" and (out < 0).any():
-            bad = [r for r, o in zip(raws, out, strict=False) if o < 0][0]
-            raise DataError(f"unknown {self.name} id {bad!r}")
+            bad = raw[np.flatnonzero(out < 0)[0]]
+            raise DataError(f"unknown {self.name} id {bad.item() if hasattr(bad, 'item') else bad!r}")
         return out
 
     def id(self, index: int) -> Any:
