@@ -108,7 +108,22 @@ class LatentRatingModel(RatingPredictor):
 
     def _finish(self, user_factors: np.ndarray, item_factors: np.ndarray, user_bias: np.ndarray | None = None,
                 item_bias: np.ndarray | None = None, global_bias: float = 0.0) -> None:
-        """Store learned state with the standard names and dtypes."""
+        """Store learned state with the standard names and dtypes.
+
+        Users and items without training ratings get zero factors and biases, so they are
+        predicted from the global bias and the other side's bias.
+        """
+        seen = self.seen_
+        cold_users = np.diff(seen.indptr) == 0
+        cold_items = np.bincount(seen.indices, minlength=self.n_items_) == 0
+        user_factors = np.array(user_factors, dtype=np.float32)
+        item_factors = np.array(item_factors, dtype=np.float32)
+        user_factors[cold_users] = 0.0
+        item_factors[cold_items] = 0.0
+        if user_bias is not None:
+            user_bias = np.where(cold_users, 0.0, user_bias)
+        if item_bias is not None:
+            item_bias = np.where(cold_items, 0.0, item_bias)
         self.user_factors_ = np.ascontiguousarray(user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(item_factors, dtype=np.float32)
         self.user_bias_ = (np.zeros(self.n_users_, np.float32) if user_bias is None

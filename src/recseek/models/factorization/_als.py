@@ -1,0 +1,206 @@
+"""Numba kernels for alternating factorisation: ALS solves, NMF multiplicative updates
+and CCD++ rank-one coordinate descent.
+
+Each kernel updates one side (``a``, rows of a CSR matrix) with the other side (``b``)
+fixed, in parallel over rows; the same kernel serves users (CSR of ratings) and items
+(CSR of the transpose). Rows are independent, so results do not depend on the thread count.
+Each kernel is a per-row function with a parallel and a sequential driver.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..._numba import njit, pnjit, prange
+
+#: Work (stored entries x factors) from which a half-step runs on all threads; smaller
+#: half-steps run on one thread, where thread start-up would cost more than it saves.
+PARALLEL_MIN_WORK = 4_000_000
+
+
+def parallel_work(indptr: np.ndarray, a: np.ndarray) -> bool:
+    return int(indptr[-1]) * int(a.shape[1]) >= PARALLEL_MIN_WORK
+
+
+@njit
+def _als_side_row(r, indptr, indices, data, a, b, reg, weighted):  # pragma: no cover - numba
+    k = a.shape[1]
+    lo = indptr[r]
+    hi = indptr[r + 1]
+    if hi == lo:
+        for f in range(k):
+            a[r, f] = 0.0
+        return
+    g = np.zeros((k, k), dtype=np.float64)
+    rhs = np.zeros(k, dtype=np.float64)
+    for p in range(lo, hi):
+        j = indices[p]
+        x = data[p]
+        for f in range(k):
+            bf = b[j, f]
+            rhs[f] += x * bf
+            for h in range(f, k):
+                g[f, h] += bf * b[j, h]
+    lam = reg * (hi - lo) if weighted else reg
+    for f in range(k):
+        g[f, f] += lam + 1e-9
+        for h in range(f):
+            g[f, h] = g[h, f]
+    sol = np.linalg.solve(g, rhs)
+    for f in range(k):
+        a[r, f] = sol[f]
+
+
+@pnjit
+def _als_side_par(indptr, indices, data, a, b, reg, weighted):  # pragma: no cover - numba
+    n = indptr.shape[0] - 1
+    for r in prange(n):
+        _als_side_row(r, indptr, indices, data, a, b, reg, weighted)
+
+
+@njit
+def _als_side_seq(indptr, indices, data, a, b, reg, weighted):  # pragma: no cover - numba
+    n = indptr.shape[0] - 1
+    for r in range(n):
+        _als_side_row(r, indptr, indices, data, a, b, reg, weighted)
+
+
+def als_side(indptr, indices, data, a, b, reg, weighted):
+    """``a[r] = argmin sum_j (x_rj - a[r].b[j])^2 + lam |a[r]|^2``; ``lam = reg * n_r`` if weighted."""
+    fn = _als_side_par if parallel_work(indptr, a) else _als_side_seq
+    return fn(indptr, indices, data, a, b, reg, weighted)
+
+
+@njit
+def _nmf_side_row(r, indptr, indices, data, a, b, reg, eps):  # pragma: no cover - numba
+    k = a.shape[1]
+    lo = indptr[r]
+    hi = indptr[r + 1]
+    if hi == lo:
+        return
+    num = np.zeros(k, dtype=np.float64)
+    den = np.zeros(k, dtype=np.float64)
+    for p in range(lo, hi):
+        j = indices[p]
+        pred = 0.0
+        for f in range(k):
+            pred += a[r, f] * b[j, f]
+        x = data[p]
+        for f in range(k):
+            num[f] += x * b[j, f]
+            den[f] += pred * b[j, f]
+    for f in range(k):
+        a[r, f] = a[r, f] * num[f] / (den[f] + reg * (hi - lo) * a[r, f] + eps)
+
+
+@pnjit
+def _nmf_side_par(indptr, indices, data, a, b, reg, eps):  # pragma: no cover - numba
+    n = indptr.shape[0] - 1
+    for r in prange(n):
+        _nmf_side_row(r, indptr, indices, data, a, b, reg, eps)
+
+
+@njit
+def _nmf_side_seq(indptr, indices, data, a, b, reg, eps):  # pragma: no cover - numba
+    n = indptr.shape[0] - 1
+    for r in range(n):
+        _nmf_side_row(r, indptr, indices, data, a, b, reg, eps)
+
+
+def nmf_side(indptr, indices, data, a, b, reg, eps):
+    """Multiplicative update of ``a`` for the squared error over observed entries only."""
+    fn = _nmf_side_par if parallel_work(indptr, a) else _nmf_side_seq
+    return fn(indptr, indices, data, a, b, reg, eps)
+
+
+@njit
+def _ccd_rows(lo, hi, indptr, indices, pos, resid, a, b, reg):  # pragma: no cover - numba
+    """Exact coordinate updates of ``a[lo:hi]`` (one latent dimension, vectors ``a``, ``b``)."""
+    for r in range(lo, hi):
+        start = indptr[r]
+        stop = indptr[r + 1]
+        if stop == start:
+            a[r] = 0.0
+            continue
+        old = a[r]
+        num = 0.0
+        den = reg
+        for p in range(start, stop):
+            bj = b[indices[p]]
+            num += (resid[pos[p]] + old * bj) * bj
+            den += bj * bj
+        delta = num / den - old
+        a[r] = old + delta
+        for p in range(start, stop):
+            resid[pos[p]] -= delta * b[indices[p]]
+
+
+@njit
+def _ccd_sweep_seq(ui, uj, upos, ii, ij, ipos, resid, pt, qt, inner, reg):  # pragma: no cover - numba
+    nu = ui.shape[0] - 1
+    ni = ii.shape[0] - 1
+    for t in range(pt.shape[0]):
+        for _ in range(inner):
+            _ccd_rows(0, nu, ui, uj, upos, resid, pt[t], qt[t], reg)
+            _ccd_rows(0, ni, ii, ij, ipos, resid, qt[t], pt[t], reg)
+
+
+@pnjit
+def _ccd_sweep_par(ui, uj, upos, ii, ij, ipos, resid, pt, qt, inner, reg, n_chunks):  # pragma: no cover - numba
+    nu = ui.shape[0] - 1
+    ni = ii.shape[0] - 1
+    for t in range(pt.shape[0]):
+        for _ in range(inner):
+            for c in prange(n_chunks):
+                _ccd_rows(c * nu // n_chunks, (c + 1) * nu // n_chunks, ui, uj, upos, resid, pt[t], qt[t], reg)
+            for c in prange(n_chunks):
+                _ccd_rows(c * ni // n_chunks, (c + 1) * ni // n_chunks, ii, ij, ipos, resid, qt[t], pt[t], reg)
+
+
+def ccd_sweep(ui, uj, upos, ii, ij, ipos, resid, pt, qt, inner, reg):
+    """One CCD++ sweep over every latent dimension (users then items, ``inner`` times).
+
+    ``pt`` (k, n_users) and ``qt`` (k, n_items) hold the factors dimension-major; rows
+    are independent within a half-step, so the result does not depend on the threads.
+    """
+    from ..._numba import get_num_threads
+
+    if int(ui[-1]) * pt.shape[0] >= PARALLEL_MIN_WORK and get_num_threads() > 1:
+        _ccd_sweep_par(ui, uj, upos, ii, ij, ipos, resid, pt, qt, inner, reg, 4 * get_num_threads())
+    else:
+        _ccd_sweep_seq(ui, uj, upos, ii, ij, ipos, resid, pt, qt, inner, reg)
+
+
+@njit
+def _residuals_row(r, indptr, indices, data, a, b, out):  # pragma: no cover - numba
+    k = a.shape[1]
+    for p in range(indptr[r], indptr[r + 1]):
+        j = indices[p]
+        s = 0.0
+        for f in range(k):
+            s += a[r, f] * b[j, f]
+        out[p] = data[p] - s
+
+
+@pnjit
+def _residuals_par(indptr, indices, data, a, b):  # pragma: no cover - numba
+    n = indptr.shape[0] - 1
+    out = np.empty(data.shape[0], dtype=np.float32)
+    for r in prange(n):
+        _residuals_row(r, indptr, indices, data, a, b, out)
+    return out
+
+
+@njit
+def _residuals_seq(indptr, indices, data, a, b):  # pragma: no cover - numba
+    n = indptr.shape[0] - 1
+    out = np.empty(data.shape[0], dtype=np.float32)
+    for r in range(n):
+        _residuals_row(r, indptr, indices, data, a, b, out)
+    return out
+
+
+def residuals(indptr, indices, data, a, b):
+    """``data - a[r].b[j]`` for every stored entry (CSR order)."""
+    fn = _residuals_par if parallel_work(indptr, a) else _residuals_seq
+    return fn(indptr, indices, data, a, b)
