@@ -96,12 +96,10 @@ def similarity_topk(e_indptr, e_indices, e_data, f_indptr, f_indices, f_data,
                 dot[b] = 0.0
                 sqa[b] = 0.0
                 sqb[b] = 0.0
-            if m > k:
-                order = np.argsort(-sims[:m], kind="mergesort")[:k]
-                keep = k
-            else:
-                order = np.argsort(-sims[:m], kind="mergesort")
-                keep = m
+            # ties broken by the lower entity index
+            by_index = np.argsort(touched[:m])
+            order = by_index[np.argsort(-sims[:m][by_index], kind="mergesort")]
+            keep = min(m, k)
             for r in range(keep):
                 cols[a, r] = touched[order[r]]
                 vals[a, r] = sims[order[r]]
