@@ -69,11 +69,24 @@ def test_encode_matches_analyze_and_grows_vocab():
     texts = ["Running dogs", "the dog runs", ""]
     vocab: dict[str, int] = {}
     lengths, ids = a.encode(texts, vocab)
-    assert lengths == [2, 2, 0]
+    assert lengths.tolist() == [2, 2, 0]
     inv = {i: t for t, i in vocab.items()}
-    assert [inv[i] for i in ids] == a.analyze(texts[0]) + a.analyze(texts[1])
+    assert [inv[i] for i in ids.tolist()] == a.analyze(texts[0]) + a.analyze(texts[1])
     lengths, ids = a.encode(["dog cats"], vocab, grow=False)
-    assert lengths == [2] and ids == [vocab["dog"], -1]
+    assert lengths.tolist() == [2] and ids.tolist() == [vocab["dog"], -1]
+
+
+def test_encode_expands_multi_term_tokens():
+    a = Analyzer(stemmer=None)
+    texts = ["東京大学 the tokyo", "x 日本", "中"]
+    vocab: dict[str, int] = {}
+    memo = a.term_ids(vocab)
+    lengths, ids = a.encode(texts, vocab, memo=memo)
+    inv = {i: t for t, i in vocab.items()}
+    assert [inv[i] for i in ids.tolist()] == [t for x in texts for t in a.analyze(x)]
+    assert lengths.tolist() == [len(a.analyze(x)) for x in texts]
+    lengths2, ids2 = a.encode(texts, vocab, memo=memo)  # memo reused
+    assert ids2.tolist() == ids.tolist() and lengths2.tolist() == lengths.tolist()
 
 
 @pytest.mark.parametrize(

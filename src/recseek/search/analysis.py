@@ -22,10 +22,11 @@ regular-expression pass and one dictionary lookup per token.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+import numpy as np
 
 from ..errors import ParameterError
 
@@ -208,7 +209,7 @@ class Analyzer:
     def _tokens(self, text: str) -> list[str]:
         if self.lowercase:
             text = text.lower()
-        if _HAS_CJK.search(text) is None:
+        if text.isascii() or _HAS_CJK.search(text) is None:
             return _TOKEN_PLAIN.findall(text)
         return _TOKEN.findall(text)
 
@@ -241,7 +242,7 @@ class Analyzer:
         *,
         grow: bool = True,
         memo: TermIds | None = None,
-    ) -> tuple[list[int], list[int]]:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Analyse ``texts`` straight into term ids.
 
         Parameters
@@ -256,52 +257,78 @@ class Analyzer:
 
         Returns
         -------
-        lengths : list of int, one per text
+        lengths : ndarray of int64, shape (n_texts,)
             Number of terms of each text (unknown terms included, so lengths do not
             depend on the vocabulary).
-        ids : list of int
+        ids : ndarray of int64, shape (lengths.sum(),)
             Concatenated term ids of all texts.
         """
-        lengths: list[int] = []
-        ids: list[int] = []
-        tokens = self._tokens
         for text in texts:
             if not isinstance(text, str):
                 raise ParameterError(f"Analyzer: text must be a string, got {type(text).__name__}")
+        n = len(texts)
         if grow and self.ngrams == 1:
             if memo is None or memo.vocab is not vocab:
                 memo = TermIds(self, vocab)
             get = memo.__getitem__
-            chain = itertools.chain.from_iterable
-            for text in texts:
-                tl = list(chain(map(get, tokens(text))))
-                lengths.append(len(tl))
-                ids.extend(tl)
-            return lengths, ids
-        for text in texts:
+            tokens = self._tokens
+            flat: list[int] = []
+            raw_len = np.empty(n, dtype=np.int64)
+            for i, text in enumerate(texts):
+                tl = list(map(get, tokens(text)))
+                raw_len[i] = len(tl)
+                flat += tl
+            arr = np.asarray(flat, dtype=np.int64)
+            if memo.multi and (arr <= -2).any():
+                # tokens with several terms (CJK n-grams): expand them
+                out: list[int] = []
+                lengths = np.zeros(n, dtype=np.int64)
+                pos = 0
+                for i in range(n):
+                    for v in flat[pos : pos + raw_len[i]]:
+                        if v >= 0:
+                            out.append(v)
+                            lengths[i] += 1
+                        elif v <= -2:
+                            t = memo.multi[-2 - v]
+                            out.extend(t)
+                            lengths[i] += len(t)
+                    pos += raw_len[i]
+                return lengths, np.asarray(out, dtype=np.int64)
+            keep = arr >= 0
+            doc = np.repeat(np.arange(n), raw_len)
+            return np.bincount(doc[keep], minlength=n).astype(np.int64), arr[keep]
+        lengths = np.zeros(n, dtype=np.int64)
+        ids: list[int] = []
+        for i, text in enumerate(texts):
             terms = self.analyze(text)
-            lengths.append(len(terms))
+            lengths[i] = len(terms)
             if grow:
                 for t in terms:
-                    i = vocab.get(t)
-                    if i is None:
-                        i = vocab[t] = len(vocab)
-                    ids.append(i)
+                    j = vocab.get(t)
+                    if j is None:
+                        j = vocab[t] = len(vocab)
+                    ids.append(j)
             else:
                 vget = vocab.get
                 ids.extend(vget(t, -1) for t in terms)
-        return lengths, ids
+        return lengths, np.asarray(ids, dtype=np.int64)
 
 
 class TermIds(dict):
-    """Memo ``token -> tuple of term ids`` bound to one analyzer and one growing vocabulary."""
+    """Memo ``token -> term id`` bound to one analyzer and one growing vocabulary.
+
+    A value ``>= 0`` is the token's single term id, ``-1`` means no term (stopword) and
+    ``-2 - j`` points at ``multi[j]``, the term ids of a token giving several terms.
+    """
 
     def __init__(self, analyzer: Analyzer, vocab: dict[str, int]) -> None:
         super().__init__()
         self.analyzer = analyzer
         self.vocab = vocab
+        self.multi: list[tuple[int, ...]] = []
 
-    def __missing__(self, token: str) -> tuple[int, ...]:
+    def __missing__(self, token: str) -> int:
         vocab = self.vocab
         out = []
         for t in self.analyzer._cache[token]:
@@ -309,7 +336,14 @@ class TermIds(dict):
             if i is None:
                 i = vocab[t] = len(vocab)
             out.append(i)
-        value = self[token] = tuple(out)
+        if len(out) == 1:
+            value = out[0]
+        elif not out:
+            value = -1
+        else:
+            self.multi.append(tuple(out))
+            value = -1 - len(self.multi)
+        self[token] = value
         return value
 
 
