@@ -33,7 +33,7 @@ def chunk_seeds(seed: int, epoch: int, n_chunks: int) -> np.ndarray:
     return x
 
 
-@njit
+@njit(error_model="numpy")
 def _next(x):
     x ^= x << np.uint64(13)
     x ^= x >> np.uint64(7)
@@ -41,19 +41,19 @@ def _next(x):
     return x
 
 
-@njit
+@njit(error_model="numpy")
 def _below(x, n):
     """An integer in [0, n) from the high 32 bits of state ``x`` (n < 2**32)."""
     return np.int64(((x >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))
 
 
-@njit
+@njit(error_model="numpy")
 def _uniform(x):
     """A float in [0, 1) from state ``x``."""
     return np.float64(x >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit
+@njit(error_model="numpy")
 def _contains(indices, lo, hi, j):
     """Whether sorted ``indices[lo:hi]`` holds ``j`` (binary search)."""
     while lo < hi:
@@ -68,7 +68,7 @@ def _contains(indices, lo, hi, j):
     return False
 
 
-@njit
+@njit(error_model="numpy")
 def _search_cdf(cdf, r):
     """First position whose cumulative weight exceeds ``r``."""
     lo = 0
@@ -82,7 +82,7 @@ def _search_cdf(cdf, r):
     return lo
 
 
-@njit
+@njit(error_model="numpy")
 def _sigmoid(x):
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))
@@ -91,7 +91,7 @@ def _sigmoid(x):
 
 
 # --------------------------------------------------------------------------- BPR
-@pnjit(fastmath=True)
+@pnjit(fastmath=True, error_model="numpy")
 def bpr_epoch(U, V, b, indptr, indices, pool_users, pool_items, active_users, n_samples,
               user_uniform, lr, reg_u, reg_i, reg_b, use_bias, seeds):
     """One epoch of BPR-Opt stochastic gradient ascent; returns the number of updates.
@@ -169,7 +169,7 @@ LOSS_SQUARED = 1  # RankSGD: ((x_ui - x_uj) - (r_ui - 0))^2 / 2
 LOSS_WARP = 2  # WARP: rank-weighted hinge max(0, margin - x_ui + x_uj)
 
 
-@njit
+@njit(error_model="numpy")
 def _dot_bias(U, V, b, use_bias, u, i):
     s = np.float32(0.0)
     for f in range(U.shape[1]):
@@ -179,7 +179,7 @@ def _dot_bias(U, V, b, use_bias, u, i):
     return s
 
 
-@njit
+@njit(error_model="numpy")
 def _draw_negative(x, mode, n_items, indices, lo, cnt, cdf, cdf_items, U, u, ranks, factor_cdf_w, rank_cdf):
     """Draw one negative by ``mode``; returns (state, item or -1 when none was found)."""
     for _t in range(64):
@@ -214,7 +214,7 @@ def _draw_negative(x, mode, n_items, indices, lo, cnt, cdf, cdf_items, U, u, ran
     return x, -1
 
 
-@pnjit
+@pnjit(error_model="numpy")
 def pairwise_epoch(U, V, b, indptr, indices, values, pool_pos, n_samples, loss_kind, neg_mode,
                    lr, reg_u, reg_i, reg_b, use_bias, cdf, cdf_items, ranks, factor_w, rank_cdf,
                    margin, max_trials, rank_weights, seeds):
@@ -309,7 +309,7 @@ def pairwise_epoch(U, V, b, indptr, indices, values, pool_pos, n_samples, loss_k
 
 
 # --------------------------------------------------------------------------- GBPR
-@pnjit
+@pnjit(error_model="numpy")
 def gbpr_epoch(U, V, b, indptr, indices, col_ptr, col_users, active_users, n_samples, group_size, rho,
                lr, reg_u, reg_i, reg_b, seeds):
     """One epoch of GBPR: the preference of a group of users who liked item i (the user
@@ -401,13 +401,13 @@ def gbpr_epoch(U, V, b, indptr, indices, col_ptr, col_users, active_users, n_sam
 
 
 # --------------------------------------------------------------------------- listwise
-@pnjit
+@pnjit(error_model="numpy")
 def climf_epoch(U, V, indptr, indices, lr, reg_u, reg_i, order):
     """One epoch of CLiMF gradient ascent, one step per user (users in ``order``).
 
     For user u with items I_u and f_i = <U_u, V_i>, the smoothed reciprocal-rank bound is
     sum_i [ln g(f_i) + sum_k ln(1 - g(f_k - f_i))]; its gradients simplify to
-    dF/dV_i = [g(-f_i) + sum_k (2 g(f_i - f_k) - 1)] U_u and
+    dF/dV_i = [g(-f_i) + sum_k (1 - 2 g(f_i - f_k))] U_u and
     dF/dU_u = sum_i [g(-f_i) V_i + sum_k g(f_k - f_i) (V_i - V_k)].
     Returns the summed objective (before the step).
     """
@@ -441,7 +441,7 @@ def climf_epoch(U, V, indptr, indices, lr, reg_u, reg_i, order):
                     continue
                 gd = _sigmoid(f[c] - f[a])
                 obj += math.log(max(1.0 - gd, 1e-30))
-                ci += 1.0 - 2.0 * gd
+                ci += 2.0 * gd - 1.0
                 wsum += gd
             coef_item[a] = ci
             # grad_u += ga V_a + sum_k g(f_k - f_a) (V_a - V_k)
@@ -464,7 +464,7 @@ def climf_epoch(U, V, indptr, indices, lr, reg_u, reg_i, order):
     return objs.sum()
 
 
-@pnjit
+@pnjit(error_model="numpy")
 def listwise_epoch(U, V, indptr, indices, values, lr, reg_u, reg_i, order):
     """One epoch of ListRank-MF: per user, cross entropy between the top-one probabilities
     of the ratings (softmax of r_ui) and of the predictions (softmax of g(<U_u, V_i>))."""
@@ -511,7 +511,7 @@ def listwise_epoch(U, V, indptr, indices, values, lr, reg_u, reg_i, order):
 
 
 # --------------------------------------------------------------------------- fold-in
-@pnjit
+@pnjit(error_model="numpy")
 def bpr_fold_in(indptr, indices, V, b, use_bias, k, n_steps, lr, reg, seed):
     """Factors of new users (rows of ``indptr``/``indices``) by BPR steps on fixed items."""
     n = indptr.shape[0] - 1
@@ -549,7 +549,7 @@ def bpr_fold_in(indptr, indices, V, b, use_bias, k, n_steps, lr, reg, seed):
     return out
 
 
-@njit
+@njit(error_model="numpy")
 def chunk_seeds_nb(seed, n):
     out = np.empty(n, dtype=np.uint64)
     for c in range(n):
