@@ -1,0 +1,279 @@
+"""Dynamic batching per model version, with DJL Serving's semantics.
+
+Requests of one model version wait in one bounded queue. A worker takes the oldest
+request and keeps collecting until the batch holds ``batch_size`` requests or
+``max_batch_delay_ms`` have passed since that first request arrived; the batch then runs
+as one call in a thread (numpy and BLAS release the GIL) and its results are handed back
+to the waiting requests. A full queue refuses new requests at once
+(:class:`Overloaded`, HTTP 503 with ``Retry-After``); a request still unanswered after
+its timeout gets :class:`RequestTimeout` (HTTP 504) and is skipped if not yet started.
+
+``min_worker`` workers always run; up to ``max_worker`` run while the queue holds more
+than a batch, extra ones stopping after one idle second. Closing a batcher drains it:
+queued requests are still answered before the workers stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+from ..errors import RecseekError
+from .config import BatchSettings
+from .metrics import Metrics
+
+__all__ = ["Batcher", "Job", "Overloaded", "RequestTimeout"]
+
+#: Seconds an extra worker (beyond ``min_worker``) waits for work before it stops.
+EXTRA_WORKER_IDLE_S = 1.0
+
+
+class Overloaded(RecseekError):
+    """The queue of a model version is full (HTTP 503)."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RequestTimeout(RecseekError):
+    """A request was not answered within its timeout (HTTP 504)."""
+
+
+class Job:
+    """One queued request: an operation name, its payload and the future to answer."""
+
+    __slots__ = ("op", "payload", "future", "enqueued", "timer")
+
+    def __init__(self, op: str, payload: Any, future: asyncio.Future, enqueued: float) -> None:
+        self.op = op
+        self.payload = payload
+        self.future = future
+        self.enqueued = enqueued
+        self.timer: asyncio.TimerHandle | None = None
+
+
+#: Runs a batch in a worker thread; returns one result (or exception instance) per job.
+Execute = Callable[[Sequence[Job]], list[Any]]
+
+
+class Batcher:
+    """The queue and workers of one model version."""
+
+    def __init__(self, name: str, version: str, execute: Execute, settings: BatchSettings, *,
+                 executor: Executor, metrics: Metrics | None = None, timeout_s: float = 5.0) -> None:
+        self.name = name
+        self.version = version
+        self.execute = execute
+        self.settings = settings
+        self.executor = executor
+        self.metrics = metrics
+        self.timeout_s = timeout_s
+        self._labels = (name, version)
+        self._queue: deque[Job] = deque()
+        self._waiters: deque[asyncio.Future] = deque()
+        self._workers: set[asyncio.Task] = set()
+        self._busy = 0
+        self._closing = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.batches = 0
+
+    # ------------------------------------------------------------ state
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    @property
+    def workers(self) -> int:
+        return len(self._workers)
+
+    @property
+    def in_flight(self) -> int:
+        return self._busy
+
+    def describe(self) -> dict[str, Any]:
+        s = self.settings
+        return {"batch_size": s.batch_size, "max_batch_delay_ms": s.max_batch_delay_ms, "max_queue": s.max_queue,
+                "min_worker": s.min_worker, "max_worker": s.max_worker, "workers": self.workers,
+                "queue_depth": self.queue_depth, "busy_workers": self._busy, "batches": self.batches}
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for _ in range(self.settings.min_worker):
+            self._spawn(extra=False)
+
+    def rescale(self, settings: BatchSettings) -> None:
+        """Apply new settings; workers are added at once, surplus ones stop when idle."""
+        self.settings = settings
+        missing = settings.min_worker - len(self._workers)
+        for _ in range(max(0, missing)):
+            self._spawn(extra=False)
+        self._wake_all()
+
+    async def close(self) -> None:
+        """Stop accepting work once drained: answer every queued request, then stop."""
+        self._closing = True
+        self._wake_all()
+        while self._queue or self._busy:
+            self._idle.clear()
+            await self._idle.wait()
+        for t in list(self._workers):
+            t.cancel()
+        for t in list(self._workers):
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._workers.clear()
+
+    # ------------------------------------------------------------ submitting
+    def submit(self, op: str, payload: Any) -> asyncio.Future:
+        """Queue one request (synchronously) and return the future of its result.
+
+        Raises :class:`Overloaded` when the queue is full.
+        """
+        if len(self._queue) >= self.settings.max_queue:
+            if self.metrics is not None:
+                self.metrics.rejected.inc((*self._labels, "queue_full"))
+            raise Overloaded(f"model {self.name} version {self.version} is overloaded "
+                             f"({self.settings.max_queue} requests queued); retry later", 1)
+        loop = self._loop or asyncio.get_running_loop()
+        fut = loop.create_future()
+        job = Job(op, payload, fut, loop.time())
+        job.timer = loop.call_later(self.timeout_s, self._expire, job)
+        self._queue.append(job)
+        self._wake_one()
+        if (len(self._queue) > self.settings.batch_size and self._busy >= len(self._workers)
+                and len(self._workers) < self.settings.max_worker and not self._closing):
+            self._spawn(extra=True)
+        return fut
+
+    def _expire(self, job: Job) -> None:
+        if not job.future.done():
+            if self.metrics is not None:
+                self.metrics.rejected.inc((*self._labels, "timeout"))
+            job.future.set_exception(RequestTimeout(
+                f"model {self.name} version {self.version} did not answer within {self.timeout_s * 1000:.0f} ms"))
+
+    # ------------------------------------------------------------ workers
+    def _spawn(self, extra: bool) -> None:
+        task = asyncio.get_running_loop().create_task(self._work(extra))
+        self._workers.add(task)
+        task.add_done_callback(self._workers.discard)
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            w = self._waiters.popleft()
+            if not w.done():
+                w.set_result(None)
+                return
+
+    def _wake_all(self) -> None:
+        while self._waiters:
+            w = self._waiters.popleft()
+            if not w.done():
+                w.set_result(None)
+
+    async def _wait(self, timeout: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._waiters.append(fut)
+        handle = None if timeout is None else loop.call_later(max(timeout, 0.0), _resolve, fut)
+        try:
+            await fut
+        finally:
+            if handle is not None:
+                handle.cancel()
+
+    def _pop_live(self) -> Job | None:
+        while self._queue:
+            job = self._queue.popleft()
+            if not job.future.done():
+                return job
+        return None
+
+    def _surplus(self) -> bool:
+        return len(self._workers) > self.settings.max_worker
+
+    async def _work(self, extra: bool) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first = self._pop_live()
+            if first is None:
+                if self._closing or self._surplus():
+                    self._idle.set()
+                    return
+                idle_start = loop.time()
+                await self._wait(EXTRA_WORKER_IDLE_S if extra else None)
+                if extra and not self._queue and loop.time() - idle_start >= EXTRA_WORKER_IDLE_S:
+                    return
+                continue
+            self._busy += 1  # collecting counts as busy, so close() waits for this batch
+            batch = [first]
+            size = self.settings.batch_size
+            deadline = first.enqueued + self.settings.max_batch_delay_ms / 1000.0
+            while len(batch) < size:
+                job = self._pop_live()
+                if job is not None:
+                    batch.append(job)
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0 or self._closing:
+                    break
+                await self._wait(remaining)
+            try:
+                await self._run(batch, loop)
+            finally:
+                self._busy -= 1
+                self.batches += 1
+            if not self._queue and not self._busy:
+                self._idle.set()
+
+    async def _run(self, batch: list[Job], loop: asyncio.AbstractEventLoop) -> None:
+        start = loop.time()
+        live = [j for j in batch if not j.future.done()]
+        if not live:
+            return
+        m = self.metrics
+        if m is not None:
+            for j in live:
+                m.queue_time.observe(self._labels, start - j.enqueued)
+            m.batch_size.observe(self._labels, len(live))
+        t0 = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(self.executor, self.execute, live)
+        except asyncio.CancelledError:
+            for j in live:
+                if j.timer is not None:
+                    j.timer.cancel()
+                j.future.cancel()
+            raise
+        except Exception as e:  # the whole batch failed
+            results = [e] * len(live)
+        if m is not None:
+            m.inference.observe(self._labels, time.perf_counter() - t0)
+        for j, r in zip(live, results, strict=True):
+            _answer(j, r)
+
+
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _answer(job: Job, result: Any) -> None:
+    if job.timer is not None:
+        job.timer.cancel()
+    if job.future.done():
+        return
+    if isinstance(result, BaseException):
+        job.future.set_exception(result)
+    else:
+        job.future.set_result(result)

@@ -1,0 +1,85 @@
+"""``recseek serve [serve.toml]`` and ``recseek retrain --config serve.toml --model NAME``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from ..errors import RecseekError
+
+
+def run_server(app: object, host: str, port: int, log_level: str = "info") -> None:
+    """Run ``app`` on uvicorn (uvloop and httptools when installed)."""
+    import importlib.util
+
+    import uvicorn
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    uvicorn.run(app, host=host, port=port, loop=loop, http=http, log_level=log_level, access_log=False,
+                lifespan="on")
+
+
+@click.command("serve")
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--host", default=None, help="Address to bind (default from the config, else 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default from the config, else 8080).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve_cmd(config: Path | None, host: str | None, port: int | None, log_level: str) -> None:
+    """Serve the models and indexes of CONFIG (serve.toml) over HTTP."""
+    from dataclasses import replace
+
+    from .app import create_app
+    from .config import load_config
+
+    cfg = load_config(config)
+    if host is not None:
+        cfg = replace(cfg, host=host)
+    if port is not None:
+        if not 0 <= port <= 65535:
+            raise RecseekError(f"--port must be in 0..65535, got {port}")
+        cfg = replace(cfg, port=port)
+    cfg.check_bind()
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not cfg.token:
+        logging.getLogger("recseek.serving").warning(
+            "no token configured: management and feedback endpoints are open to local clients")
+    run_server(create_app(cfg), cfg.host, cfg.port, log_level)
+
+
+@click.command("retrain")
+@click.option("--config", "config", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The server's serve.toml.")
+@click.option("--model", "model", required=True, help="Name of the [[models]] entry to retrain.")
+@click.option("--notify", is_flag=True,
+              help="Also register the new version as default on the running server (its host and port).")
+def retrain_cmd(config: Path, model: str, notify: bool) -> None:
+    """Refit MODEL from its base data plus the stored feedback and save a new version in the store."""
+    from .config import load_config
+    from .registry import retrain
+    from .store import FeedbackStore
+
+    cfg = load_config(config)
+    store = FeedbackStore(cfg.feedback_url)
+    try:
+        version, path, n = retrain(cfg, model, store)
+    finally:
+        store.close()
+    click.echo(f"{model} version {version} trained from {n} feedback events, saved to {path}")
+    if notify:
+        import httpx
+
+        host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
+        headers = {"Authorization": f"Bearer {cfg.token}"} if cfg.token else {}
+        url = f"http://{host}:{cfg.port}/models"
+        try:
+            r = httpx.post(url, params={"name": model, "version": version, "default": "true"}, headers=headers,
+                           timeout=60)
+        except httpx.HTTPError as e:
+            raise RecseekError(f"could not reach the server at {url}: {e}") from None
+        if r.status_code != 200:
+            raise RecseekError(f"the server refused the new version ({r.status_code}): {r.text[:200]}")
+        click.echo(f"the server at {host}:{cfg.port} now serves {model} version {version} by default")
