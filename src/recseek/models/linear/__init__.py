@@ -1,7 +1,8 @@
-"""Linear item-item and low-rank models: EASE, SLIM, PureSVD."""
+"""Linear item-item and low-rank models: EASE, SLIM, PureSVD, FISM."""
 
 from .ease import EASE
+from .fism import FISMAUC, FISMRMSE
 from .puresvd import PureSVD
 from .slim import SLIM
 
-__all__ = ["EASE", "SLIM", "PureSVD"]
+__all__ = ["EASE", "FISMAUC", "FISMRMSE", "SLIM", "PureSVD"]
