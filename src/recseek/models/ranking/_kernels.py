@@ -466,8 +466,13 @@ def climf_epoch(U, V, indptr, indices, lr, reg_u, reg_i, order):
 
 @pnjit(error_model="numpy")
 def listwise_epoch(U, V, indptr, indices, values, lr, reg_u, reg_i, order):
-    """One epoch of ListRank-MF: per user, cross entropy between the top-one probabilities
-    of the ratings (softmax of r_ui) and of the predictions (softmax of g(<U_u, V_i>))."""
+    """One epoch of list-wise MF, one step per user over the user's items.
+
+    With P_y(i) = softmax(r_u.)_i and P_f(i) = softmax(f_u.)_i (f_ui = <U_u, V_i>) over the
+    user's items, item i's score moves up by ``(P_y(i) - ln P_f(i)) g'(f_ui)``: a
+    top-one probability term plus a push that is larger for items the model ranks low
+    within the list. Returns the summed cross entropy -sum P_y ln P_f.
+    """
     k = U.shape[1]
     n = order.shape[0]
     losses = np.zeros(n)
@@ -477,35 +482,37 @@ def listwise_epoch(U, V, indptr, indices, values, lr, reg_u, reg_i, order):
         m = indptr[u + 1] - lo
         if m == 0:
             continue
-        s = np.empty(m, dtype=np.float64)
-        p_y = np.empty(m, dtype=np.float64)
+        f = np.empty(m, dtype=np.float64)
         rmax = -1e30
-        for a in range(m):
-            rmax = max(rmax, values[lo + a])
-        zy = 0.0
-        zf = 0.0
+        fmax = -1e30
         for a in range(m):
             ia = indices[lo + a]
             dot = 0.0
             for d in range(k):
                 dot += U[u, d] * V[ia, d]
-            s[a] = _sigmoid(dot)
-            p_y[a] = math.exp(values[lo + a] - rmax)
-            zy += p_y[a]
-            zf += math.exp(s[a])
+            f[a] = dot
+            fmax = max(fmax, dot)
+            rmax = max(rmax, values[lo + a])
+        zy = 0.0
+        zf = 0.0
+        for a in range(m):
+            zy += math.exp(values[lo + a] - rmax)
+            zf += math.exp(f[a] - fmax)
+        log_zf = fmax + math.log(zf)
         grad_u = np.zeros(k, dtype=np.float32)
         loss = 0.0
         for a in range(m):
             ia = indices[lo + a]
-            pf = math.exp(s[a]) / zf
-            py = p_y[a] / zy
-            loss -= py * math.log(pf)
-            g = np.float32((pf - py) * s[a] * (1.0 - s[a]))
+            log_pf = f[a] - log_zf
+            py = math.exp(values[lo + a] - rmax) / zy
+            loss -= py * log_pf
+            s = _sigmoid(f[a])
+            c = np.float32((py - log_pf) * s * (1.0 - s))
             for d in range(k):
-                grad_u[d] += g * V[ia, d]
-                V[ia, d] -= lr * (g * U[u, d] + reg_i * V[ia, d])
+                grad_u[d] += c * V[ia, d]
+                V[ia, d] += lr * (c * U[u, d] - reg_i * V[ia, d])
         for d in range(k):
-            U[u, d] -= lr * (grad_u[d] + reg_u * U[u, d])
+            U[u, d] += lr * (grad_u[d] - reg_u * U[u, d])
         losses[t] = loss
     return losses.sum()
 

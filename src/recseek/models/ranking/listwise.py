@@ -68,10 +68,15 @@ class CLiMF(_PerUserModel):
 
 @register
 class ListwiseMF(_PerUserModel):
-    """List-wise matrix factorization (ListRank-MF): per user, the cross entropy between
-    the top-one probabilities of the observed values (softmax of r_ui) and of the
-    predictions (softmax of g(<U_u, V_i>)) over the user's items is minimised by gradient
-    descent, one step per user and epoch.
+    """List-wise matrix factorization after ListRank-MF, in the variant of JStarCraft RNS.
+
+    Per user, with the top-one probabilities P_y(i) = softmax of the observed values and
+    P_f(i) = softmax of the scores f_ui = <U_u, V_i> over the user's items, each item's
+    score is raised by ``(P_y(i) - ln P_f(i)) g'(f_ui)`` (g the logistic function), one
+    gradient step per user and epoch. Unlike the paper's exact cross-entropy gradient,
+    which only reorders the items inside each list and leaves unobserved items at their
+    random start, this step also lifts every observed item above the unobserved ones;
+    the published JStarCraft figures measure this variant.
 
     Reference: Shi, Larson, Hanjalic, "List-wise Learning to Rank with Matrix
     Factorization for Collaborative Filtering", RecSys 2010.
