@@ -3,6 +3,7 @@
 from .ease import EASE
 from .fism import FISMAUC, FISMRMSE
 from .puresvd import PureSVD
+from .rfrec import RFRec
 from .slim import SLIM
 
-__all__ = ["EASE", "FISMAUC", "FISMRMSE", "SLIM", "PureSVD"]
+__all__ = ["EASE", "FISMAUC", "FISMRMSE", "SLIM", "PureSVD", "RFRec"]
