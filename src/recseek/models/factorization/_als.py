@@ -204,3 +204,15 @@ def residuals(indptr, indices, data, a, b):
     """``data - a[r].b[j]`` for every stored entry (CSR order)."""
     fn = _residuals_par if parallel_work(indptr, a) else _residuals_seq
     return fn(indptr, indices, data, a, b)
+
+
+@njit
+def fm_als_sweep(ui, uj, upos, ii, ij, ipos, resid, pt, qt, user_dims, item_dims, reg_user, reg_item):
+    """Coordinate (ALS) updates of selected rows of ``pt`` then ``qt`` (dimension-major),
+    with per-dimension ridge weights; fixed all-ones dimensions carry the biases."""  # pragma: no cover
+    nu = ui.shape[0] - 1
+    ni = ii.shape[0] - 1
+    for t in user_dims:
+        _ccd_rows(0, nu, ui, uj, upos, resid, pt[t], qt[t], reg_user[t])
+    for t in item_dims:
+        _ccd_rows(0, ni, ii, ij, ipos, resid, qt[t], pt[t], reg_item[t])
