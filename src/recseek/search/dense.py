@@ -33,8 +33,9 @@ __all__ = ["DenseRetriever", "default_model_path", "exact_search"]
 
 #: Bytes of query x document score matrix computed at once by exact search.
 SCORE_BLOCK_BYTES = 64 * 1024 * 1024
-#: With a filter that keeps less than this share of the documents, the HNSW index is
-#: skipped and the kept documents are searched exactly.
+#: With a filter that keeps less than this share of the documents (or at most
+#: ``ann_threshold`` of them), the HNSW index is skipped and the kept documents are
+#: searched exactly.
 MIN_ANN_FILTER_SHARE = 0.02
 
 
@@ -278,9 +279,11 @@ class DenseRetriever:
         Other keys of a document mapping are metadata for filters.
     hnsw_m, ef_construction, ef_search : int
         HNSW graph degree, build and search breadth.
-    overfetch : int
+    overfetch : float
         With a filter, the HNSW search fetches ``overfetch * k / share`` candidates
-        (``share`` = fraction of documents the filter keeps) before filtering.
+        (``share`` = fraction of documents the filter keeps) before filtering; queries
+        left with fewer than ``k`` are answered exactly over the kept documents. A filter
+        keeping at most ``ann_threshold`` documents (or under 2%) is searched exactly.
     device : str, optional
         Torch device for the model ("cpu", "cuda"); default automatic.
     seed : int
@@ -596,7 +599,8 @@ class DenseRetriever:
     def _ann_search(self, q: np.ndarray, k: int, allowed: np.ndarray, n_allowed: int) -> tuple[np.ndarray, np.ndarray]:
         n_live = len(self)
         share = n_allowed / max(n_live, 1)
-        if share < MIN_ANN_FILTER_SHARE or n_allowed <= k:
+        if n_allowed < n_live and (share < MIN_ANN_FILTER_SHARE or n_allowed <= max(k, self.ann_threshold)):
+            # few documents pass the filter: searching them exactly is cheaper and exact
             return exact_search(q, self.embeddings_, k, allowed)
         filtered = n_allowed < n_live
         fetch = k if not filtered else int(np.ceil(self.overfetch * k / share))
