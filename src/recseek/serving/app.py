@@ -130,6 +130,7 @@ class _Guard:
                     return
                 break
         seen = [0]
+        over = [False]
         max_body = self.max_body
 
         async def limited_receive() -> dict:
@@ -137,10 +138,16 @@ class _Guard:
             if msg["type"] == "http.request":
                 seen[0] += len(msg.get("body", b""))
                 if seen[0] > max_body:
+                    over[0] = True
                     raise BodyTooLarge(f"request body over the limit of {max_body} bytes")
             return msg
 
         async def tracked_send(msg: dict) -> None:
+            if over[0]:  # whatever the app answers to a truncated body, the client gets a 413
+                if msg["type"] == "http.response.start":
+                    status[0] = 413
+                    await _send_error(send, 413, f"request body over the limit of {max_body} bytes")
+                return
             if msg["type"] == "http.response.start":
                 status[0] = msg["status"]
             await send(msg)
@@ -317,7 +324,12 @@ def create_app(config: ServeConfig, *, feedback: FeedbackStore | None = None) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI lifespan
-        await server.start()
+        try:
+            await server.start()
+        except RecseekError as e:
+            log.error("cannot start serving: %s", e)
+            await server.stop()
+            raise
         try:
             yield
         finally:

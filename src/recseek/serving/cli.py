@@ -83,3 +83,73 @@ def retrain_cmd(config: Path, model: str, notify: bool) -> None:
         if r.status_code != 200:
             raise RecseekError(f"the server refused the new version ({r.status_code}): {r.text[:200]}")
         click.echo(f"the server at {host}:{cfg.port} now serves {model} version {version} by default")
+
+
+class BackgroundServer:
+    """Run an app on uvicorn in a background thread (tests, notebooks, benchmarks).
+
+    ``port=0`` picks a free port; :attr:`url` is the base URL once started. Use as a
+    context manager or call :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(self, app: object, host: str = "127.0.0.1", port: int = 0, *, fast: bool = False) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.fast = fast
+        self._server = None
+        self._thread = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> BackgroundServer:
+        import importlib.util
+        import socket
+        import threading
+        import time
+
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        kw = {}
+        if self.fast:
+            kw["loop"] = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+            kw["http"] = "httptools" if importlib.util.find_spec("httptools") else "h11"
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on", **kw)
+        self._server = server = uvicorn.Server(config)
+        def run() -> None:
+            try:
+                server.run(sockets=[sock])
+            except SystemExit:  # uvicorn exits when the application fails to start
+                pass
+            finally:
+                sock.close()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not self._thread.is_alive():
+                raise RecseekError("the server stopped during start-up (see the log above)")
+            if time.monotonic() > deadline:
+                server.should_exit = True
+                raise RecseekError(f"the server did not start within {timeout:.0f} s")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
