@@ -12,7 +12,7 @@ from recseek.models import create
 from recseek.testing.fixtures import holdout_last, ml100k_sample, synthetic
 
 SGD_MODELS = ["BiasedMF", "PMF", "SVDPlusPlus", "ASVDPlusPlus"]
-ALL_MODELS = [*SGD_MODELS, "NMF", "MFALS", "CCD", "BPMF"]
+ALL_MODELS = [*SGD_MODELS, "NMF", "MFALS", "CCD", "BPMF", "FMSGD", "FFM", "FMALS"]
 SMALL = {
     "BiasedMF": {"factors": 8, "epochs": 30},
     "PMF": {"factors": 8, "epochs": 30, "learning_rate": 0.02},
@@ -22,6 +22,9 @@ SMALL = {
     "MFALS": {"factors": 8, "epochs": 10},
     "CCD": {"factors": 8, "epochs": 10},
     "BPMF": {"factors": 5, "epochs": 30, "burn_in": 10, "samples": 5},
+    "FMSGD": {"factors": 8, "epochs": 30},
+    "FFM": {"factors": 8, "epochs": 30},
+    "FMALS": {"factors": 8, "epochs": 10, "reg": 1.0, "bias_reg": 1.0},
 }
 
 
@@ -135,7 +138,7 @@ def test_cold_user_gets_bias_prediction() -> None:
         assert np.all(np.abs(p - model.global_mean_) < 1.5), name
 
 
-@pytest.mark.parametrize("name", SGD_MODELS)
+@pytest.mark.parametrize("name", [*SGD_MODELS, "FMSGD"])
 def test_huge_learning_rate_is_reported(name: str) -> None:
     with pytest.raises(TrainingError, match="diverged"):
         create(name, learning_rate=1e3, epochs=5, factors=4).fit(synthetic())
