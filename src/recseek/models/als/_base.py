@@ -9,11 +9,28 @@ from ...data import Interactions
 from ...errors import DataError
 from ..base import Recommender
 
+#: Below this much work per sweep (stored interactions x factors), kernels run on one
+#: thread: starting and joining threads would cost more than the sweep itself.
+SERIAL_WORK = 4_000_000
+
 
 class FactorModel(Recommender):
     """A model scoring ``user_factors_ @ item_factors_.T`` (float32, BLAS per block)."""
 
     family = "factorization"
+
+    def fit(self, train: Interactions):  # noqa: D102 - see Recommender.fit
+        nnz = train.nnz if isinstance(train, Interactions) else 0
+        if nnz * int(getattr(self, "factors", 1) or 1) >= SERIAL_WORK:
+            return super().fit(train)
+        from ..._numba import get_num_threads, set_num_threads
+
+        threads = get_num_threads()
+        set_num_threads(1)
+        try:
+            return super().fit(train)
+        finally:
+            set_num_threads(threads)
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         u = self.user_factors_[users]
@@ -75,3 +92,13 @@ def balanced_chunks(indptr: np.ndarray, n_chunks: int, row_cost: int = 16) -> np
     bounds = np.searchsorted(cost, targets, side="left").astype(np.int64)
     bounds[0], bounds[-1] = 0, n
     return np.unique(bounds)
+
+
+def gram(y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """``y^T diag(w) y`` in float64 (``w`` defaults to ones), computed by a numba kernel."""
+    from ._kernels import weighted_gram
+
+    n = y.shape[0]
+    w = np.ones(n, dtype=np.float32) if w is None else np.asarray(w, dtype=np.float32)
+    bounds = np.unique(np.linspace(0, n, n_chunks() + 1).astype(np.int64))
+    return weighted_gram(np.ascontiguousarray(y, dtype=np.float32), w, bounds)

@@ -366,3 +366,34 @@ def rankals_items(indptr, indices, r, support, P, Q, q_tilde, t_mat, z, wv, r_su
         cholesky_solve(h, rhs, x)
         for f in range(d):
             Q[k, f] = x[f]
+
+
+# ---------------------------------------------------------------- shared statistics
+
+
+@pnjit(fastmath=True)
+def weighted_gram(Y, w, bounds):  # pragma: no cover - numba
+    """``sum_r w_r y_r y_r^T`` (float64, d x d) over the rows of ``Y``, chunked over cores.
+
+    Computed here rather than by BLAS so that training never mixes BLAS threads with
+    the kernels' threads (both spin-wait and slow each other down on a busy machine).
+    """
+    d = Y.shape[1]
+    nc = bounds.shape[0] - 1
+    parts = np.zeros((max(nc, 1), d, d), dtype=np.float64)
+    for c in prange(nc):
+        acc = np.zeros((d, d), dtype=np.float64)
+        for r in range(bounds[c], bounds[c + 1]):
+            wr = w[r]
+            for f in range(d):
+                yf = wr * Y[r, f]
+                for g in range(f + 1):
+                    acc[f, g] += yf * Y[r, g]
+        parts[c] = acc
+    out = np.zeros((d, d), dtype=np.float64)
+    for c in range(nc):
+        out += parts[c]
+    for f in range(d):
+        for g in range(f):
+            out[g, f] = out[f, g]
+    return out

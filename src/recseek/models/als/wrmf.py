@@ -10,7 +10,7 @@ from ...data._interactions import build_csr
 from ...errors import DataError, NotFittedError, ParameterError
 from .._params import Float, Int
 from ..registry import register
-from ._base import FactorModel, balanced_chunks, csr_parts, implicit_values, n_chunks
+from ._base import FactorModel, balanced_chunks, csr_parts, gram, implicit_values, n_chunks
 
 
 @register
@@ -33,7 +33,10 @@ class WRMF(FactorModel):
     epochs : int
         ALS iterations (a user half-step then an item half-step).
     reg : float
-        L2 regularisation of user and item factors.
+        L2 regularisation of user and item factors. The defaults (``reg=20``,
+        ``alpha=1``) were tuned on MovieLens-100K positives; strong regularisation is
+        what lets WRMF beat popularity on small data, and ``reg`` should grow with the
+        number of interactions per row.
     alpha : float
         Confidence slope: ``c = 1 + alpha * r``.
     cg_steps : int
@@ -59,8 +62,8 @@ class WRMF(FactorModel):
         self,
         factors: int = 64,
         epochs: int = 15,
-        reg: float = 0.05,
-        alpha: float = 2.0,
+        reg: float = 20.0,
+        alpha: float = 1.0,
         cg_steps: int = 3,
         init_scale: float = 0.01,
         seed: int = 0,
@@ -96,8 +99,8 @@ class WRMF(FactorModel):
             del self._ui, self._iu
 
     def _gram(self, y: np.ndarray) -> np.ndarray:
-        a = y.T @ y
-        a[np.diag_indices_from(a)] += np.float32(self.reg)
+        a = gram(y)
+        a[np.diag_indices_from(a)] += float(self.reg)
         return a.astype(np.float32)
 
     def _half_step(self, parts, x: np.ndarray, y: np.ndarray) -> None:
