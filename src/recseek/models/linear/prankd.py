@@ -20,7 +20,9 @@ class PRankD(Recommender):
     popularity and ``w_j (r_ui - r_uj - d_ij x_ui)^2`` is minimised, where
     ``d_ij = sqrt(1 - tanh(sim_filter * cos(i, j)))`` asks for a larger margin against
     dissimilar items and ``w_j`` is ``j``'s popularity relative to the most popular item.
-    Cosine similarities keep the ``neighbors`` most similar items of each item.
+    Cosine similarities keep the ``neighbors`` most similar items of each item. Popular
+    items are both sampled and weighted more as negatives, so the model trades accuracy
+    for novelty: long training lowers precision while raising diversity.
 
     Hurley. Personalised ranking with diversity. RecSys 2013.
     """
@@ -30,13 +32,13 @@ class PRankD(Recommender):
     paper = "Hurley. Personalised ranking with diversity. RecSys 2013"
     rules = {"sim_filter": Float(lo=0.0), "binary": Bool(), "init_std": Float(lo=0.0),
              "neighbors": Int(lo=1)}
-    test_params = {"factors": 4, "epochs": 5}
+    test_params = {"factors": 8, "epochs": 20}
 
     def __init__(
         self,
         factors: int = 10,
-        epochs: int = 8,
-        learning_rate: float = 0.01,
+        epochs: int = 20,
+        learning_rate: float = 0.05,
         reg: float = 0.0,
         sim_filter: float = 4.0,
         neighbors: int = 200,
