@@ -6,9 +6,21 @@ leakage-free evaluation, HTTP serving and federated training over one data model
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-from .data import Interactions, Vocabulary  # noqa: E402
-from .errors import RecseekError  # noqa: E402
-
 __all__ = ["Interactions", "Vocabulary", "RecseekError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # imported lazily so that `recseek --help` does not pay for pandas and scipy
+    if name in ("Interactions", "Vocabulary"):
+        from . import data
+
+        return getattr(data, name)
+    if name == "RecseekError":
+        from .errors import RecseekError
+
+        return RecseekError
+    raise AttributeError(f"module 'recseek' has no attribute {name!r}")

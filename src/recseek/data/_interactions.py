@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import DataError
 from ._vocab import Vocabulary
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: How duplicate (user, item) records are merged when building a matrix.
 #: ``"last"`` (default) keeps the most recent record (by timestamp when there are

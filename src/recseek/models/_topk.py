@@ -81,24 +81,18 @@ def topk(
         mask_rows(scores, exclude)
     if allowed is not None:
         scores[~allowed] = -np.inf
-    np.nan_to_num(scores, copy=False, nan=-np.inf, posinf=np.finfo(scores.dtype).max, neginf=-np.inf)
     kk = min(k, m)
-    if kk == 0:
-        part = np.zeros((n, 0), dtype=np.int64)
-    elif kk < m:
-        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-    else:
-        part = np.broadcast_to(np.arange(m), (n, m)).copy()
-    top = np.take_along_axis(scores, part, axis=1)
-    # sort by score descending, ties by lower column index
-    order = np.lexsort((part, -top), axis=1) if n else np.zeros((0, kk), dtype=np.int64)
-    part = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    top = np.take_along_axis(top, order, axis=1)
-    ids = part if item_ids is None else np.asarray(item_ids, dtype=np.int64)[part]
-    invalid = ~np.isfinite(top) & (top < 0)
-    ids = np.where(invalid, -1, ids)
-    top = np.where(invalid, -np.inf, top).astype(np.float32)
+    from ._topk_kernel import topk_rows
+
+    ids = np.empty((n, kk), dtype=np.int64)
+    top = np.empty((n, kk), dtype=scores.dtype)
+    if n and kk:
+        topk_rows(np.ascontiguousarray(scores), kk, ids, top)
+    if item_ids is not None:
+        ids = np.where(ids >= 0, np.asarray(item_ids, dtype=np.int64)[np.maximum(ids, 0)], -1)
+    top = top.astype(np.float32)
     if kk < k:
         ids = np.hstack([ids, np.full((n, k - kk), -1, dtype=np.int64)])
         top = np.hstack([top, np.full((n, k - kk), -np.inf, dtype=np.float32)])
     return Ranking(ids, top)
+

@@ -144,8 +144,8 @@ class GlobalAverage(RatingPredictor):
 
 def _row_means(matrix, fallback: float) -> np.ndarray:
     counts = np.diff(matrix.indptr)
-    sums = np.add.reduceat(matrix.data.astype(np.float64), matrix.indptr[:-1]) if matrix.nnz else np.zeros(len(counts))
-    sums = np.where(counts > 0, sums, 0.0)
+    rows = np.repeat(np.arange(len(counts)), counts)
+    sums = np.bincount(rows, weights=matrix.data.astype(np.float64), minlength=len(counts))
     return np.where(counts > 0, sums / np.maximum(counts, 1), fallback).astype(np.float32)
 
 
