@@ -111,3 +111,77 @@ def test_item_similarity_of_linear_models(data):
         r = model.similar_items([0, 3], k=4)
         assert r.ids.shape == (2, 4)
         assert not np.isin([0], r.ids[0]).any()
+
+
+# ------------------------------------------------------------------ SGD / frequency models
+@pytest.fixture
+def one_thread():
+    from recseek._numba import get_num_threads, set_num_threads
+
+    before = get_num_threads()
+    set_num_threads(1)
+    yield
+    set_num_threads(before)
+
+
+@pytest.mark.parametrize("name", ["FISMRMSE", "FISMAUC", "PRankD"])
+def test_sgd_models_deterministic_on_one_thread(name, data, one_thread):
+    a = registry.create(name, factors=4, epochs=3, seed=5).fit(data)
+    b = registry.create(name, factors=4, epochs=3, seed=5).fit(data)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+    c = registry.create(name, factors=4, epochs=3, seed=6).fit(data)
+    assert not np.array_equal(a.item_factors_, c.item_factors_)
+
+
+@pytest.mark.parametrize("name", ["FISMRMSE", "FISMAUC", "PRankD"])
+def test_sgd_models_detect_divergence(name, data):
+    from recseek.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="diverged"):
+        registry.create(name, factors=4, epochs=30, learning_rate=1e6, init_std=1.0).fit(data)
+
+
+@pytest.mark.parametrize("name", ["FISMRMSE", "FISMAUC"])
+def test_fism_fold_in_matches_training_scores(name, data):
+    model = registry.create(name, factors=4, epochs=3).fit(data)
+    np.testing.assert_allclose(model._score_new(data.matrix[[1, 7]]), model.score([1, 7]), rtol=1e-4, atol=1e-5)
+
+
+def test_fism_leaves_item_out_of_its_own_context(data):
+    model = registry.create("FISMRMSE", factors=4, epochs=2).fit(data)
+    u = 3
+    items = data.items_of(u)
+    i = items[0]
+    p, q = model.context_factors_.astype(np.float64), model.item_factors_.astype(np.float64)
+    ctx = (p[items].sum(0) - p[i]) * (len(items) - 1) ** -model.alpha
+    expected = model.item_bias_[i] + ctx @ q[i]
+    assert model.score([u], np.array([i]))[0, 0] == pytest.approx(expected, rel=1e-4)
+
+
+def test_prankd_fold_in_ranks_like_training(data):
+    model = registry.create("PRankD", factors=4, epochs=10).fit(data)
+    new = model._score_new(data.matrix[[2]])
+    assert new.shape == (1, data.n_items) and np.isfinite(new).all()
+
+
+def test_rfrec_frequency_estimate_and_fallbacks(data):
+    model = registry.create("RFRec", epochs=5).fit(data)
+    r = data.matrix.toarray()
+    levels = np.unique(r[r != 0])
+    u = 4
+    vals = r[u][r[u] != 0]
+    f = np.array([(vals == v).sum() for v in levels], dtype=float) + 1.0
+    f[np.abs(vals.mean() - levels).argmin()] += 1.0
+    assert model.user_estimate_[u] == pytest.approx((f * levels).sum() / f.sum(), rel=1e-5)
+    p = model.predict(np.array([u, -1, u]), np.array([2, 2, -1]))
+    assert p[1] == pytest.approx(np.clip(model.item_estimate_[2], 1, 5), rel=1e-5)
+    assert p[2] == pytest.approx(np.clip(model.user_estimate_[u], 1, 5), rel=1e-5)
+    folded = model._score_new(data.matrix[[u]])
+    np.testing.assert_allclose(folded, model.score([u]), atol=0.2)
+
+
+def test_rfrec_beats_global_mean(data):
+    model = registry.create("RFRec").fit(data)
+    u, i, v, _ = data.to_coo()
+    err = np.abs(model.predict(u, i) - v).mean()
+    assert err < np.abs(v - v.mean()).mean()
