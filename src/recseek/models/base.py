@@ -372,7 +372,8 @@ class RatingPredictor(Recommender):
 
     ``score`` gives predicted ratings; ``predict`` gives ratings for (user, item) pairs,
     falling back to :meth:`_fallback` (the global mean by default) for unknown users or
-    items and clipping to the training rating range.
+    items, and for users or items without any training rating, then clipping to the
+    training rating range.
     """
 
     task: ClassVar[str] = "rating"
@@ -383,6 +384,9 @@ class RatingPredictor(Recommender):
             self.rating_min_ = float(data.min())
             self.rating_max_ = float(data.max())
             self.global_mean_ = float(data.mean())
+            # users/items without any training rating cannot be scored: they go to _fallback
+            self.user_rated_ = np.diff(train.matrix.indptr) > 0
+            self.item_rated_ = np.bincount(train.matrix.indices, minlength=train.n_items) > 0
         return super().fit(train)
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -393,6 +397,7 @@ class RatingPredictor(Recommender):
         if users.shape != items.shape:
             raise ParameterError(f"predict: users and items must have the same length ({len(users)} vs {len(items)})")
         ok = (users >= 0) & (users < self.n_users_) & (items >= 0) & (items < self.n_items_)
+        ok[ok] = self.user_rated_[users[ok]] & self.item_rated_[items[ok]]
         out = np.empty(users.shape[0], dtype=np.float32)
         if ok.any():
             out[ok] = self._predict(users[ok], items[ok])
