@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
-from ...errors import DataError
+from ...errors import DataError, ParameterError
 from ..base import Recommender
 
 #: Below this much work per sweep (stored interactions x factors), kernels run on one
@@ -55,6 +55,15 @@ def implicit_values(train: Interactions, model: str) -> np.ndarray:
     if vals.size and (vals.min() < 0):
         raise DataError(f"{model}: interaction values must be non-negative (found {float(vals.min())})")
     return vals
+
+
+def confidence_weights(values: np.ndarray, alpha: float, model: str) -> np.ndarray:
+    """``1 + alpha * values`` as float32; an overflow is reported naming ``alpha``."""
+    with np.errstate(over="ignore"):
+        c = (1.0 + float(alpha) * np.asarray(values, dtype=np.float64)).astype(np.float32)
+    if c.size and not np.isfinite(c).all():
+        raise ParameterError(f"{model}: alpha={alpha!r} makes the confidence 1 + alpha * value overflow float32")
+    return c
 
 
 def csr_parts(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, shape: tuple[int, int]):

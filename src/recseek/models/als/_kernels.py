@@ -14,10 +14,14 @@ import numpy as np
 
 from ..._numba import njit, pnjit, prange
 
+#: Fast-math flags that allow reordering sums (vectorised reductions) but keep NaN and
+#: infinity semantics, so that divergence still shows up as non-finite factors.
+FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
 # ---------------------------------------------------------------- helpers
 
 
-@njit(fastmath=True)
+@njit(fastmath=FAST, error_model="numpy")
 def cholesky_solve(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """Solve ``a x = b`` for a symmetric positive definite ``a``; ``x`` goes to ``out``.
 
@@ -54,7 +58,7 @@ def cholesky_solve(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
 # ---------------------------------------------------------------- WRMF (Hu et al. 2008)
 
 
-@pnjit(fastmath=True)
+@pnjit(fastmath=FAST, error_model="numpy")
 def wrmf_cg(indptr, indices, conf, X, Y, A, cg_steps, bounds):  # pragma: no cover - numba
     """Conjugate-gradient steps towards the WRMF least-squares solution of each row.
 
@@ -125,7 +129,7 @@ def wrmf_cg(indptr, indices, conf, X, Y, A, cg_steps, bounds):  # pragma: no cov
                 X[u, f] = x[f]
 
 
-@pnjit(fastmath=True)
+@pnjit(fastmath=FAST, error_model="numpy")
 def solve_rows(indptr, indices, w_gram, w_rhs, Y, base, lam, rows, out):  # pragma: no cover - numba
     """Exact regularised least squares for selected rows.
 
@@ -162,7 +166,7 @@ def solve_rows(indptr, indices, w_gram, w_rhs, Y, base, lam, rows, out):  # prag
 # ---------------------------------------------------------------- iALS++ (Rendle et al. 2021)
 
 
-@pnjit(fastmath=True)
+@pnjit(fastmath=FAST, error_model="numpy")
 def ialspp_sweep(indptr, indices, X, Y, G, alpha0, lam, block, bounds, max_len):  # pragma: no cover
     """One subspace sweep over the rows of ``X`` (in place).
 
@@ -219,7 +223,7 @@ def ialspp_sweep(indptr, indices, X, Y, G, alpha0, lam, block, bounds, max_len):
 # ---------------------------------------------------------------- eALS (He et al. 2016)
 
 
-@pnjit(fastmath=True)
+@pnjit(fastmath=FAST, error_model="numpy")
 def eals_sweep(indptr, indices, w, X, Y, S, crow, ccol, reg, bounds, max_len):  # pragma: no cover
     """One element-wise (coordinate) sweep over the rows of ``X`` (in place).
 
@@ -266,7 +270,7 @@ def eals_sweep(indptr, indices, w, X, Y, S, crow, ccol, reg, bounds, max_len):  
 # ---------------------------------------------------------------- RankALS (Takacs & Tikk 2012)
 
 
-@pnjit(fastmath=True)
+@pnjit(fastmath=FAST, error_model="numpy")
 def rankals_users(indptr, indices, r, support, Y, a_tilde, q_tilde, s_total, reg, rows, out):  # pragma: no cover
     """Closed-form user step of RankALS for the selected rows.
 
@@ -316,7 +320,7 @@ def rankals_users(indptr, indices, r, support, Y, a_tilde, q_tilde, s_total, reg
             out[k, f] = x[f]
 
 
-@pnjit(fastmath=True)
+@pnjit(fastmath=FAST, error_model="numpy")
 def rankals_items(indptr, indices, r, support, P, Q, q_tilde, t_mat, z, wv, r_sup_user, n_user,
                   s_total, reg):  # pragma: no cover - numba
     """Item step of RankALS: each item's exact minimiser with the other items fixed.
@@ -371,7 +375,7 @@ def rankals_items(indptr, indices, r, support, P, Q, q_tilde, t_mat, z, wv, r_su
 # ---------------------------------------------------------------- shared statistics
 
 
-@pnjit(fastmath=True)
+@pnjit(fastmath=FAST, error_model="numpy")
 def weighted_gram(Y, w, bounds):  # pragma: no cover - numba
     """``sum_r w_r y_r y_r^T`` (float64, d x d) over the rows of ``Y``, chunked over cores.
 

@@ -9,7 +9,7 @@ from ...data import Interactions
 from ...errors import DataError
 from .._params import Choice, Float
 from ..registry import register
-from ._base import FactorModel, balanced_chunks, csr_parts, gram, implicit_values, max_row, n_chunks
+from ._base import FactorModel, balanced_chunks, confidence_weights, csr_parts, gram, implicit_values, max_row, n_chunks
 
 
 @register
@@ -95,7 +95,7 @@ class EALS(FactorModel):
         from ._kernels import eals_sweep
 
         vals = implicit_values(train, self.display_name)
-        w = (1.0 + float(self.alpha) * vals).astype(np.float32)
+        w = confidence_weights(vals, self.alpha, self.display_name)
         rng = np.random.default_rng(self.seed)
         self.user_factors_ = self._init_factors(train.n_users, self.init_scale, rng)
         self.item_factors_ = self._init_factors(train.n_items, self.init_scale, rng)
@@ -127,7 +127,7 @@ class EALS(FactorModel):
             raise DataError(f"{self.display_name}: interaction values must be non-negative")
         q = self.item_factors_
         c = self.missing_weights_
-        w = (1.0 + float(self.alpha) * vals).astype(np.float32)
+        w = confidence_weights(vals, self.alpha, self.display_name)
         indices = np.asarray(rows.indices, np.int32)
         base = gram(q, c).astype(np.float32)
         lam = np.full(rows.shape[0], float(self.reg), dtype=np.float32)

@@ -10,7 +10,7 @@ from ...data._interactions import build_csr
 from ...errors import DataError, NotFittedError, ParameterError
 from .._params import Float, Int
 from ..registry import register
-from ._base import FactorModel, balanced_chunks, csr_parts, gram, implicit_values, n_chunks
+from ._base import FactorModel, balanced_chunks, confidence_weights, csr_parts, gram, implicit_values, n_chunks
 
 
 @register
@@ -80,7 +80,7 @@ class WRMF(FactorModel):
 
     # ------------------------------------------------------------ training
     def _confidence(self, values: np.ndarray) -> np.ndarray:
-        return (np.float32(1.0) + np.float32(self.alpha) * values).astype(np.float32)
+        return confidence_weights(values, self.alpha, self.display_name)
 
     def _fit(self, train: Interactions) -> None:
         vals = implicit_values(train, self.display_name)
