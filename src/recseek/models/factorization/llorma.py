@@ -74,7 +74,7 @@ class LLORMA(RatingPredictor):
         "global_reg": Float(lo=0.0),
         "init_std": Float(lo=0.0),
     }
-    test_params = {"factors": 4, "epochs": 20, "anchors": 8, "global_factors": 8, "global_epochs": 30,
+    test_params = {"factors": 4, "epochs": 30, "learning_rate": 0.05, "anchors": 8, "global_factors": 8, "global_epochs": 30,
                    "global_learning_rate": 0.01, "init_std": 0.1}
 
     def __init__(self, factors: int = 6, epochs: int = 200, learning_rate: float = 0.01, reg: float = 0.01,
