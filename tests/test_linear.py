@@ -185,3 +185,53 @@ def test_rfrec_beats_global_mean(data):
     u, i, v, _ = data.to_coo()
     err = np.abs(model.predict(u, i) - v).mean()
     assert err < np.abs(v - v.mean()).mean()
+
+
+def test_irrg_gradient_matches_finite_differences():
+    import scipy.sparse as sp
+
+    from recseek.models.linear import IRRG
+
+    data = synthetic(n_users=15, n_items=10, seed=2)
+    model = IRRG(factors=3, epochs=1, alpha=0.5, reg=0.1, neighbors=4, reliability=1.0)
+    model.fit(data)
+    item_rules, groups = model._mine_rules(data)
+    assert groups.shape[0] > 0 and item_rules.nnz > 0
+    m = sp.csr_array(data.matrix)
+    u = data.user_index()
+    target = (m.data - model.rating_min_) / (model.rating_max_ - model.rating_min_)
+    s_rows = item_rules.astype(np.float64)
+    s_cols = sp.csr_array(s_rows.T)
+    n_g = groups.shape[0]
+    rows = np.concatenate([groups[:, 0], groups[:, 1], groups[:, 2]]).astype(np.int64)
+    vals = np.concatenate([np.ones(n_g), np.full(2 * n_g, -1 / np.sqrt(2))])
+    inc = sp.csr_array((vals, (rows, np.tile(np.arange(n_g), 3))), shape=(data.n_items, n_g))
+    args = (u, m, target, s_rows, s_cols, np.asarray(s_rows.sum(axis=1)).ravel(),
+            np.asarray(s_cols.sum(axis=1)).ravel(), inc, sp.csr_array(inc.T), groups[:, 3])
+    rng = np.random.default_rng(0)
+    p = rng.normal(0, 0.5, (data.n_users, 3))
+    q = rng.normal(0, 0.5, (data.n_items, 3))
+    _, gp, gq = model._gradients(p, q, *args)
+    eps = 1e-6
+    for arr, grad in ((p, gp), (q, gq)):
+        for idx in [(0, 0), (3, 2), (5, 1)]:
+            old = arr[idx]
+            arr[idx] = old + eps
+            up = model._gradients(p, q, *args)[0]
+            arr[idx] = old - eps
+            down = model._gradients(p, q, *args)[0]
+            arr[idx] = old
+            assert grad[idx] == pytest.approx((up - down) / (2 * eps), rel=1e-4, abs=1e-7)
+
+
+def test_irrg_rules_and_fold_in(data):
+    from recseek.models.linear import IRRG
+
+    model = IRRG(factors=4, epochs=30, neighbors=5).fit(data)
+    # each target keeps at most `neighbors` group rules plus item rules
+    per_target = np.bincount(model.group_rules_[:, 0].astype(int), minlength=data.n_items)
+    assert per_target.max() <= 5
+    assert (np.diff(model.item_rules_.indptr) + per_target <= 5).all()
+    own = model.score([6])
+    new = model._score_new(data.matrix[[6]])
+    assert np.corrcoef(own[0], new[0])[0, 1] > 0.8
