@@ -280,9 +280,12 @@ def test_save_load_round_trip(tmp_path, mmap):
     np.testing.assert_array_equal(before.ids, after.ids)
     np.testing.assert_array_equal(before.scores, after.scores)
     # a loaded index stays updatable
-    back.add([{"id": "new", "text": "w5 w5 w5"}])
+    back.add([{"id": "new", "text": "w5 qqq"}])
     back.delete(["d10"])
     assert "new" in back and "d10" not in back
+    assert back.search("qqq", k=1).row(0)[0][0] == "new"
+    back.compact()
+    assert back.search("qqq", k=1).row(0)[0][0] == "new"
     with pytest.raises(ModelFileError):
         TFIDF.load(tmp_path / "idx")
 

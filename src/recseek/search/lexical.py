@@ -164,7 +164,8 @@ class LexicalRetriever:
 
     def _reset(self) -> None:
         self._vocab: dict[str, int] | None = {}
-        self._terms_arr: np.ndarray | None = None
+        # after loading: terms sorted (unicode) and their ids; the dict is built on first update
+        self._terms_sorted: tuple[np.ndarray, np.ndarray] | None = None
         self._memo = None
         self._ids: list[str] | None = []
         self._ids_arr: np.ndarray | None = None
@@ -177,14 +178,29 @@ class LexicalRetriever:
         self._total_len = 0.0
         self._dirty = True
         self._flat: tuple[np.ndarray, ...] | None = None
+        self._idf_cache: np.ndarray | None = None
 
     # ------------------------------------------------------------------ lazy maps
     def _vocab_map(self) -> dict[str, int]:
         if self._vocab is None:
-            assert self._terms_arr is not None
-            self._vocab = {t: i for i, t in enumerate(self._terms_arr.tolist())}
-            self._terms_arr = None
+            assert self._terms_sorted is not None
+            terms, ids = self._terms_sorted
+            self._vocab = dict(zip(terms.tolist(), ids.tolist(), strict=True))
+            self._terms_sorted = None
         return self._vocab
+
+    def _term_ids(self, terms: list[str]) -> np.ndarray:
+        """Ids of terms (-1 when unknown), by the dict or by binary search after loading."""
+        if self._vocab is not None:
+            get = self._vocab.get
+            return np.fromiter((get(t, -1) for t in terms), dtype=np.int64, count=len(terms))
+        assert self._terms_sorted is not None
+        sorted_terms, ids = self._terms_sorted
+        if not terms or sorted_terms.shape[0] == 0:
+            return np.full(len(terms), -1, dtype=np.int64)
+        q = np.asarray(terms, dtype=str)
+        pos = np.minimum(np.searchsorted(sorted_terms, q), sorted_terms.shape[0] - 1)
+        return np.where(sorted_terms[pos] == q, ids[pos], -1).astype(np.int64)
 
     def _rows(self) -> dict[str, int]:
         if self._row_of is None:
@@ -415,9 +431,10 @@ class LexicalRetriever:
         for q in queries:
             if not isinstance(q, str):
                 raise ParameterError(f"queries must be strings, got {type(q).__name__}")
-        lengths, ids = self.analyzer.encode(queries, self._vocab_map(), grow=False)
-        return self.search_encoded(np.asarray(lengths, dtype=np.int64), np.asarray(ids, dtype=np.int64), k,
-                                   filter=filter)
+        analyzed = self.analyzer.analyze_batch(queries)
+        lengths = np.fromiter((len(a) for a in analyzed), dtype=np.int64, count=len(analyzed))
+        ids = self._term_ids([t for a in analyzed for t in a])
+        return self.search_encoded(lengths, ids, k, filter=filter)
 
     def search_encoded(
         self, lengths: np.ndarray, term_ids: np.ndarray, k: int = 10, *, filter: Mapping[str, Any] | None = None
@@ -477,13 +494,16 @@ class LexicalRetriever:
         from ..persistence import write_bundle
 
         self._refresh()
-        terms = self._terms_arr
-        if terms is None:
+        if self._terms_sorted is not None:
+            terms, term_ids = self._terms_sorted
+        else:
             vocab = self._vocab_map()
             terms = np.asarray(list(vocab), dtype=str) if vocab else np.zeros(0, dtype="<U1")
+            order = np.argsort(terms, kind="stable")
+            terms, term_ids = terms[order], order.astype(np.int64)
         meta_arrays, meta_info = self._meta.to_arrays("meta")
         arrays = {"lengths": self._lengths, "df": self._df, **meta_arrays}
-        extra = {"terms": terms, "ids": self._id_array()}
+        extra = {"terms_sorted": terms, "terms_ids": term_ids, "ids": self._id_array()}
         for i, s in enumerate(self._segments):
             extra[f"seg{i}.indptr"] = np.asarray(s.indptr)
             extra[f"seg{i}.rows"] = np.asarray(s.rows)
@@ -520,7 +540,7 @@ class LexicalRetriever:
             obj = target(**manifest["params"], fields=manifest["fields"],
                          analyzer=Analyzer.from_dict(manifest["analyzer"]))
             obj._vocab = None
-            obj._terms_arr = arrays["terms"]
+            obj._terms_sorted = (arrays["terms_sorted"], arrays["terms_ids"])
             obj._ids = None
             obj._ids_arr = arrays["ids"]
             obj._row_of = None
@@ -680,7 +700,7 @@ class TFIDF(LexicalRetriever):
         self._idf_cache = idf
 
     def _query_weights(self, q_terms: np.ndarray, q_counts: np.ndarray, q_of: np.ndarray, nq: int) -> np.ndarray:
-        idf = getattr(self, "_idf_cache", None)
+        idf = self._idf_cache
         if idf is None or idf.shape[0] != self._df.shape[0]:
             idf = self._idf_cache = self.idf()
         f = q_counts.astype(np.float64)
