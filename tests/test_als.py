@@ -313,7 +313,7 @@ def test_similar_items_from_factors(data: Interactions) -> None:
     assert r.ids.shape == (2, 3) and (r.ids[0] != 0).all()
 
 
-@pytest.mark.parametrize("name", ["WRMF", "IALSPlusPlus", "EALS"])
+@pytest.mark.parametrize("name", ["WRMF", "IALSPlusPlus", "EALS", "RankALS"])
 def test_defaults_beat_popularity_on_movielens(name: str) -> None:
     try:
         data = ml100k_sample(300).binarize(4)

@@ -248,9 +248,8 @@ def eals_sweep(indptr, indices, w, X, Y, S, crow, ccol, reg, bounds, max_len):  
                 xf = X[u, f]
                 num = 0.0
                 for k in range(d):
-                    if k != f:
-                        num -= X[u, k] * S[f, k]
-                num *= cr
+                    num -= X[u, k] * S[f, k]
+                num = cr * (num + xf * S[f, f])
                 den = cr * S[f, f] + reg
                 for t in range(n):
                     i = indices[start + t]

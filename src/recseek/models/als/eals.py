@@ -44,6 +44,9 @@ class EALS(FactorModel):
         The missing-data weighting scheme.
     init_scale : float
         Standard deviation of the normal initial factors.
+
+    The defaults were tuned on MovieLens-100K positives (1,682 items); ``missing_weight``
+    is a total over the catalogue, so scale it with the number of items.
     """
 
     name = "EALS"
@@ -61,10 +64,10 @@ class EALS(FactorModel):
     def __init__(
         self,
         factors: int = 64,
-        epochs: int = 20,
-        reg: float = 0.01,
+        epochs: int = 10,
+        reg: float = 10.0,
         alpha: float = 0.0,
-        missing_weight: float = 128.0,
+        missing_weight: float = 256.0,
         popularity_exponent: float = 0.4,
         weighting: str = "popularity",
         init_scale: float = 0.01,

@@ -66,7 +66,7 @@ class IALSPlusPlus(FactorModel):
     def __init__(
         self,
         factors: int = 64,
-        epochs: int = 12,
+        epochs: int = 8,
         reg: float = 0.02,
         unobserved_weight: float = 0.2,
         reg_exponent: float = 1.0,

@@ -33,7 +33,9 @@ class RankALS(FactorModel):
     factors, epochs, reg, seed, verbose
         As usual.
     support_weight : bool
-        Weight the items ``j`` by their popularity.
+        Weight the items ``j`` by their popularity (the paper's and JStarCraft's choice).
+        Off by default: unweighted items ranked better on both FilmTrust (P1) and
+        MovieLens-100K (P3).
     init_scale : float
         Standard deviation of the normal initial factors.
     """
@@ -46,10 +48,10 @@ class RankALS(FactorModel):
 
     def __init__(
         self,
-        factors: int = 10,
-        epochs: int = 4,
+        factors: int = 32,
+        epochs: int = 10,
         reg: float = 0.01,
-        support_weight: bool = True,
+        support_weight: bool = False,
         init_scale: float = 0.1,
         seed: int = 0,
         verbose: bool = False,
