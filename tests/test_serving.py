@@ -461,7 +461,7 @@ def _slow(execute, seconds):
 
 
 def test_full_queue_answers_503_and_timeout_504(store, tmp_path):
-    cfg = make_config(store, tmp_path / "f.db", request_timeout_ms=400)
+    cfg = make_config(store, tmp_path / "f.db", request_timeout_ms=400, inline_below_ms=0)
     app = create_app(cfg)
     with BackgroundServer(app) as srv:
         reg = app.state.server.registry
@@ -663,3 +663,16 @@ def test_startup_fails_clearly_for_missing_model(store, tmp_path):
     with pytest.raises(Exception, match="stopped during start-up"):
         BackgroundServer(app).start(timeout=30)
 
+
+
+def test_routed_recommend_equals_fast_path(store, tmp_path, live):
+    """With fast_path off, GET /recommend goes through FastAPI's router and answers the same."""
+    _, fast = live
+    app = create_app(make_config(store, tmp_path / "f.db", fast_path=False))
+    with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        for params in ({"user": 3, "k": 4}, {"user": 3, "k": 4, "filter": "genre:Comedy", "exclude": "0,3"},
+                       {"user": "ghost"}, {"user": 3, "k": 0}, {"user": 3, "colour": 1}, {"user": 3, "version": "8"},
+                       {"user": 3, "exclude_seen": "maybe"}):
+            a, b = c.get("/recommend/mf", params=params), fast.get("/recommend/mf", params=params)
+            assert (a.status_code, a.json()) == (b.status_code, b.json()), params
+        assert 'route="/recommend/{model}",method="GET"' in c.get("/metrics").text

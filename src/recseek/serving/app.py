@@ -13,6 +13,7 @@ when a queue is full; 504 when a request times out.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import json
 import logging
@@ -94,6 +95,14 @@ def _status_of(exc: BaseException) -> int:
     return 500
 
 
+def _error_headers(exc: BaseException) -> dict[str, str] | None:
+    if isinstance(exc, Overloaded):
+        return {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": "Bearer"}
+    return None
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSON:
     return JSON({"error": message, "status": status}, status_code=status, headers=headers)
 
@@ -107,16 +116,24 @@ _INFER_ERRORS = {**_ERRORS, 503: {"model": ErrorResponse}, 504: {"model": ErrorR
 class _Guard:
     """Body size limit and request metrics, as plain ASGI (no per-request task)."""
 
-    def __init__(self, app: Any, max_body: int, metrics: Metrics) -> None:
+    def __init__(self, app: Any, max_body: int, metrics: Metrics,
+                 fast_recommend: Callable[[str, Any], Awaitable[dict]] | None = None) -> None:
         self.app = app
         self.max_body = max_body
         self.metrics = metrics
+        self.fast_recommend = fast_recommend
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
+        path = scope["path"]
+        if self.fast_recommend is not None and scope["method"] == "GET" and path.startswith("/recommend/"):
+            model = path[11:]
+            if model and "/" not in model:
+                await self._fast(self.fast_recommend, model, scope, send, t0)
+                return
         status = [500]
         for k, v in scope.get("headers", ()):
             if k == b"content-length":
@@ -157,6 +174,31 @@ class _Guard:
         finally:
             self._observe(scope, status[0], t0)
 
+    async def _fast(self, handler: Callable[[str, Any], Awaitable[dict]], model: str, scope: dict, send: Callable,
+                    t0: float) -> None:
+        """GET /recommend/{model} straight from ASGI (same handler and errors as the routed one)."""
+        from starlette.datastructures import QueryParams
+
+        headers: dict[str, str] | None = None
+        try:
+            body = _dumps(await handler(model, QueryParams(scope["query_string"])))
+            status = 200
+        except RecseekError as exc:
+            status = _status_of(exc)
+            headers = _error_headers(exc)
+            body = _dumps({"error": " ".join(str(exc).split()), "status": status})
+        except Exception as exc:  # same as the application's handler of unexpected errors
+            log.exception("internal error", exc_info=exc)
+            status = 500
+            body = _dumps({"error": "internal server error", "status": 500})
+        raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if headers:
+            raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+        self.metrics.request_latency.observe(("/recommend/{model}", "GET"), time.perf_counter() - t0)
+        self.metrics.responses.inc(("/recommend/{model}", str(status)))
+
     def _observe(self, scope: dict, status: int, t0: float) -> None:
         route = scope.get("route")
         label = getattr(route, "path", None) or "unmatched"
@@ -180,7 +222,11 @@ class Server:
     def __init__(self, config: ServeConfig, feedback: FeedbackStore | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="recseek-serve")
+        # batches run in these threads; each limits recseek's multi-core kernels to kernel_threads
+        # (parallelism comes from several batch workers, and a busy machine makes short
+        # multi-threaded kernel launches slow)
+        self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="recseek-serve",
+                                           initializer=_limit_kernel_threads, initargs=(config.kernel_threads,))
         self.registry = ServingRegistry(config, self.executor, self.metrics)
         self.feedback = feedback
         self._own_feedback = feedback is None
@@ -191,6 +237,7 @@ class Server:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        _limit_kernel_threads(self.config.kernel_threads)  # cheap batches run on this thread
         if self.feedback is None:
             self.feedback = await loop.run_in_executor(self.executor, FeedbackStore, self.config.feedback_url)
         for spec in self.config.servables:
@@ -199,6 +246,10 @@ class Server:
         for spec in self.config.servables:
             if spec.retrain is not None and spec.retrain.interval_s > 0:
                 self._tasks.append(asyncio.create_task(self._retrain_every(spec.name, spec.retrain.interval_s)))
+        # what is loaded now lives as long as the server: keep it out of the cyclic garbage
+        # collector, whose full passes over every library object would stall requests
+        gc.collect()
+        gc.freeze()
         self.started = True
 
     async def stop(self) -> None:
@@ -261,7 +312,91 @@ class Server:
                 log.error("scheduled retraining of %s failed: %s", name, e)
 
 
+# ---------------------------------------------------------------- query strings
+class _Query:
+    """Query parameters of a request, checked by hand (unknown names are refused)."""
+
+    __slots__ = ("qp",)
+
+    def __init__(self, params: Any, names: tuple[str, ...]) -> None:
+        self.qp = params
+        for key in self.qp:
+            if key not in names:
+                raise ParameterError(f"unknown query parameter {key!r} (valid: {', '.join(names)})")
+
+    def get(self, name: str) -> str | None:
+        return self.qp.get(name)
+
+    def required(self, name: str) -> str:
+        v = self.qp.get(name)
+        if v is None or v == "":
+            raise ParameterError(f"query parameter {name!r} is required")
+        return v
+
+    def integer(self, name: str, default: int, lo: int, hi: int) -> int:
+        v = self.qp.get(name)
+        if v is None:
+            return default
+        try:
+            n = int(v)
+        except ValueError:
+            raise ParameterError(f"query parameter {name!r} must be an integer, got {v!r}") from None
+        if not lo <= n <= hi:
+            raise ParameterError(f"query parameter {name!r} must be in {lo}..{hi}, got {n}")
+        return n
+
+    def boolean(self, name: str, default: bool) -> bool:
+        v = self.qp.get(name)
+        if v is None:
+            return default
+        low = v.lower()
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        raise ParameterError(f"query parameter {name!r} must be true or false, got {v!r}")
+
+    def many(self, name: str) -> list[str] | None:
+        vs = self.qp.getlist(name)
+        return vs or None
+
+
+def _param(name: str, where: str, typ: str, description: str, required: bool = False, **schema: Any) -> dict:
+    return {"name": name, "in": where, "required": required, "description": description,
+            "schema": {"type": typ, **schema}}
+
+
+def _params(*items: dict) -> list[dict]:
+    return list(items)
+
+
+_PATH_MODEL = _param("model", "path", "string", "Model name.", True)
+_RECOMMEND_NAMES = ("user", "k", "exclude_seen", "exclude", "filter", "version")
+_RECOMMEND_QUERY = (
+    _param("user", "query", "string", "User id.", True),
+    _param("k", "query", "integer", "Number of items (1..1000).", default=10, minimum=1, maximum=1000),
+    _param("exclude_seen", "query", "boolean", "Never return items the user interacted with.", default=True),
+    {**_param("exclude", "query", "array", "Item ids to exclude (repeat or comma-separate)."),
+     "schema": {"type": "array", "items": {"type": "string"}}},
+    {**_param("filter", "query", "array", "Item filter field:value (repeatable; same field = any of)."),
+     "schema": {"type": "array", "items": {"type": "string"}}},
+    _param("version", "query", "string", "Model version (default: the default version)."),
+)
+_SIMILAR_QUERY = (
+    _param("item", "query", "string", "Item id.", True),
+    _param("k", "query", "integer", "Number of items (1..1000).", default=10, minimum=1, maximum=1000),
+    _param("version", "query", "string", "Model version (default: the default version)."),
+)
+
+
 # ---------------------------------------------------------------- helpers
+def _limit_kernel_threads(n: int) -> None:
+    if n > 0:
+        from .._numba import set_num_threads
+
+        set_num_threads(n)
+
+
 def _parse_filter(items: list[str] | None) -> dict[str, list[str]] | None:
     if not items:
         return None
@@ -342,11 +477,7 @@ def create_app(config: ServeConfig, *, feedback: FeedbackStore | None = None) ->
     # ------------------------------------------------------------ errors
     @app.exception_handler(RecseekError)
     async def _recseek_error(_: Request, exc: RecseekError) -> JSON:
-        status = _status_of(exc)
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
-        if isinstance(exc, Unauthorized):
-            headers = {"WWW-Authenticate": "Bearer"}
-        return _error(status, " ".join(str(exc).split()), headers)
+        return _error(_status_of(exc), " ".join(str(exc).split()), _error_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSON:
@@ -409,22 +540,26 @@ def create_app(config: ServeConfig, *, feedback: FeedbackStore | None = None) ->
     # ------------------------------------------------------------ inference
     reg = server.registry
 
-    @app.get("/recommend/{model}", tags=["inference"], response_model=RecommendResponse, responses=_INFER_ERRORS)
-    async def recommend_get(
-        model: str,
-        user: str = Query(..., description="User id."),
-        k: int = Query(10, ge=1, le=1000),
-        exclude_seen: bool = Query(True, description="Never return items the user already interacted with."),
-        exclude: list[str] | None = Query(None, description="Item ids to exclude (repeat or comma-separate)."),
-        filter: list[str] | None = Query(None, description="field:value item filter (repeatable)."),
-        version: str | None = Query(None),
-    ) -> JSON:
-        ep = reg.resolve(model, version, "model")
+    # The GET routes parse their query strings by hand: FastAPI's per-parameter validation
+    # costs more than the rest of the request; the OpenAPI description is given explicitly.
+    @app.get("/recommend/{model}", tags=["inference"], response_model=RecommendResponse, responses=_INFER_ERRORS,
+             openapi_extra={"parameters": _params(_PATH_MODEL, *_RECOMMEND_QUERY)})
+    async def recommend_get(request: Request) -> JSON:
+        """Top-k items for one user: ?user=&k=&exclude_seen=&exclude=&filter=field:value&version=."""
+        return JSON(await recommend_query(request.path_params["model"], request.query_params))
+
+    async def recommend_query(model: str, params: Any) -> dict[str, Any]:
+        q = _Query(params, _RECOMMEND_NAMES)
+        user = q.required("user")
+        k = q.integer("k", 10, 1, 1000)
+        exclude_seen = q.boolean("exclude_seen", True)
+        exclude, flt = q.many("exclude"), q.many("filter")
+        ep = reg.resolve(model, q.get("version"), "model")
         s: ModelServable = ep.servable  # type: ignore[assignment]
-        ex = s.exclusion(_split_ids(exclude), _parse_filter(filter)) if (exclude or filter) else None
+        ex = s.exclusion(_split_ids(exclude), _parse_filter(flt)) if (exclude or flt) else None
         fut = await _recommend_one(server, ep, user, k, exclude_seen, ex)
         res = await fut
-        return JSON({"model": model, "version": ep.version, "user": user, "items": _scored(res)})
+        return {"model": model, "version": ep.version, "user": user, "items": _scored(res)}
 
     @app.post("/recommend/{model}", tags=["inference"], response_model=RecommendResponse, responses=_INFER_ERRORS)
     async def recommend_post(model: str, body: RecommendRequest, version: str | None = None) -> JSON:
@@ -437,9 +572,15 @@ def create_app(config: ServeConfig, *, feedback: FeedbackStore | None = None) ->
         return JSON({"model": model, "version": ep.version,
                      "results": [{"user": u, "items": _scored(r)} for u, r in zip(body.users, results, strict=True)]})
 
-    @app.get("/similar-items/{model}", tags=["inference"], response_model=SimilarResponse, responses=_INFER_ERRORS)
-    async def similar_items(model: str, item: str = Query(...), k: int = Query(10, ge=1, le=1000),
-                            version: str | None = Query(None)) -> JSON:
+    @app.get("/similar-items/{model}", tags=["inference"], response_model=SimilarResponse, responses=_INFER_ERRORS,
+             openapi_extra={"parameters": _params(_PATH_MODEL, *_SIMILAR_QUERY)})
+    async def similar_items_get(request: Request) -> JSON:
+        """The k items most similar to one item: ?item=&k=&version=."""
+        q = _Query(request.query_params, ("item", "k", "version"))
+        return await similar_items(request.path_params["model"], q.required("item"), q.integer("k", 10, 1, 1000),
+                                   q.get("version"))
+
+    async def similar_items(model: str, item: str, k: int, version: str | None) -> JSON:
         ep = reg.resolve(model, version, "model")
         s: ModelServable = ep.servable  # type: ignore[assignment]
         i = s.require_item(item)
@@ -642,7 +783,8 @@ def create_app(config: ServeConfig, *, feedback: FeedbackStore | None = None) ->
         """Refit from the base data plus stored feedback; the new version becomes the default."""
         return JSON(await server.retrain_and_register(name))
 
-    app.add_middleware(_Guard, max_body=config.max_body_bytes, metrics=server.metrics)
+    app.add_middleware(_Guard, max_body=config.max_body_bytes, metrics=server.metrics,
+                       fast_recommend=recommend_query if config.fast_path else None)
     return app
 
 

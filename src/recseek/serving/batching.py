@@ -8,6 +8,11 @@ to the waiting requests. A full queue refuses new requests at once
 (:class:`Overloaded`, HTTP 503 with ``Retry-After``); a request still unanswered after
 its timeout gets :class:`RequestTimeout` (HTTP 504) and is skipped if not yet started.
 
+Batches run in a worker thread, except for models whose batches are cheap: when the
+running mean of a batch's compute time is below ``inline_below_ms``, batches run on the
+event loop itself, which saves two thread switches and the GIL hand-overs that would cost
+more than the batch (the first batch always runs in a thread, to measure it).
+
 ``min_worker`` workers always run; up to ``max_worker`` run while the queue holds more
 than a batch, extra ones stopping after one idle second. Closing a batcher drains it:
 queued requests are still answered before the workers stop.
@@ -65,7 +70,8 @@ class Batcher:
     """The queue and workers of one model version."""
 
     def __init__(self, name: str, version: str, execute: Execute, settings: BatchSettings, *,
-                 executor: Executor, metrics: Metrics | None = None, timeout_s: float = 5.0) -> None:
+                 executor: Executor, metrics: Metrics | None = None, timeout_s: float = 5.0,
+                 inline_below_ms: float = 0.0) -> None:
         self.name = name
         self.version = version
         self.execute = execute
@@ -73,6 +79,8 @@ class Batcher:
         self.executor = executor
         self.metrics = metrics
         self.timeout_s = timeout_s
+        self.inline_below_ms = inline_below_ms
+        self._cost_ms = float("inf")  # running mean of one batch's compute time
         self._labels = (name, version)
         self._queue: deque[Job] = deque()
         self._waiters: deque[asyncio.Future] = deque()
@@ -248,7 +256,12 @@ class Batcher:
             m.batch_size.observe(self._labels, len(live))
         t0 = time.perf_counter()
         try:
-            results = await loop.run_in_executor(self.executor, self.execute, live)
+            if self.inline_below_ms > 0 and self._cost_ms < self.inline_below_ms:
+                results = self.execute(live)
+                cost = (time.perf_counter() - t0) * 1000
+            else:
+                results, cost = await loop.run_in_executor(self.executor, _timed, self.execute, live)
+            self._cost_ms = cost if self._cost_ms == float("inf") else 0.8 * self._cost_ms + 0.2 * cost
         except asyncio.CancelledError:
             for j in live:
                 if j.timer is not None:
@@ -261,6 +274,13 @@ class Batcher:
             m.inference.observe(self._labels, time.perf_counter() - t0)
         for j, r in zip(live, results, strict=True):
             _answer(j, r)
+
+
+def _timed(execute: Execute, jobs: Sequence[Job]) -> tuple[list[Any], float]:
+    """Run a batch in a worker thread; also return its CPU time in ms (GIL waits excluded)."""
+    t0 = time.thread_time()
+    out = execute(jobs)
+    return out, (time.thread_time() - t0) * 1000
 
 
 def _resolve(fut: asyncio.Future) -> None:

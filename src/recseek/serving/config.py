@@ -8,6 +8,9 @@ Layout of ``serve.toml`` (every key optional)::
     token = "..."               # RECSEEK_SERVE_TOKEN (bearer token of management and feedback)
     max_body_bytes = 1048576    # RECSEEK_SERVE_MAX_BODY_BYTES
     request_timeout_ms = 5000   # RECSEEK_SERVE_REQUEST_TIMEOUT_MS
+    kernel_threads = 1          # threads of a model's multi-core kernels per batch (0: all cores)
+    inline_below_ms = 2.0       # batches cheaper than this run on the event loop (0: always a thread)
+    fast_path = true            # GET /recommend answered straight from ASGI (skips FastAPI's routing)
 
     [store]
     models = "model-store"      # RECSEEK_SERVE_MODEL_STORE: STORE/<name>/<version>/
@@ -130,6 +133,9 @@ class ServeConfig:
     token: str | None = None
     max_body_bytes: int = 1 << 20
     request_timeout_ms: float = 5000.0
+    kernel_threads: int = 1
+    inline_below_ms: float = 2.0
+    fast_path: bool = True
     model_store: Path = Path("model-store")
     feedback_url: str = "sqlite:///feedback.db"
     batching: BatchSettings = field(default_factory=BatchSettings)
@@ -255,7 +261,9 @@ def parse_config(raw: Mapping[str, Any], base: Path = Path("."), source: str = "
     server = _table(raw, "server", source)
     store = _table(raw, "store", source)
     batching_t = _table(raw, "batching", source)
-    _reject_unknown(server, ("host", "port", "token", "max_body_bytes", "request_timeout_ms"), f"{source} [server]")
+    _reject_unknown(server, ("host", "port", "token", "max_body_bytes", "request_timeout_ms", "kernel_threads",
+                                    "inline_below_ms", "fast_path"),
+                    f"{source} [server]")
     _reject_unknown(store, ("models", "feedback"), f"{source} [store]")
     _reject_unknown(batching_t, BATCH_KEYS, f"{source} [batching]")
     cfg = ServeConfig(source=source)
@@ -274,6 +282,14 @@ def parse_config(raw: Mapping[str, Any], base: Path = Path("."), source: str = "
         kw["max_body_bytes"] = _int(server["max_body_bytes"], f"{source} [server] max_body_bytes", 1)
     if "request_timeout_ms" in server:
         kw["request_timeout_ms"] = _num(server["request_timeout_ms"], f"{source} [server] request_timeout_ms", 1)
+    if "fast_path" in server:
+        if not isinstance(server["fast_path"], bool):
+            raise ParameterError(f"{source} [server] fast_path must be true or false")
+        kw["fast_path"] = server["fast_path"]
+    if "inline_below_ms" in server:
+        kw["inline_below_ms"] = _num(server["inline_below_ms"], f"{source} [server] inline_below_ms")
+    if "kernel_threads" in server:
+        kw["kernel_threads"] = _int(server["kernel_threads"], f"{source} [server] kernel_threads", 0)
     if "models" in store:
         kw["model_store"] = _path(store["models"], base, f"{source} [store] models")
     else:

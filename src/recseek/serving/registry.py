@@ -195,7 +195,8 @@ class ServingRegistry:
             if entry is not None and version in entry.versions:
                 raise Conflict(f"{name!r} version {version!r} is already registered")
             batcher = Batcher(name, version, servable.execute, batch, executor=self.executor, metrics=self.metrics,
-                              timeout_s=self.config.request_timeout_ms / 1000.0)
+                              timeout_s=self.config.request_timeout_ms / 1000.0,
+                              inline_below_ms=self.config.inline_below_ms)
             batcher.start()
             ep = Endpoint(servable, batcher)
             if entry is None:
