@@ -433,3 +433,126 @@ def fm_epoch(users, items, ratings, order, w0, p, q, bu, bi, lr, reg_w0, reg_w, 
                 p[u, f] = pf - lr * g1
                 q[i, f] = qf - lr * g2
     return loss
+
+
+@njit
+def ffm_epoch(users, items, ratings, order, uptr, uidx, uval, iptr, iidx, ival, field, ffm, w0, w, v, lr, reg_w0,
+              reg_w, reg_v, adagrad, gw0, gw, gv):  # pragma: no cover - numba
+    """One SGD epoch of a (field-aware) factorisation machine over sparse feature rows.
+
+    A record's features are its user's row (``uptr/uidx/uval``: user id and user side
+    features) and its item's row (item id and item side features). ``v`` has shape
+    (n_features, n_latent, k): with ``ffm`` the latent slot of feature ``a`` towards ``b``
+    is ``field[b]`` (field-aware), else 0 (plain FM). Prediction:
+    ``w0 + sum_a w_a x_a + sum_{a<b} <v[a, l(b)], v[b, l(a)]> x_a x_b``. Squared loss with L2
+    on the parameters a record touches; ``adagrad`` scales steps per parameter.
+    """
+    k = v.shape[2]
+    n_lat = v.shape[1]
+    max_u = 0
+    for r in range(uptr.shape[0] - 1):
+        max_u = max(max_u, uptr[r + 1] - uptr[r])
+    max_i = 0
+    for r in range(iptr.shape[0] - 1):
+        max_i = max(max_i, iptr[r + 1] - iptr[r])
+    cap = max_u + max_i
+    feats = np.empty(cap, dtype=np.int64)
+    vals = np.empty(cap, dtype=np.float32)
+    grad = np.zeros((cap, n_lat, k), dtype=np.float32)
+    touched = np.zeros((cap, n_lat), dtype=np.bool_)
+    loss = 0.0
+    eps = 1e-8
+    for t in range(order.shape[0]):
+        s = order[t]
+        u = users[s]
+        i = items[s]
+        n = 0
+        for p in range(uptr[u], uptr[u + 1]):
+            feats[n] = uidx[p]
+            vals[n] = uval[p]
+            n += 1
+        for p in range(iptr[i], iptr[i + 1]):
+            feats[n] = iidx[p]
+            vals[n] = ival[p]
+            n += 1
+        pred = w0[0]
+        for a in range(n):
+            pred += w[feats[a]] * vals[a]
+        for a in range(n):
+            ja = feats[a]
+            la = field[ja] if ffm else 0
+            for b in range(a + 1, n):
+                jb = feats[b]
+                lb = field[jb] if ffm else 0
+                dot = 0.0
+                for f in range(k):
+                    dot += v[ja, lb, f] * v[jb, la, f]
+                pred += dot * vals[a] * vals[b]
+        e = ratings[s] - pred
+        loss += e * e
+        # gradients of the pairwise term (before any update)
+        for a in range(n):
+            for lat in range(n_lat):
+                touched[a, lat] = False
+                for f in range(k):
+                    grad[a, lat, f] = 0.0
+        for a in range(n):
+            ja = feats[a]
+            la = field[ja] if ffm else 0
+            for b in range(a + 1, n):
+                jb = feats[b]
+                lb = field[jb] if ffm else 0
+                xx = -e * vals[a] * vals[b]
+                touched[a, lb] = True
+                touched[b, la] = True
+                for f in range(k):
+                    grad[a, lb, f] += xx * v[jb, la, f]
+                    grad[b, la, f] += xx * v[ja, lb, f]
+        g = -e + reg_w0 * w0[0]
+        if adagrad:
+            gw0[0] += g * g
+            w0[0] -= lr * g / math.sqrt(gw0[0] + eps)
+        else:
+            w0[0] -= lr * g
+        for a in range(n):
+            ja = feats[a]
+            g = -e * vals[a] + reg_w * w[ja]
+            if adagrad:
+                gw[ja] += g * g
+                w[ja] -= lr * g / math.sqrt(gw[ja] + eps)
+            else:
+                w[ja] -= lr * g
+            for lat in range(n_lat):
+                if not touched[a, lat]:
+                    continue
+                for f in range(k):
+                    g = grad[a, lat, f] + reg_v * v[ja, lat, f]
+                    if adagrad:
+                        gv[ja, lat, f] += g * g
+                        v[ja, lat, f] -= lr * g / math.sqrt(gv[ja, lat, f] + eps)
+                    else:
+                        v[ja, lat, f] -= lr * g
+    return loss
+
+
+@pnjit
+def ffm_row_terms(ptr, idx, val, field, ffm, w, v):  # pragma: no cover - numba
+    """Per row of a feature CSR: ``sum_a w_a x_a + sum_{a<b} <v[a, l(b)], v[b, l(a)]> x_a x_b``."""
+    n_rows = ptr.shape[0] - 1
+    k = v.shape[2]
+    out = np.zeros(n_rows, dtype=np.float32)
+    for r in prange(n_rows):
+        acc = 0.0
+        for a in range(ptr[r], ptr[r + 1]):
+            ja = idx[a]
+            acc += w[ja] * val[a]
+            la = field[ja] if ffm else 0
+            for b in range(a + 1, ptr[r + 1]):
+                jb = idx[b]
+                lb = field[jb] if ffm else 0
+                dot = 0.0
+                for f in range(k):
+                    dot += v[ja, lb, f] * v[jb, la, f]
+                acc += dot * val[a] * val[b]
+        out[r] = acc
+    return out

@@ -1,25 +1,120 @@
-"""Factorisation machines over (user, item) one-hot features: FMSGD, FMALS and FFM.
+"""Factorisation machines for rating prediction: FMSGD, FMALS and FFM.
 
-With a user field and an item field, a factorisation machine predicts
-``w0 + w_u + w_i + <v_u, v_i>``; the models differ in how they learn it.
+Features are the user's and the item's one-hot indicators and, for FMSGD and FFM, the
+side columns of the training data (``user_data`` / ``item_data``): categorical columns
+become one-hot fields, ``"|"``-separated columns (e.g. genres) multi-hot fields and
+numeric columns decile fields. Because every feature belongs either to the user or to the
+item, a trained machine folds exactly into ``w0 + b_u + b_i + <p_u, q_i>`` (the user's
+features' linear and pairwise terms in ``b_u``, the user-item cross terms in ``p_u . q_i``),
+so scoring and fold-in share the path of the other factorization models, and items (or
+users) without ratings are still predicted from their side features.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 
 from ...data import Interactions
+from ...errors import ParameterError
 from .._params import Float
 from ..registry import register
 from ._base import LatentRatingModel, init_normal, training_arrays
 
 _FM_RULES = {"init_std": Float(lo=0.0), "bias_reg": Float(lo=0.0)}
+#: Numeric side columns with more distinct values than this are cut into deciles.
+NUMERIC_LEVELS = 20
+#: ``features="auto"`` skips text columns with more distinct values than this share of
+#: rows (identifiers, titles, zip codes).
+AUTO_MAX_UNIQUE_SHARE = 0.5
+
+
+def encode_column(values: pd.Series, explicit: bool) -> sp.csr_array | None:
+    """One side column as a sparse (n_rows, n_levels) block, or None when ``auto`` skips it.
+
+    Categorical values -> one-hot; ``"|"``-joined values -> multi-hot with weights 1/count;
+    numeric with many levels -> deciles (one-hot). Missing values give an empty row.
+    """
+    n = len(values)
+    rows: np.ndarray
+    cols: np.ndarray
+    data: np.ndarray
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        text = values.astype("string").str.strip()
+        text = text.mask(text == "")
+        if text.str.contains("|", regex=False).fillna(False).any():
+            parts = text.str.split("|").explode().str.strip()
+            parts = parts[parts.notna() & (parts != "")]
+            codes, _ = pd.factorize(parts)
+            rows = parts.index.to_numpy(dtype=np.int64)
+            counts = np.bincount(rows, minlength=n)
+            cols, data = codes.astype(np.int64), 1.0 / counts[rows]
+        else:
+            codes, uniques = pd.factorize(text)
+            if not explicit and (len(uniques) <= 1 or (len(uniques) > NUMERIC_LEVELS
+                                                       and len(uniques) > AUTO_MAX_UNIQUE_SHARE * n)):
+                return None
+            ok = codes >= 0
+            rows, cols, data = np.flatnonzero(ok), codes[ok].astype(np.int64), np.ones(int(ok.sum()))
+    else:
+        x = pd.to_numeric(values, errors="coerce").astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        ok = np.isfinite(x)
+        levels = np.unique(x[ok])
+        if len(levels) <= NUMERIC_LEVELS:
+            if not explicit and len(levels) <= 1:
+                return None
+            codes = np.searchsorted(levels, x[ok])
+        else:
+            edges = np.unique(np.quantile(x[ok], np.linspace(0.0, 1.0, 11)[1:-1]))
+            codes = np.searchsorted(edges, x[ok], side="right")
+        rows, cols, data = np.flatnonzero(ok), codes.astype(np.int64), np.ones(int(ok.sum()))
+    width = int(cols.max()) + 1 if len(cols) else 0
+    if width == 0:
+        return None
+    return sp.csr_array((data.astype(np.float32), (rows, cols)), shape=(n, width))
+
+
+def side_columns(model: str, features: Any, train: Interactions) -> list[tuple[str, str]]:
+    """``[("user" | "item", column)]`` selected by the ``features`` hyperparameter."""
+    tables = {"user": train.user_data, "item": train.item_data}
+    if isinstance(features, str) and features in ("auto", "none"):
+        if features == "none":
+            return []
+        return [(side, str(c)) for side, df in tables.items() if df is not None for c in df.columns]
+    if isinstance(features, str) or not isinstance(features, list | tuple):
+        raise ParameterError(f"{model}: features must be 'auto', 'none' or a list of column names, got {features!r}")
+    out = []
+    for name in features:
+        side, _, col = str(name).rpartition(":")
+        sides = [side] if side in ("user", "item") else ["user", "item"]
+        found = [s for s in sides if tables[s] is not None and col in tables[s].columns]
+        if not found:
+            raise ParameterError(f"{model}: features: column {name!r} is in neither the user nor the item data")
+        out.append((found[0], col))
+    return out
 
 
 class _FMSGDBase(LatentRatingModel):
     adagrad = False
 
     def _fit(self, train: Interactions) -> None:
+        explicit = not isinstance(self.features, str)
+        blocks: dict[str, list[sp.csr_array]] = {"user": [], "item": []}
+        for side, col in side_columns(self.display_name, self.features, train):
+            df = train.user_data if side == "user" else train.item_data
+            block = encode_column(df[col].reset_index(drop=True), explicit)
+            if block is not None:
+                blocks[side].append(block)
+        self.side_features_ = bool(blocks["user"] or blocks["item"])
+        if self.side_features_:
+            self._fit_features(train, blocks["user"], blocks["item"])
+        else:
+            self._fit_ids(train)
+
+    def _fit_ids(self, train: Interactions) -> None:
         from ._sgd import fm_epoch
 
         users, items, ratings = training_arrays(train)
@@ -42,12 +137,93 @@ class _FMSGDBase(LatentRatingModel):
         self._finish(p, q, bu, bi, float(w0[0]))
 
 
+
+    def _fit_features(self, train: Interactions, user_blocks: list[sp.csr_array],
+                      item_blocks: list[sp.csr_array]) -> None:
+        """Train over id + side features, then fold the machine into biases and factors."""
+        from ._sgd import ffm_epoch, ffm_row_terms
+
+        nu, ni = self.n_users_, self.n_items_
+        n_us = sum(b.shape[1] for b in user_blocks)
+        n_is = sum(b.shape[1] for b in item_blocks)
+        n_feat = nu + ni + n_us + n_is
+        # fields: 0 user id, 1 item id, then one per side column (user columns first)
+        field = np.concatenate([np.zeros(nu), np.ones(ni)] + [np.full(b.shape[1], 2 + c) for c, b in
+                                                             enumerate(user_blocks + item_blocks)]).astype(np.int64)
+        n_fields = 2 + len(user_blocks) + len(item_blocks)
+        # ids only for users/items with ratings: the others are described by their side features alone
+        uid = sp.csr_array(sp.diags(self.user_rated_.astype(np.float32)))
+        iid = sp.csr_array(sp.diags(self.item_rated_.astype(np.float32)))
+        xu = sp.hstack([uid, sp.csr_array((nu, ni)), *user_blocks, sp.csr_array((nu, n_is))], format="csr")
+        xi = sp.hstack([sp.csr_array((ni, nu)), iid, sp.csr_array((ni, n_us)), *item_blocks], format="csr")
+        xu, xi = sp.csr_array(xu, dtype=np.float32), sp.csr_array(xi, dtype=np.float32)
+        for x in (xu, xi):
+            x.eliminate_zeros()
+            x.sort_indices()
+        users, items, ratings = training_arrays(train)
+        rng = np.random.default_rng(self.seed)
+        k = int(self.factors)
+        ffm = bool(self.adagrad)
+        n_lat = n_fields if ffm else 1
+        v = init_normal(rng, (n_feat, n_lat, k), self.init_std)
+        w = np.zeros(n_feat, np.float32)
+        w0 = np.array([self.global_mean_], np.float32)
+        gw0, gw, gv = np.zeros_like(w0), np.zeros_like(w), np.zeros_like(v)
+        args = (xu.indptr.astype(np.int64), xu.indices.astype(np.int64), xu.data,
+                xi.indptr.astype(np.int64), xi.indices.astype(np.int64), xi.data, field, ffm)
+        lr, breg, reg = np.float32(self.learning_rate), np.float32(self.bias_reg), np.float32(self.reg)
+        for epoch in self._progress(range(int(self.epochs)), total=int(self.epochs)):
+            order = rng.permutation(len(ratings)).astype(np.int64)
+            loss = ffm_epoch(users, items, ratings, order, *args, w0, w, v, lr, breg, breg, reg, self.adagrad,
+                             gw0, gw, gv)
+            self._check_finite(epoch, np.asarray(loss))
+        self._check_finite(int(self.epochs), w0, w, v)
+        # fold into w0 + b_u + b_i + <p_u, q_i>
+        bu = ffm_row_terms(*args[:3], field, ffm, w, v)
+        bi = ffm_row_terms(*args[3:6], field, ffm, w, v)
+        if ffm:
+            user_fields = [0, *range(2, 2 + len(user_blocks))]
+            item_fields = [1, *range(2 + len(user_blocks), n_fields)]
+            p_parts, q_parts = [], []
+            for fu in user_fields:
+                mu_ = sp.csr_array(sp.diags((field == fu).astype(np.float32)))
+                for fi in item_fields:
+                    mi_ = sp.csr_array(sp.diags((field == fi).astype(np.float32)))
+                    p_parts.append((xu @ mu_) @ v[:, fi, :])
+                    q_parts.append((xi @ mi_) @ v[:, fu, :])
+            p, q = np.hstack(p_parts), np.hstack(q_parts)
+        else:
+            p, q = xu @ v[:, 0, :], xi @ v[:, 0, :]
+        self.user_factors_ = np.ascontiguousarray(p, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(q, dtype=np.float32)
+        self.user_bias_ = np.asarray(bu, dtype=np.float32)
+        self.item_bias_ = np.asarray(bi, dtype=np.float32)
+        self.global_bias_ = float(w0[0])
+        self.feature_weights_ = w
+        self.feature_factors_ = v
+        self.feature_fields_ = field
+
+    def _fallback(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """With side features, users/items without ratings are predicted from their features."""
+        if not getattr(self, "side_features_", False):
+            return super()._fallback(users, items)
+        out = np.full(len(users), self.global_bias_, dtype=np.float32)
+        ku = (users >= 0) & (users < self.n_users_)
+        ki = (items >= 0) & (items < self.n_items_)
+        out[ku] += self.user_bias_[users[ku]]
+        out[ki] += self.item_bias_[items[ki]]
+        both = ku & ki
+        out[both] += np.einsum("ij,ij->i", self.user_factors_[users[both]], self.item_factors_[items[both]])
+        return out
+
 @register
 class FMSGD(_FMSGDBase):
     """Factorisation machine trained by stochastic gradient descent.
 
-    Features: the user's and the item's one-hot indicators, so
-    ``y = w0 + w_u + w_i + <v_u, v_i>``; squared loss with L2 penalties. Rendle (2010).
+    Features: the user's and the item's one-hot indicators (``y = w0 + w_u + w_i +
+    <v_u, v_i>`` without side data) plus the encoded side columns of the training data;
+    ``y = w0 + sum_a w_a x_a + sum_{a<b} <v_a, v_b> x_a x_b``, squared loss with L2
+    penalties. Rendle (2010).
 
     Parameters
     ----------
@@ -57,6 +233,10 @@ class FMSGD(_FMSGDBase):
         L2 weight of ``w0`` and the linear weights.
     init_std : float
         Standard deviation of the latent initialisation.
+    features : "auto", "none" or list of str
+        Side columns used as features: "auto" takes every usable column of ``user_data``
+        and ``item_data`` (skipping identifier-like text columns), "none" only the ids, a
+        list names columns (``"user:age"`` / ``"item:genres"`` when a name is on both sides).
     """
 
     name = "FMSGD"
@@ -65,29 +245,32 @@ class FMSGD(_FMSGDBase):
     test_params = {"factors": 8, "epochs": 10}
 
     def __init__(self, factors: int = 10, epochs: int = 30, learning_rate: float = 0.01, reg: float = 0.05,
-                 bias_reg: float = 0.01, init_std: float = 0.1, seed: int | None = 0, verbose: bool = False) -> None:
+                 bias_reg: float = 0.01, init_std: float = 0.1, features: str | list[str] = "auto",
+                 seed: int | None = 0, verbose: bool = False) -> None:
         self.factors = factors
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.reg = reg
         self.bias_reg = bias_reg
         self.init_std = init_std
+        self.features = features
         self.seed = seed
         self.verbose = verbose
 
 
 @register
 class FFM(_FMSGDBase):
-    """Field-aware factorisation machine with a user field and an item field, AdaGrad SGD.
+    """Field-aware factorisation machine, AdaGrad SGD.
 
-    Each feature keeps one latent vector per other field; with the two fields (user, item)
-    the user's vector towards the item field meets the item's vector towards the user
-    field: ``y = w0 + w_u + w_i + <v_{u,item}, v_{i,user}>``. Trained with per-parameter
+    Fields: the user id, the item id and one per side column. Each feature keeps one
+    latent vector per field and meets a feature of field ``g`` through its vector towards
+    ``g``: ``y = w0 + sum_a w_a x_a + sum_{a<b} <v_{a,f(b)}, v_{b,f(a)}> x_a x_b`` (without
+    side data ``w0 + w_u + w_i + <v_{u,item}, v_{i,user}>``). Trained with per-parameter
     AdaGrad steps as in the paper. Juan, Zhuang, Chin & Lin (2016).
 
     Parameters
     ----------
-    factors, epochs, learning_rate, reg, bias_reg, init_std, seed, verbose
+    factors, epochs, learning_rate, reg, bias_reg, init_std, features, seed, verbose
         As for FMSGD (``learning_rate`` is AdaGrad's base step).
     """
 
@@ -98,13 +281,15 @@ class FFM(_FMSGDBase):
     adagrad = True
 
     def __init__(self, factors: int = 10, epochs: int = 30, learning_rate: float = 0.05, reg: float = 0.05,
-                 bias_reg: float = 0.01, init_std: float = 0.1, seed: int | None = 0, verbose: bool = False) -> None:
+                 bias_reg: float = 0.01, init_std: float = 0.1, features: str | list[str] = "auto",
+                 seed: int | None = 0, verbose: bool = False) -> None:
         self.factors = factors
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.reg = reg
         self.bias_reg = bias_reg
         self.init_std = init_std
+        self.features = features
         self.seed = seed
         self.verbose = verbose
 
