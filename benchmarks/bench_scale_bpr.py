@@ -2,11 +2,13 @@
 
 Generator (power-law activity on both sides, seed 0):
   * 100,000 users x 20,000 items;
-  * a record's user is drawn with probability proportional to (rank + 1) ** -0.8 and
-    its item with probability proportional to (rank + 1) ** -1.0 (ranks are a random
-    permutation of the ids, so popular ids are scattered);
-  * duplicates are removed and drawing continues until exactly 10,000,000 distinct
-    (user, item) pairs exist.
+  * user u's expected activity is proportional to (rank_u + 1) ** -0.8, capped at 2,000
+    items (10% of the catalogue) so that no user saturates; a record draws its user in
+    proportion to that activity and its item with probability proportional to
+    (rank_i + 1) ** -0.9 (ranks are a random permutation of the ids, so popular ids are
+    scattered);
+  * duplicate (user, item) pairs are dropped and drawing continues until at least
+    10,000,000 distinct pairs exist; a random 10,000,000 of them are kept.
 The arrays are cached as .npy under $TMPDIR (default /tmp) after the first run.
 
 Both models: 64 factors, default learning rates, one sample per interaction per epoch,
@@ -36,7 +38,8 @@ import scipy.sparse as sp  # noqa: E402
 N_USERS = 100_000
 N_ITEMS = 20_000
 USER_EXPONENT = 0.8
-ITEM_EXPONENT = 1.0
+USER_CAP = 2_000
+ITEM_EXPONENT = 0.9
 
 
 def generate(n_records: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -45,13 +48,15 @@ def generate(n_records: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     if (cache / "users.npy").exists():
         return np.load(cache / "users.npy"), np.load(cache / "items.npy")
     rng = np.random.default_rng(seed)
-    user_cdf = np.cumsum((np.arange(N_USERS) + 1.0) ** -USER_EXPONENT)
+    activity = (np.arange(N_USERS) + 1.0) ** -USER_EXPONENT
+    activity = np.minimum(activity / activity.sum() * n_records, USER_CAP)
+    user_cdf = np.cumsum(activity)
     item_cdf = np.cumsum((np.arange(N_ITEMS) + 1.0) ** -ITEM_EXPONENT)
     user_perm = rng.permutation(N_USERS)
     item_perm = rng.permutation(N_ITEMS)
     keys = np.zeros(0, dtype=np.int64)
     while keys.size < n_records:
-        m = int((n_records - keys.size) * 1.3) + 1000
+        m = int((n_records - keys.size) * 1.5) + 1000
         u = user_perm[np.searchsorted(user_cdf, rng.random(m) * user_cdf[-1])]
         i = item_perm[np.searchsorted(item_cdf, rng.random(m) * item_cdf[-1])]
         keys = np.unique(np.concatenate([keys, u.astype(np.int64) * N_ITEMS + i]))
