@@ -1,15 +1,13 @@
 """Similarity matrices for the neighbourhood models (sparse, top-k pruned per row).
 
-The numba kernels live in :mod:`._kernels` and are imported only when a similarity is
-computed, so importing this module stays cheap.
+The numba kernels live in :mod:`._kernels` and numba itself is imported only when a
+similarity is computed, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-
-from ..._numba import get_num_threads
 
 SIMILARITIES = ("cosine", "jaccard", "pearson", "asymmetric", "conditional")
 WEIGHTINGS = ("none", "tfidf", "bm25")
@@ -62,6 +60,7 @@ def pairwise_topk(
     Keeps the ``neighbors`` largest similarities of each row (all when ``None``); the
     diagonal is dropped. See :func:`._kernels.similarity_topk` for the formulas.
     """
+    from ..._numba import get_num_threads
     from ._kernels import MODES, padded_to_csr, similarity_topk
 
     e = sp.csr_array(entities, dtype=np.float32)
