@@ -4,7 +4,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._numba import pnjit, prange
+from .._numba import njit, pnjit, prange
+
+
+@njit(inline="always")
+def _worse(v1, j1, v2, j2) -> bool:
+    """Is entry (v1, j1) ranked below (v2, j2)? Lower score, or equal score and higher column."""
+    return v1 < v2 or (v1 == v2 and j1 > j2)
+
+
+@njit(inline="always")
+def _sift_down(hv, hi, size, v, j) -> None:
+    """Place (v, j) at the root of the min-heap ``hv/hi[:size]`` and restore the heap."""
+    c = 0
+    while True:
+        w = 2 * c + 1
+        if w >= size:
+            break
+        if w + 1 < size and _worse(hv[w + 1], hi[w + 1], hv[w], hi[w]):
+            w += 1
+        if _worse(hv[w], hi[w], v, j):
+            hv[c] = hv[w]
+            hi[c] = hi[w]
+            c = w
+        else:
+            break
+    hv[c] = v
+    hi[c] = j
 
 
 @pnjit
@@ -24,12 +50,12 @@ def topk_rows(scores: np.ndarray, k: int, out_idx: np.ndarray, out_val: np.ndarr
             if not (v > -np.inf):
                 continue
             if size < k:
-                # push and sift up (min-heap on score; among equal scores the larger column is worse)
+                # push and sift up: the root holds the worst kept entry
                 c = size
                 size += 1
                 while c > 0:
                     p = (c - 1) >> 1
-                    if hv[p] > v or (hv[p] == v and hi[p] < j):
+                    if _worse(v, j, hv[p], hi[p]):
                         hv[c] = hv[p]
                         hi[c] = hi[p]
                         c = p
@@ -38,24 +64,7 @@ def topk_rows(scores: np.ndarray, k: int, out_idx: np.ndarray, out_val: np.ndarr
                 hv[c] = v
                 hi[c] = j
             elif v > hv[0]:
-                # replace the worst and sift down
-                c = 0
-                while True:
-                    left = 2 * c + 1
-                    if left >= size:
-                        break
-                    w = left
-                    right = left + 1
-                    if right < size and (hv[right] < hv[left] or (hv[right] == hv[left] and hi[right] > hi[left])):
-                        w = right
-                    if hv[w] < v or (hv[w] == v and hi[w] > j):
-                        hv[c] = hv[w]
-                        hi[c] = hi[w]
-                        c = w
-                    else:
-                        break
-                hv[c] = v
-                hi[c] = j
+                _sift_down(hv, hi, size, v, j)
         for t in range(size, k):
             out_idx[r, t] = -1
             out_val[r, t] = -np.inf
@@ -64,22 +73,4 @@ def topk_rows(scores: np.ndarray, k: int, out_idx: np.ndarray, out_val: np.ndarr
             size -= 1
             out_idx[r, size] = hi[0]
             out_val[r, size] = hv[0]
-            v = hv[size]
-            j = hi[size]
-            c = 0
-            while True:
-                left = 2 * c + 1
-                if left >= size:
-                    break
-                w = left
-                right = left + 1
-                if right < size and (hv[right] < hv[left] or (hv[right] == hv[left] and hi[right] > hi[left])):
-                    w = right
-                if hv[w] < v or (hv[w] == v and hi[w] > j):
-                    hv[c] = hv[w]
-                    hi[c] = hi[w]
-                    c = w
-                else:
-                    break
-            hv[c] = v
-            hi[c] = j
+            _sift_down(hv, hi, size, hv[size], hi[size])
