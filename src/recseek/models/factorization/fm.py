@@ -12,10 +12,9 @@ users) without ratings are still predicted from their side features.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from ...data import Interactions
@@ -23,6 +22,9 @@ from ...errors import ParameterError
 from .._params import Float
 from ..registry import register
 from ._base import LatentRatingModel, init_normal, training_arrays
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _FM_RULES = {"init_std": Float(lo=0.0), "bias_reg": Float(lo=0.0)}
 #: Numeric side columns with more distinct values than this are cut into deciles.
@@ -38,6 +40,8 @@ def encode_column(values: pd.Series, explicit: bool) -> sp.csr_array | None:
     Categorical values -> one-hot; ``"|"``-joined values -> multi-hot with weights 1/count;
     numeric with many levels -> deciles (one-hot). Missing values give an empty row.
     """
+    import pandas as pd
+
     n = len(values)
     rows: np.ndarray
     cols: np.ndarray
