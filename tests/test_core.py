@@ -187,3 +187,15 @@ def test_wide_rows_ties_prefer_lower_index():
     for r in range(30):
         expect = np.lexsort((np.arange(5000), -scores[r]))[:20]
         np.testing.assert_array_equal(ranking.ids[r], expect)
+
+
+def test_serial_and_parallel_kernels_agree():
+    from recseek.models._topk_kernel import topk_rows, topk_rows_serial
+
+    scores = np.random.default_rng(1).integers(0, 9, size=(40, 300)).astype(np.float32)
+    scores[3, ::2] = np.nan
+    out = [(np.empty((40, 25), np.int64), np.empty((40, 25), np.float32)) for _ in range(2)]
+    topk_rows(scores, 25, *out[0])
+    topk_rows_serial(scores, 25, *out[1])
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][1], out[1][1])

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+#: Score matrices with at least this many entries are ranked on all cores.
+PARALLEL_TOPK_ENTRIES = 1 << 20
+
 
 @dataclass(frozen=True)
 class Ranking:
@@ -82,12 +85,13 @@ def topk(
     if allowed is not None:
         scores[~allowed] = -np.inf
     kk = min(k, m)
-    from ._topk_kernel import topk_rows
+    from ._topk_kernel import topk_rows, topk_rows_serial
 
     ids = np.empty((n, kk), dtype=np.int64)
     top = np.empty((n, kk), dtype=scores.dtype)
     if n and kk:
-        topk_rows(np.ascontiguousarray(scores), kk, ids, top)
+        kernel = topk_rows if n * m >= PARALLEL_TOPK_ENTRIES else topk_rows_serial
+        kernel(np.ascontiguousarray(scores), kk, ids, top)
     if item_ids is not None:
         ids = np.where(ids >= 0, np.asarray(item_ids, dtype=np.int64)[np.maximum(ids, 0)], -1)
     top = top.astype(np.float32)

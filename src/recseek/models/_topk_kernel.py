@@ -33,44 +33,56 @@ def _sift_down(hv, hi, size, v, j) -> None:
     hi[c] = j
 
 
+@njit(inline="always")
+def _topk_row(row, k, out_idx, out_val) -> None:
+    """Best k entries of one row into ``out_idx``/``out_val`` (length k), best first."""
+    hv = np.empty(k, dtype=row.dtype)
+    hi = np.empty(k, dtype=np.int64)
+    size = 0
+    for j in range(row.shape[0]):
+        v = row[j]
+        if not (v > -np.inf):
+            continue
+        if size < k:
+            # push and sift up: the root holds the worst kept entry
+            c = size
+            size += 1
+            while c > 0:
+                p = (c - 1) >> 1
+                if _worse(v, j, hv[p], hi[p]):
+                    hv[c] = hv[p]
+                    hi[c] = hi[p]
+                    c = p
+                else:
+                    break
+            hv[c] = v
+            hi[c] = j
+        elif v > hv[0]:
+            _sift_down(hv, hi, size, v, j)
+    for t in range(size, k):
+        out_idx[t] = -1
+        out_val[t] = -np.inf
+    # pop the worst repeatedly, filling the output from the back
+    while size > 0:
+        size -= 1
+        out_idx[size] = hi[0]
+        out_val[size] = hv[0]
+        _sift_down(hv, hi, size, hv[size], hi[size])
+
+
 @pnjit
 def topk_rows(scores: np.ndarray, k: int, out_idx: np.ndarray, out_val: np.ndarray) -> None:
     """Fill ``out_idx``/``out_val`` (n, k) with each row's best entries, best first.
 
     Order: higher score first, then lower column. NaN and -inf are skipped; rows with
-    fewer than k eligible entries are padded with -1 / -inf.
+    fewer than k eligible entries are padded with -1 / -inf. Rows run in parallel.
     """
-    n, m = scores.shape
-    for r in prange(n):
-        hv = np.empty(k, dtype=scores.dtype)
-        hi = np.empty(k, dtype=np.int64)
-        size = 0
-        for j in range(m):
-            v = scores[r, j]
-            if not (v > -np.inf):
-                continue
-            if size < k:
-                # push and sift up: the root holds the worst kept entry
-                c = size
-                size += 1
-                while c > 0:
-                    p = (c - 1) >> 1
-                    if _worse(v, j, hv[p], hi[p]):
-                        hv[c] = hv[p]
-                        hi[c] = hi[p]
-                        c = p
-                    else:
-                        break
-                hv[c] = v
-                hi[c] = j
-            elif v > hv[0]:
-                _sift_down(hv, hi, size, v, j)
-        for t in range(size, k):
-            out_idx[r, t] = -1
-            out_val[r, t] = -np.inf
-        # pop the worst repeatedly, filling the output from the back
-        while size > 0:
-            size -= 1
-            out_idx[r, size] = hi[0]
-            out_val[r, size] = hv[0]
-            _sift_down(hv, hi, size, hv[size], hi[size])
+    for r in prange(scores.shape[0]):
+        _topk_row(scores[r], k, out_idx[r], out_val[r])
+
+
+@njit
+def topk_rows_serial(scores: np.ndarray, k: int, out_idx: np.ndarray, out_val: np.ndarray) -> None:
+    """:func:`topk_rows` on one thread (small batches, where threads cost more than they save)."""
+    for r in range(scores.shape[0]):
+        _topk_row(scores[r], k, out_idx[r], out_val[r])
