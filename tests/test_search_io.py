@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from recseek.errors import DataError, ParameterError
 from recseek.search import io as sio
 from recseek.search import metrics as M
+from recseek.testing.fixtures import shared_data_dir
 
-CRAN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cranfield"
-if not CRAN.exists():
-    CRAN = Path("/work/shared/data/cranfield")
+_SHARED = shared_data_dir()
+CRAN = (_SHARED or Path("missing")) / "cranfield"
 
 # ---------------------------------------------------------------- readers
 
