@@ -56,9 +56,13 @@ def test_encode_column_one_hot_multi_hot_and_deciles() -> None:
     assert encode_column(ids, explicit=True).shape == (50, 50)
 
 
-@pytest.mark.parametrize("name", ["FMSGD", "FFM"])
+TRAIN = {"FMSGD": {"epochs": 40, "learning_rate": 0.05}, "FFM": {"epochs": 40, "learning_rate": 0.05},
+         "FMALS": {"epochs": 20, "reg": 1.0, "bias_reg": 1.0}}
+
+
+@pytest.mark.parametrize("name", ["FMSGD", "FFM", "FMALS"])
 def test_cold_items_are_predicted_from_their_attribute(name: str, data) -> None:
-    model = create(name, factors=4, epochs=40, learning_rate=0.05, features=["kind"]).fit(data)
+    model = create(name, factors=4, features=["kind"], **TRAIN[name]).fit(data)
     assert model.side_features_
     cold = np.arange(N_ITEMS - N_COLD, N_ITEMS)
     users = np.zeros(N_COLD, dtype=np.int64)
@@ -71,14 +75,14 @@ def test_cold_items_are_predicted_from_their_attribute(name: str, data) -> None:
     assert by_kind["c"].min() - by_kind["b"].max() > 0.7
     err = np.abs(pred - expect).mean()
     # ids only: cold items cannot be told apart
-    plain = create(name, factors=4, epochs=40, learning_rate=0.05, features="none").fit(data)
+    plain = create(name, factors=4, features="none", **TRAIN[name]).fit(data)
     assert not plain.side_features_
     plain_pred = plain.predict(users, cold)
     assert np.ptp(plain_pred) < 1e-6
     assert err < 0.5 * np.abs(plain_pred - expect).mean()
 
 
-@pytest.mark.parametrize("name", ["FMSGD", "FFM"])
+@pytest.mark.parametrize("name", ["FMSGD", "FFM", "FMALS"])
 def test_folded_model_equals_the_machine(name: str, data) -> None:
     m = create(name, factors=3, epochs=5, features="auto").fit(data)
     w, v, field = m.feature_weights_, m.feature_factors_, m.feature_fields_
@@ -116,13 +120,54 @@ def test_save_load_with_side_features(data, tmp_path) -> None:
                                m.predict(np.zeros(N_COLD, np.int64), cold), rtol=1e-6)
 
 
-def test_without_side_data_the_id_path_is_unchanged() -> None:
+@pytest.mark.parametrize("name", ["FMSGD", "FMALS"])
+def test_without_side_data_the_id_path_is_unchanged(name: str) -> None:
     data = kind_data()
     bare = dataclasses.replace(data, item_data=None, user_data=None)
-    a = create("FMSGD", factors=4, epochs=5).fit(bare)
-    b = create("FMSGD", factors=4, epochs=5, features="none").fit(data)
+    a = create(name, factors=4, epochs=5).fit(bare)
+    b = create(name, factors=4, epochs=5, features="none").fit(data)
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
-    assert not a.side_features_
+    assert not a.side_features_ and not hasattr(a, "feature_factors_")
+
+
+def _fm_objective(x, y, w0, w, v, reg_w0, reg_w, reg_v):
+    xv = x @ v[:, 0, :]
+    pair = 0.5 * ((xv**2).sum(axis=1) - (x.multiply(x) @ v[:, 0, :] ** 2).sum(axis=1))
+    resid = y - (w0 + x @ w + pair)
+    return float(resid @ resid + reg_w0 * w0**2 + reg_w * w @ w + reg_v * (v**2).sum()), resid
+
+
+def test_fmals_sweep_keeps_exact_residuals_and_never_increases_the_objective() -> None:
+    import scipy.sparse as sp
+
+    from recseek.models.factorization._als import fm_als_feature_sweep
+
+    rng = np.random.default_rng(3)
+    n, n_feat, k = 60, 12, 3
+    dense = (rng.random((n, n_feat)) < 0.3) * rng.uniform(0.2, 1.5, (n, n_feat))
+    x = sp.csc_array(dense.astype(np.float32))
+    x.sort_indices()
+    y = rng.normal(3.0, 1.0, n).astype(np.float32)
+    w0 = np.array([0.5], np.float32)
+    w = rng.normal(0, 0.1, n_feat).astype(np.float32)
+    v = rng.normal(0, 0.3, (n_feat, 1, k)).astype(np.float32)
+    regs = (0.5, 0.7, 0.9)
+    obj, resid = _fm_objective(x, y, float(w0[0]), w, v, *regs)
+    resid = resid.astype(np.float32)
+    cache = np.zeros(n, np.float32)
+    for _ in range(4):
+        fm_als_feature_sweep(x.indptr.astype(np.int64), x.indices.astype(np.int64), x.data, resid, w0, w, v,
+                             *(np.float32(r) for r in regs), cache)
+        new, exact = _fm_objective(x, y, float(w0[0]), w, v, *regs)
+        np.testing.assert_allclose(resid, exact, atol=1e-4)
+        assert new <= obj + 1e-4
+        obj = new
+    # at convergence each coordinate is at its ridge minimiser: the linear weights' gradient vanishes
+    for _ in range(200):
+        fm_als_feature_sweep(x.indptr.astype(np.int64), x.indices.astype(np.int64), x.data, resid, w0, w, v,
+                             *(np.float32(r) for r in regs), cache)
+    grad_w = -(x.T @ resid) + regs[1] * w
+    assert np.abs(grad_w).max() < 1e-3
 
 
 @pytest.mark.parametrize("features,match", [(["colour"], "colour"), (3, "features"), ("some", "features")])

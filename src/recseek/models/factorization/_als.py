@@ -216,3 +216,69 @@ def fm_als_sweep(ui, uj, upos, ii, ij, ipos, resid, pt, qt, user_dims, item_dims
         _ccd_rows(0, nu, ui, uj, upos, resid, pt[t], qt[t], reg_user[t])
     for t in item_dims:
         _ccd_rows(0, ni, ii, ij, ipos, resid, qt[t], pt[t], reg_item[t])
+
+
+@njit
+def fm_als_feature_sweep(colptr, rows, vals, resid, w0, w, v, reg_w0, reg_w, reg_v, cache):  # pragma: no cover
+    """One coordinate-descent sweep of a factorisation machine over general sparse features.
+
+    The design matrix is given column-wise (``colptr/rows/vals``: for feature ``l`` the
+    records holding it and their values). ``resid`` (y - prediction per record) is kept
+    exact after every coordinate; for latent dimension ``f`` the cache
+    ``q_r = sum_l v[l, f] x_rl`` is built once and updated with each ``v[l, f]``, so each
+    coordinate costs the records holding its feature. Every coordinate is set to its
+    exact ridge minimiser: ``w0`` (weight ``reg_w0``), each ``w[l]`` (``reg_w``), then each
+    ``v[l, 0, f]`` (``reg_v``) with ``h_r = x_rl (q_r - v[l, f] x_rl)``. Rendle et al. (2011).
+    """
+    n = resid.shape[0]
+    n_feat = colptr.shape[0] - 1
+    k = v.shape[2]
+    total = 0.0
+    for r in range(n):
+        total += resid[r]
+    old = w0[0]
+    new = (total + n * old) / (n + reg_w0)
+    delta = np.float32(new - old)
+    w0[0] = new
+    for r in range(n):
+        resid[r] -= delta
+    for j in range(n_feat):
+        lo = colptr[j]
+        hi = colptr[j + 1]
+        old = w[j]
+        num = 0.0
+        den = 1.0 * reg_w
+        for p in range(lo, hi):
+            x = vals[p]
+            num += (resid[rows[p]] + old * x) * x
+            den += x * x
+        delta = np.float32(num / den - old)
+        w[j] = old + delta
+        for p in range(lo, hi):
+            resid[rows[p]] -= delta * vals[p]
+    for f in range(k):
+        for r in range(n):
+            cache[r] = 0.0
+        for j in range(n_feat):
+            vj = v[j, 0, f]
+            for p in range(colptr[j], colptr[j + 1]):
+                cache[rows[p]] += vj * vals[p]
+        for j in range(n_feat):
+            lo = colptr[j]
+            hi = colptr[j + 1]
+            old = v[j, 0, f]
+            num = 0.0
+            den = 1.0 * reg_v
+            for p in range(lo, hi):
+                r = rows[p]
+                x = vals[p]
+                h = x * (cache[r] - old * x)
+                num += (resid[r] + old * h) * h
+                den += h * h
+            delta = np.float32(num / den - old)
+            v[j, 0, f] = old + delta
+            for p in range(lo, hi):
+                r = rows[p]
+                x = vals[p]
+                resid[r] -= delta * x * (cache[r] - old * x)
+                cache[r] += delta * x

@@ -1,6 +1,6 @@
 """Factorisation machines for rating prediction: FMSGD, FMALS and FFM.
 
-Features are the user's and the item's one-hot indicators and, for FMSGD and FFM, the
+Features are the user's and the item's one-hot indicators and the
 side columns of the training data (``user_data`` / ``item_data``): categorical columns
 become one-hot fields, ``"|"``-separated columns (e.g. genres) multi-hot fields and
 numeric columns decile fields. Because every feature belongs either to the user or to the
@@ -101,8 +101,12 @@ def side_columns(model: str, features: Any, train: Interactions) -> list[tuple[s
     return out
 
 
-class _FMSGDBase(LatentRatingModel):
-    adagrad = False
+class _SideFeatureFM(LatentRatingModel):
+    """Factorisation machine over ids and side features, folded into biases and factors.
+
+    Subclasses train the ids-only machine in ``_fit_ids`` and the machine over the feature
+    rows built by :meth:`_feature_rows` in ``_fit_features``, then call :meth:`_fold`.
+    """
 
     def _fit(self, train: Interactions) -> None:
         explicit = not isinstance(self.features, str)
@@ -117,6 +121,79 @@ class _FMSGDBase(LatentRatingModel):
             self._fit_features(train, blocks["user"], blocks["item"])
         else:
             self._fit_ids(train)
+
+    def _feature_rows(self, user_blocks: list[sp.csr_array],
+                      item_blocks: list[sp.csr_array]) -> tuple[sp.csr_array, sp.csr_array, np.ndarray]:
+        """Feature rows of every user and every item (float32 CSR, sorted) and each feature's field.
+
+        Fields: 0 user id, 1 item id, then one per side column (user columns first).
+        """
+        nu, ni = self.n_users_, self.n_items_
+        n_us = sum(b.shape[1] for b in user_blocks)
+        n_is = sum(b.shape[1] for b in item_blocks)
+        field = np.concatenate([np.zeros(nu), np.ones(ni)] + [np.full(b.shape[1], 2 + c) for c, b in
+                                                             enumerate(user_blocks + item_blocks)]).astype(np.int64)
+        # ids only for users/items with ratings: the others are described by their side features alone
+        uid = sp.csr_array(sp.diags(self.user_rated_.astype(np.float32)))
+        iid = sp.csr_array(sp.diags(self.item_rated_.astype(np.float32)))
+        xu = sp.hstack([uid, sp.csr_array((nu, ni)), *user_blocks, sp.csr_array((nu, n_is))], format="csr")
+        xi = sp.hstack([sp.csr_array((ni, nu)), iid, sp.csr_array((ni, n_us)), *item_blocks], format="csr")
+        xu, xi = sp.csr_array(xu, dtype=np.float32), sp.csr_array(xi, dtype=np.float32)
+        for x in (xu, xi):
+            x.eliminate_zeros()
+            x.sort_indices()
+        return xu, xi, field
+
+    @staticmethod
+    def _csr_parts(x: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return x.indptr.astype(np.int64), x.indices.astype(np.int64), x.data
+
+    def _fold(self, xu: sp.csr_array, xi: sp.csr_array, field: np.ndarray, n_user_fields: int, ffm: bool,
+              w0: float, w: np.ndarray, v: np.ndarray) -> None:
+        """Fold the machine exactly into ``w0 + b_u + b_i + <p_u, q_i>`` and keep its parameters."""
+        from ._sgd import ffm_row_terms
+
+        bu = ffm_row_terms(*self._csr_parts(xu), field, ffm, w, v)
+        bi = ffm_row_terms(*self._csr_parts(xi), field, ffm, w, v)
+        if ffm:
+            n_fields = int(field.max()) + 1
+            user_fields = [0, *range(2, 2 + n_user_fields)]
+            item_fields = [1, *range(2 + n_user_fields, n_fields)]
+            p_parts, q_parts = [], []
+            for fu in user_fields:
+                mu_ = sp.csr_array(sp.diags((field == fu).astype(np.float32)))
+                for fi in item_fields:
+                    mi_ = sp.csr_array(sp.diags((field == fi).astype(np.float32)))
+                    p_parts.append((xu @ mu_) @ v[:, fi, :])
+                    q_parts.append((xi @ mi_) @ v[:, fu, :])
+            p, q = np.hstack(p_parts), np.hstack(q_parts)
+        else:
+            p, q = xu @ v[:, 0, :], xi @ v[:, 0, :]
+        self.user_factors_ = np.ascontiguousarray(p, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(q, dtype=np.float32)
+        self.user_bias_ = np.asarray(bu, dtype=np.float32)
+        self.item_bias_ = np.asarray(bi, dtype=np.float32)
+        self.global_bias_ = float(w0)
+        self.feature_weights_ = w
+        self.feature_factors_ = v
+        self.feature_fields_ = field
+
+    def _fallback(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """With side features, users/items without ratings are predicted from their features."""
+        if not getattr(self, "side_features_", False):
+            return super()._fallback(users, items)
+        out = np.full(len(users), self.global_bias_, dtype=np.float32)
+        ku = (users >= 0) & (users < self.n_users_)
+        ki = (items >= 0) & (items < self.n_items_)
+        out[ku] += self.user_bias_[users[ku]]
+        out[ki] += self.item_bias_[items[ki]]
+        both = ku & ki
+        out[both] += np.einsum("ij,ij->i", self.user_factors_[users[both]], self.item_factors_[items[both]])
+        return out
+
+
+class _FMSGDBase(_SideFeatureFM):
+    adagrad = False
 
     def _fit_ids(self, train: Interactions) -> None:
         from ._sgd import fm_epoch
@@ -140,41 +217,23 @@ class _FMSGDBase(LatentRatingModel):
         self._check_finite(int(self.epochs), w0, p, q, bu, bi)
         self._finish(p, q, bu, bi, float(w0[0]))
 
-
-
     def _fit_features(self, train: Interactions, user_blocks: list[sp.csr_array],
                       item_blocks: list[sp.csr_array]) -> None:
         """Train over id + side features, then fold the machine into biases and factors."""
-        from ._sgd import ffm_epoch, ffm_row_terms
+        from ._sgd import ffm_epoch
 
-        nu, ni = self.n_users_, self.n_items_
-        n_us = sum(b.shape[1] for b in user_blocks)
-        n_is = sum(b.shape[1] for b in item_blocks)
-        n_feat = nu + ni + n_us + n_is
-        # fields: 0 user id, 1 item id, then one per side column (user columns first)
-        field = np.concatenate([np.zeros(nu), np.ones(ni)] + [np.full(b.shape[1], 2 + c) for c, b in
-                                                             enumerate(user_blocks + item_blocks)]).astype(np.int64)
+        xu, xi, field = self._feature_rows(user_blocks, item_blocks)
         n_fields = 2 + len(user_blocks) + len(item_blocks)
-        # ids only for users/items with ratings: the others are described by their side features alone
-        uid = sp.csr_array(sp.diags(self.user_rated_.astype(np.float32)))
-        iid = sp.csr_array(sp.diags(self.item_rated_.astype(np.float32)))
-        xu = sp.hstack([uid, sp.csr_array((nu, ni)), *user_blocks, sp.csr_array((nu, n_is))], format="csr")
-        xi = sp.hstack([sp.csr_array((ni, nu)), iid, sp.csr_array((ni, n_us)), *item_blocks], format="csr")
-        xu, xi = sp.csr_array(xu, dtype=np.float32), sp.csr_array(xi, dtype=np.float32)
-        for x in (xu, xi):
-            x.eliminate_zeros()
-            x.sort_indices()
         users, items, ratings = training_arrays(train)
         rng = np.random.default_rng(self.seed)
         k = int(self.factors)
         ffm = bool(self.adagrad)
         n_lat = n_fields if ffm else 1
-        v = init_normal(rng, (n_feat, n_lat, k), self.init_std)
-        w = np.zeros(n_feat, np.float32)
+        v = init_normal(rng, (len(field), n_lat, k), self.init_std)
+        w = np.zeros(len(field), np.float32)
         w0 = np.array([self.global_mean_], np.float32)
         gw0, gw, gv = np.zeros_like(w0), np.zeros_like(w), np.zeros_like(v)
-        args = (xu.indptr.astype(np.int64), xu.indices.astype(np.int64), xu.data,
-                xi.indptr.astype(np.int64), xi.indices.astype(np.int64), xi.data, field, ffm)
+        args = (*self._csr_parts(xu), *self._csr_parts(xi), field, ffm)
         lr, breg, reg = np.float32(self.learning_rate), np.float32(self.bias_reg), np.float32(self.reg)
         for epoch in self._progress(range(int(self.epochs)), total=int(self.epochs)):
             order = rng.permutation(len(ratings)).astype(np.int64)
@@ -182,43 +241,8 @@ class _FMSGDBase(LatentRatingModel):
                              gw0, gw, gv)
             self._check_finite(epoch, np.asarray(loss))
         self._check_finite(int(self.epochs), w0, w, v)
-        # fold into w0 + b_u + b_i + <p_u, q_i>
-        bu = ffm_row_terms(*args[:3], field, ffm, w, v)
-        bi = ffm_row_terms(*args[3:6], field, ffm, w, v)
-        if ffm:
-            user_fields = [0, *range(2, 2 + len(user_blocks))]
-            item_fields = [1, *range(2 + len(user_blocks), n_fields)]
-            p_parts, q_parts = [], []
-            for fu in user_fields:
-                mu_ = sp.csr_array(sp.diags((field == fu).astype(np.float32)))
-                for fi in item_fields:
-                    mi_ = sp.csr_array(sp.diags((field == fi).astype(np.float32)))
-                    p_parts.append((xu @ mu_) @ v[:, fi, :])
-                    q_parts.append((xi @ mi_) @ v[:, fu, :])
-            p, q = np.hstack(p_parts), np.hstack(q_parts)
-        else:
-            p, q = xu @ v[:, 0, :], xi @ v[:, 0, :]
-        self.user_factors_ = np.ascontiguousarray(p, dtype=np.float32)
-        self.item_factors_ = np.ascontiguousarray(q, dtype=np.float32)
-        self.user_bias_ = np.asarray(bu, dtype=np.float32)
-        self.item_bias_ = np.asarray(bi, dtype=np.float32)
-        self.global_bias_ = float(w0[0])
-        self.feature_weights_ = w
-        self.feature_factors_ = v
-        self.feature_fields_ = field
+        self._fold(xu, xi, field, len(user_blocks), ffm, float(w0[0]), w, v)
 
-    def _fallback(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """With side features, users/items without ratings are predicted from their features."""
-        if not getattr(self, "side_features_", False):
-            return super()._fallback(users, items)
-        out = np.full(len(users), self.global_bias_, dtype=np.float32)
-        ku = (users >= 0) & (users < self.n_users_)
-        ki = (items >= 0) & (items < self.n_items_)
-        out[ku] += self.user_bias_[users[ku]]
-        out[ki] += self.item_bias_[items[ki]]
-        both = ku & ki
-        out[both] += np.einsum("ij,ij->i", self.user_factors_[users[both]], self.item_factors_[items[both]])
-        return out
 
 @register
 class FMSGD(_FMSGDBase):
@@ -299,17 +323,20 @@ class FFM(_FMSGDBase):
 
 
 @register
-class FMALS(LatentRatingModel):
+class FMALS(_SideFeatureFM):
     """Factorisation machine trained by alternating least squares (coordinate-wise).
 
     Every parameter (global bias, linear weights, each latent coordinate) is set to its
-    exact minimiser with the others fixed, keeping the residuals of all ratings cached,
-    over user and item one-hot features. Rendle, Gantner, Freudenthaler &
-    Schmidt-Thieme (2011).
+    exact minimiser with the others fixed, keeping the residuals of all ratings cached.
+    Features: the user's and the item's one-hot indicators plus, as for FMSGD, the
+    encoded side columns of the training data; with side features the sweep runs over
+    the general sparse design matrix with per-dimension caches of ``sum_l v_lf x_l`` and
+    the machine is then folded exactly into biases and factors. Rendle, Gantner,
+    Freudenthaler & Schmidt-Thieme (2011).
 
     Parameters
     ----------
-    factors, epochs, reg, bias_reg, init_std, seed, verbose
+    factors, epochs, reg, bias_reg, init_std, features, seed, verbose
         As for FMSGD (no learning rate).
     """
 
@@ -320,16 +347,18 @@ class FMALS(LatentRatingModel):
     test_params = {"factors": 8, "epochs": 5}
 
     def __init__(self, factors: int = 10, epochs: int = 20, reg: float = 5.0, bias_reg: float = 5.0,
-                 init_std: float = 0.1, seed: int | None = 0, verbose: bool = False) -> None:
+                 init_std: float = 0.1, features: str | list[str] = "auto", seed: int | None = 0,
+                 verbose: bool = False) -> None:
         self.factors = factors
         self.epochs = epochs
         self.reg = reg
         self.bias_reg = bias_reg
         self.init_std = init_std
+        self.features = features
         self.seed = seed
         self.verbose = verbose
 
-    def _fit(self, train: Interactions) -> None:
+    def _fit_ids(self, train: Interactions) -> None:
         from ._als import fm_als_sweep, residuals
         from .alternating import _sides
 
@@ -357,3 +386,34 @@ class FMALS(LatentRatingModel):
             self._check_finite(epoch, resid)
         self._check_finite(int(self.epochs), pt, qt)
         self._finish(pt[:k].T, qt[:k].T, pt[k], qt[k + 1], w0)
+
+    def _fit_features(self, train: Interactions, user_blocks: list[sp.csr_array],
+                      item_blocks: list[sp.csr_array]) -> None:
+        """Coordinate descent over the id + side feature design matrix, then the exact fold."""
+        from ._als import fm_als_feature_sweep
+        from ._sgd import ffm_row_terms
+
+        xu, xi, field = self._feature_rows(user_blocks, item_blocks)
+        users, items, ratings = training_arrays(train)
+        # design matrix, one row per rating: its user's feature row plus its item's (disjoint columns)
+        x = sp.csc_array(xu[users] + xi[items], dtype=np.float32)
+        x.sort_indices()
+        rng = np.random.default_rng(self.seed)
+        k = int(self.factors)
+        v = init_normal(rng, (len(field), 1, k), self.init_std)
+        w = np.zeros(len(field), np.float32)
+        w0 = np.array([self.global_mean_], np.float32)
+        # exact residuals of the initial machine: within-row terms plus the user-item cross terms
+        bu = ffm_row_terms(*self._csr_parts(xu), field, False, w, v)
+        bi = ffm_row_terms(*self._csr_parts(xi), field, False, w, v)
+        p, q = xu @ v[:, 0, :], xi @ v[:, 0, :]
+        pred = w0[0] + bu[users] + bi[items] + np.einsum("ij,ij->i", p[users], q[items])
+        resid = (ratings - pred).astype(np.float32)
+        cache = np.zeros(len(ratings), np.float32)
+        colptr, rows = x.indptr.astype(np.int64), x.indices.astype(np.int64)
+        breg, reg = np.float32(self.bias_reg), np.float32(self.reg)
+        for epoch in self._progress(range(int(self.epochs)), total=int(self.epochs)):
+            fm_als_feature_sweep(colptr, rows, x.data, resid, w0, w, v, breg, breg, reg, cache)
+            self._check_finite(epoch, resid)
+        self._check_finite(int(self.epochs), w0, w, v)
+        self._fold(xu, xi, field, len(user_blocks), False, float(w0[0]), w, v)
