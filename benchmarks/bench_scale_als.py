@@ -2,10 +2,12 @@
 
 Data generator (cached as .npy under ``--cache``, default /tmp): ``--users`` users
 (100,000) x ``--items`` items (20,000). The user of each record is drawn with probability
-proportional to ``(rank + 1) ** -0.8`` over a random permutation of the users, its item
-with probability proportional to ``(rank + 1) ** -1.0`` over a random permutation of the
-items (Zipf-like activity and popularity, seed 0); duplicate pairs are dropped and
-drawing continues until ``--nnz`` (10,000,000) distinct pairs exist. Values are 1.
+proportional to ``(rank + 1) ** -0.6`` over a random permutation of the users, its item
+with probability proportional to ``(rank + 1) ** -0.8`` over a random permutation of the
+items (Zipf-like activity and popularity, seed 0; the most active user then has about
+12,800 interactions and the median user 67; the most popular item about 89,000 and the
+median item 224); duplicate pairs are dropped
+and drawing continues until ``--nnz`` (10,000,000) distinct pairs exist. Values are 1.
 
 Both models use 64 factors, regularisation 0.05, 3 conjugate-gradient steps and all
 cores (BLAS on one thread). Each runs in its own subprocess so that its peak resident
@@ -38,17 +40,13 @@ import numpy as np  # noqa: E402
 def generate(n_users: int, n_items: int, nnz: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (user, item) pairs with power-law user activity and item popularity."""
     rng = np.random.default_rng(seed)
-    pu = (np.arange(n_users) + 1.0) ** -0.8
-    pu = pu[rng.permutation(n_users)]
-    pu /= pu.sum()
-    pi = (np.arange(n_items) + 1.0) ** -1.0
-    pi = pi[rng.permutation(n_items)]
-    pi /= pi.sum()
+    cu = np.cumsum(((np.arange(n_users) + 1.0) ** -0.6)[rng.permutation(n_users)])
+    ci = np.cumsum(((np.arange(n_items) + 1.0) ** -0.8)[rng.permutation(n_items)])
     keys = np.zeros(0, dtype=np.int64)
     while keys.size < nnz:
-        draw = int((nnz - keys.size) * 1.3) + 1000
-        u = rng.choice(n_users, draw, p=pu)
-        i = rng.choice(n_items, draw, p=pi)
+        draw = int((nnz - keys.size) * 1.1) + 1000
+        u = np.minimum(np.searchsorted(cu, rng.random(draw) * cu[-1], side="right"), n_users - 1)
+        i = np.minimum(np.searchsorted(ci, rng.random(draw) * ci[-1], side="right"), n_items - 1)
         keys = np.unique(np.concatenate([keys, u.astype(np.int64) * n_items + i]))
     keys = rng.permutation(keys)[:nnz]
     return (keys // n_items).astype(np.int64), (keys % n_items).astype(np.int64)

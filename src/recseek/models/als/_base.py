@@ -67,12 +67,19 @@ def confidence_weights(values: np.ndarray, alpha: float, model: str) -> np.ndarr
 
 
 def csr_parts(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, shape: tuple[int, int]):
-    """``(indptr int64, indices int32, data float32)`` of a CSR structure and of its transpose."""
-    m = sp.csr_array((data, indices, indptr), shape=shape)
+    """``(indptr int64, indices int32, data float32)`` of a CSR structure and of its transpose.
+
+    The transpose is built with 32-bit indices (when the matrix fits) so that no 64-bit
+    copy of the indices is ever made.
+    """
+    small = int(indptr[-1]) < np.iinfo(np.int32).max
+    ptr_dtype = np.int32 if small else np.int64
+    m = sp.csr_array((np.asarray(data, np.float32), np.asarray(indices, ptr_dtype),
+                      np.asarray(indptr, ptr_dtype)), shape=shape)
     t = m.T.tocsr()
     t.sort_indices()
     return (
-        (np.asarray(m.indptr, np.int64), np.asarray(m.indices, np.int32), np.asarray(m.data, np.float32)),
+        (np.asarray(indptr, np.int64), np.asarray(indices, np.int32), np.asarray(data, np.float32)),
         (np.asarray(t.indptr, np.int64), np.asarray(t.indices, np.int32), np.asarray(t.data, np.float32)),
     )
 

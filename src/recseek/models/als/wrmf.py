@@ -84,7 +84,7 @@ class WRMF(FactorModel):
 
     def _fit(self, train: Interactions) -> None:
         vals = implicit_values(train, self.display_name)
-        self.values_ = vals.copy()
+        self.values_ = vals  # the stored values (shared with train), for partial_fit
         rng = np.random.default_rng(self.seed)
         self.user_factors_ = self._init_factors(train.n_users, self.init_scale, rng)
         self.item_factors_ = self._init_factors(train.n_items, self.init_scale, rng)
