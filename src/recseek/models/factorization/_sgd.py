@@ -2,7 +2,7 @@
 
 Every kernel runs one epoch over a pre-shuffled order. The order is cut into
 ``n_chunks`` contiguous pieces processed in parallel without locks (Hogwild); with one
-chunk the epoch is sequential and deterministic. Regularisation is applied only to the
+chunk the epoch runs on one thread and is deterministic. Regularisation is applied only to the
 parameters a rating touches (lazy regularisation).
 """
 
@@ -45,60 +45,16 @@ def mf_epoch_range(
 
 
 @pnjit
-def mf_epoch_parallel(
+def mf_epoch(
     users, items, ratings, order, p, q, bu, bi, mu, lr, reg_u, reg_i, reg_bu, reg_bi, use_bias, n_chunks
 ):  # pragma: no cover - numba
-    """Lock-free parallel epoch over ``n_chunks`` contiguous pieces of the order."""
+    """One epoch over ``n_chunks`` contiguous pieces of the order, in parallel without locks."""
     n = order.shape[0]
     losses = np.zeros(n_chunks, dtype=np.float64)
     for c in prange(n_chunks):
-        losses[c] = mf_epoch_range(
-            c * n // n_chunks,
-            (c + 1) * n // n_chunks,
-            users,
-            items,
-            ratings,
-            order,
-            p,
-            q,
-            bu,
-            bi,
-            mu,
-            lr,
-            reg_u,
-            reg_i,
-            reg_bu,
-            reg_bi,
-            use_bias,
-        )
+        losses[c] = mf_epoch_range(c * n // n_chunks, (c + 1) * n // n_chunks, users, items, ratings, order,
+                                   p, q, bu, bi, mu, lr, reg_u, reg_i, reg_bu, reg_bi, use_bias)
     return losses.sum()
-
-
-def mf_epoch(users, items, ratings, order, p, q, bu, bi, mu, lr, reg_u, reg_i, reg_bu, reg_bi, use_bias, n_chunks):
-    """One epoch: sequential (deterministic) for one chunk, else parallel."""
-    if n_chunks <= 1:
-        return mf_epoch_range(
-            0,
-            order.shape[0],
-            users,
-            items,
-            ratings,
-            order,
-            p,
-            q,
-            bu,
-            bi,
-            mu,
-            lr,
-            reg_u,
-            reg_i,
-            reg_bu,
-            reg_bi,
-            use_bias,
-        )
-    return mf_epoch_parallel(
-        users, items, ratings, order, p, q, bu, bi, mu, lr, reg_u, reg_i, reg_bu, reg_bi, use_bias, n_chunks
-    )
 
 
 @njit
@@ -160,64 +116,16 @@ def svdpp_epoch_range(
 
 
 @pnjit
-def svdpp_epoch_parallel(
+def svdpp_epoch(
     indptr, indices, ratings, user_order, inner_order, p, q, y, bu, bi, mu, lr, reg_u, reg_i, reg_b, reg_y, n_chunks
 ):  # pragma: no cover - numba
-    """Lock-free parallel epoch over ``n_chunks`` contiguous pieces of the order."""
+    """One epoch over ``n_chunks`` contiguous pieces of the user order, in parallel without locks."""
     n = user_order.shape[0]
     losses = np.zeros(n_chunks, dtype=np.float64)
     for c in prange(n_chunks):
-        losses[c] = svdpp_epoch_range(
-            c * n // n_chunks,
-            (c + 1) * n // n_chunks,
-            indptr,
-            indices,
-            ratings,
-            user_order,
-            inner_order,
-            p,
-            q,
-            y,
-            bu,
-            bi,
-            mu,
-            lr,
-            reg_u,
-            reg_i,
-            reg_b,
-            reg_y,
-        )
+        losses[c] = svdpp_epoch_range(c * n // n_chunks, (c + 1) * n // n_chunks, indptr, indices, ratings,
+                                      user_order, inner_order, p, q, y, bu, bi, mu, lr, reg_u, reg_i, reg_b, reg_y)
     return losses.sum()
-
-
-def svdpp_epoch(
-    indptr, indices, ratings, user_order, inner_order, p, q, y, bu, bi, mu, lr, reg_u, reg_i, reg_b, reg_y, n_chunks
-):
-    """One epoch: sequential (deterministic) for one chunk, else parallel."""
-    if n_chunks <= 1:
-        return svdpp_epoch_range(
-            0,
-            user_order.shape[0],
-            indptr,
-            indices,
-            ratings,
-            user_order,
-            inner_order,
-            p,
-            q,
-            y,
-            bu,
-            bi,
-            mu,
-            lr,
-            reg_u,
-            reg_i,
-            reg_b,
-            reg_y,
-        )
-    return svdpp_epoch_parallel(
-        indptr, indices, ratings, user_order, inner_order, p, q, y, bu, bi, mu, lr, reg_u, reg_i, reg_b, reg_y, n_chunks
-    )
 
 
 @njit
@@ -295,64 +203,16 @@ def asvd_epoch_range(
 
 
 @pnjit
-def asvd_epoch_parallel(
+def asvd_epoch(
     indptr, indices, ratings, user_order, inner_order, q, x, y, bu, bi, mu, lr, reg_b, reg_i, reg_x, reg_y, n_chunks
 ):  # pragma: no cover - numba
-    """Lock-free parallel epoch over ``n_chunks`` contiguous pieces of the order."""
+    """One epoch over ``n_chunks`` contiguous pieces of the user order, in parallel without locks."""
     n = user_order.shape[0]
     losses = np.zeros(n_chunks, dtype=np.float64)
     for c in prange(n_chunks):
-        losses[c] = asvd_epoch_range(
-            c * n // n_chunks,
-            (c + 1) * n // n_chunks,
-            indptr,
-            indices,
-            ratings,
-            user_order,
-            inner_order,
-            q,
-            x,
-            y,
-            bu,
-            bi,
-            mu,
-            lr,
-            reg_b,
-            reg_i,
-            reg_x,
-            reg_y,
-        )
+        losses[c] = asvd_epoch_range(c * n // n_chunks, (c + 1) * n // n_chunks, indptr, indices, ratings,
+                                     user_order, inner_order, q, x, y, bu, bi, mu, lr, reg_b, reg_i, reg_x, reg_y)
     return losses.sum()
-
-
-def asvd_epoch(
-    indptr, indices, ratings, user_order, inner_order, q, x, y, bu, bi, mu, lr, reg_b, reg_i, reg_x, reg_y, n_chunks
-):
-    """One epoch: sequential (deterministic) for one chunk, else parallel."""
-    if n_chunks <= 1:
-        return asvd_epoch_range(
-            0,
-            user_order.shape[0],
-            indptr,
-            indices,
-            ratings,
-            user_order,
-            inner_order,
-            q,
-            x,
-            y,
-            bu,
-            bi,
-            mu,
-            lr,
-            reg_b,
-            reg_i,
-            reg_x,
-            reg_y,
-        )
-    return asvd_epoch_parallel(
-        indptr, indices, ratings, user_order, inner_order, q, x, y, bu, bi, mu, lr, reg_b, reg_i, reg_x, reg_y, n_chunks
-    )
 
 
 @pnjit
