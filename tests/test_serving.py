@@ -15,7 +15,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from recseek.errors import ParameterError  # noqa: E402
+from recseek.errors import ParameterError, RecseekError  # noqa: E402
 from recseek.models import registry as models  # noqa: E402
 from recseek.serving.app import create_app  # noqa: E402
 from recseek.serving.batching import Batcher, Overloaded, RequestTimeout  # noqa: E402
@@ -676,3 +676,74 @@ def test_routed_recommend_equals_fast_path(store, tmp_path, live):
             a, b = c.get("/recommend/mf", params=params), fast.get("/recommend/mf", params=params)
             assert (a.status_code, a.json()) == (b.status_code, b.json()), params
         assert 'route="/recommend/{model}",method="GET"' in c.get("/metrics").text
+
+
+# ---------------------------------------------------------------- personalised search with a fitted model
+@pytest.fixture(scope="module")
+def movies(tmp_path_factory):
+    """ItemKNNRanking on 300 MovieLens-100K users and a BM25 index of the movies' titles and genres."""
+    from recseek.data import read_recbole
+    from recseek.search.lexical import BM25
+    from recseek.search.personalized import item_documents
+    from recseek.testing.fixtures import ml100k_sample, shared_data_dir
+
+    try:
+        models.get("ItemKNNRanking")
+    except RecseekError:
+        pytest.skip("ItemKNNRanking is not registered")
+    try:
+        data = ml100k_sample()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    root = tmp_path_factory.mktemp("movie-store")
+    for name in ("knn", "movies"):
+        (root / name).mkdir()
+    model = models.create("ItemKNNRanking").fit(data)
+    model.save(root / "knn" / "1")
+    # titles and genres of every movie, from the same data set's item file
+    docs = item_documents(read_recbole(shared_data_dir() / "ml-100k"))
+    bm = BM25()
+    bm.index(docs)
+    bm.save(root / "movies" / "1")
+    raw = {"server": {"token": TOKEN}, "store": {"models": str(root), "feedback": f"sqlite:///{root / 'fb.db'}"},
+           "models": [{"name": "knn"}], "indexes": [{"name": "movies", "personalize": "knn"}]}
+    config = parse_config(raw, root, "movies.toml")
+    with BackgroundServer(create_app(config)) as srv, httpx.Client(base_url=srv.url, timeout=60) as client:
+        yield client, model
+
+
+def test_personalised_search_with_fitted_model(movies):
+    """A user's search ranking moves towards the items the model scores highest for that user."""
+    c, model = movies
+    query = "drama"
+    depth = 100  # the candidates ItemSearch re-ranks
+    anon = c.post("/search/movies", json={"query": query, "k": depth}).json()["hits"]
+    assert len(anon) == depth
+    anon_ids = [h["id"] for h in anon]
+    cand = model.items_.indices(anon_ids, missing="negative")
+    assert (cand >= 0).sum() > 50
+    rankings = []
+    for user in (1, 7, 42):
+        u = model.users_.index(user)
+        model_score = dict(zip(anon_ids, np.where(cand >= 0, model.score([u], np.clip(cand, 0, None))[0], -np.inf),
+                               strict=True))
+        personal = c.post("/search/movies", json={"query": query, "k": 10, "user": user,
+                                                   "personalization": 0.5}).json()["hits"]
+        ids = [h["id"] for h in personal]
+        rankings.append(ids)
+        # the same text candidates, re-ordered: different from the anonymous top 10 ...
+        assert set(ids) <= set(anon_ids) and ids != anon_ids[:10]
+        # ... and towards the user's taste: higher model scores, at some cost in text score
+        mean_personal = np.mean([max(model_score[i], 0.0) for i in ids])
+        mean_anon = np.mean([max(model_score[i], 0.0) for i in anon_ids[:10]])
+        assert mean_personal > mean_anon, (user, mean_personal, mean_anon)
+        # only the model's scores: the user's best-scored candidate comes first, in model order
+        only_model = c.post("/search/movies", json={"query": query, "k": 10, "user": user,
+                                                    "personalization": 1.0}).json()["hits"]
+        got = [model_score[h["id"]] for h in only_model]
+        assert got[0] == max(model_score.values())
+        assert np.all(np.diff(got) <= 1e-5)
+        # weight 0 is the anonymous search
+        zero = c.post("/search/movies", json={"query": query, "k": 10, "user": user, "personalization": 0.0})
+        assert [h["id"] for h in zero.json()["hits"]] == anon_ids[:10]
+    assert rankings[0] != rankings[1] or rankings[1] != rankings[2]

@@ -632,14 +632,12 @@ def create_app(config: ServeConfig, *, feedback: FeedbackStore | None = None) ->
                 raise ParameterError(f"user: index {index} has no personalize model configured")
             mep = reg.resolve(s.personalize, None, "model")
             ms: ModelServable = mep.servable  # type: ignore[assignment]
-            u = ms.user_index(body.user)
-            if u < 0:
+            if ms.user_index(body.user) < 0:
                 raise NotFound(f"unknown user {body.user!r} for model {ms.name} version {ms.version}")
-            personal = (ms, u, body.personalization)
+            personal = (ms, body.user, body.personalization)  # re-ranked by ItemSearch in the batch
         s.pick(body.hybrid)
-        depth = max(body.k, 100) if personal is not None else body.k
-        res = await ep.batcher.submit("search", {"query": body.query, "k": body.k, "depth": depth,
-                                                 "filter": body.filter, "hybrid": body.hybrid, "personal": personal})
+        res = await ep.batcher.submit("search", {"query": body.query, "k": body.k, "filter": body.filter,
+                                                 "hybrid": body.hybrid, "personal": personal})
         hits = [{"id": i, "score": sc} for i, sc in zip(res["items"], res["scores"], strict=True)]
         return JSON({"index": index, "version": ep.version, "hits": hits})
 

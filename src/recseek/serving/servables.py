@@ -22,6 +22,9 @@ from .batching import Job
 
 __all__ = ["Conflict", "IndexServable", "ModelServable", "NotFound", "ItemCategories"]
 
+#: Text candidates re-ranked per personalised query (ItemSearch ``depth``).
+PERSONAL_DEPTH = 100
+
 
 class NotFound(RecseekError):
     """An unknown model, version, index, user or item (HTTP 404)."""
@@ -311,60 +314,46 @@ class IndexServable:
         return self.hybrid if (hybrid and self.hybrid is not None) else self.retriever
 
     def execute(self, jobs: Sequence[Job]) -> list[Any]:
+        """One ``search`` per (filter, hybrid, personalisation) group of the batch.
+
+        Personalised queries go through :class:`recseek.search.personalized.ItemSearch`
+        with the user's model version resolved when the request arrived.
+        """
         import json
 
         results: list[Any] = [None] * len(jobs)
-        groups: dict[tuple[str, bool], list[int]] = {}
+        groups: dict[tuple[str, bool, int, float], list[int]] = {}
         for n, j in enumerate(jobs):
             p = j.payload
-            key = (json.dumps(p.get("filter"), sort_keys=True, default=str), bool(p.get("hybrid")))
+            personal = p.get("personal")
+            key = (json.dumps(p.get("filter"), sort_keys=True, default=str), bool(p.get("hybrid")),
+                   0 if personal is None else id(personal[0]), -1.0 if personal is None else float(personal[2]))
             groups.setdefault(key, []).append(n)
-        for (_, hybrid), rows in groups.items():
+        for (_, hybrid, _, _), rows in groups.items():
             payloads = [jobs[r].payload for r in rows]
             try:
-                retriever = self.pick(hybrid)
-                depth = max(p["depth"] for p in payloads)
-                hits = retriever.search([p["query"] for p in payloads], k=depth, filter=payloads[0].get("filter"))
+                hits = self._search(self.pick(hybrid), payloads)
                 out = []
                 for q, p in enumerate(payloads):
-                    ids, scores = hits.ids[q], hits.scores[q]
+                    ids, scores = hits.ids[q, : p["k"]], hits.scores[q, : p["k"]]
                     keep = ids != ""
-                    ids, scores = ids[keep], scores[keep].astype(np.float64)
-                    if p.get("personal") is not None:
-                        ids, scores = _personalize(ids, scores, *p["personal"])
-                    out.append({"items": ids[: p["k"]].tolist(), "scores": scores[: p["k"]].tolist()})
+                    out.append({"items": ids[keep].tolist(), "scores": scores[keep].astype(np.float64).tolist()})
             except RecseekError as e:
                 out = [e] * len(rows)
             for r, o in zip(rows, out, strict=True):
                 results[r] = o
         return results
 
+    @staticmethod
+    def _search(retriever: Any, payloads: list[dict[str, Any]]) -> Any:
+        queries = [p["query"] for p in payloads]
+        k = max(p["k"] for p in payloads)
+        flt = payloads[0].get("filter")
+        personal = payloads[0].get("personal")
+        if personal is None:
+            return retriever.search(queries, k=k, filter=flt)
+        from ..search.personalized import ItemSearch
 
-def _minmax(x: np.ndarray) -> np.ndarray:
-    if x.size == 0:
-        return x
-    lo, hi = float(np.min(x)), float(np.max(x))
-    return np.ones_like(x) if hi - lo <= 0 else (x - lo) / (hi - lo)
-
-
-def _personalize(ids: np.ndarray, scores: np.ndarray, servable: ModelServable, user: int,
-                 weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """Re-rank search hits by ``(1 - weight) * minmax(search) + weight * minmax(model score)``.
-
-    Documents are matched to the model's items by id; a document the model does not know
-    gets the lowest model score of the list.
-    """
-    if ids.size == 0:
-        return ids, scores
-    idx = servable.item_indices(ids.tolist())
-    model_scores = np.full(ids.shape[0], np.nan)
-    known = idx >= 0
-    if known.any():
-        model_scores[known] = servable.model.score(np.asarray([user]), idx[known])[0]
-    finite = np.isfinite(model_scores)
-    personal = np.zeros(ids.shape[0])
-    if finite.any():
-        personal[finite] = _minmax(model_scores[finite])
-    fused = (1.0 - weight) * _minmax(scores) + weight * personal
-    order = np.lexsort((np.arange(ids.shape[0]), -fused))
-    return ids[order], fused[order]
+        model: ModelServable = personal[0]
+        searcher = ItemSearch(retriever, model.model, model.items, weight=personal[2], depth=PERSONAL_DEPTH)
+        return searcher.search(queries, user=[p["personal"][1] for p in payloads], k=k, filter=flt)
