@@ -5,25 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..._numba import njit, pnjit, prange
-
-
-@njit
-def _is_member(indices, start, end, item):
-    lo, hi = start, end
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if indices[mid] < item:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < end and indices[lo] == item
+from ._kernels import find_sorted
 
 
 @njit
 def _sample_negative(indices, start, end, n_items):
     while True:
         j = np.random.randint(0, n_items)
-        if not _is_member(indices, start, end, j):
+        if find_sorted(indices, start, end, j) < 0:
             return j
 
 

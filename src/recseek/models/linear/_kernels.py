@@ -8,7 +8,8 @@ from ..._numba import njit, pnjit, prange
 
 
 @njit
-def _find(indices, start, end, col):
+def find_sorted(indices, start, end, col):  # pragma: no cover - numba
+    """Position of ``col`` in the sorted ``indices[start:end]``, or -1."""
     lo, hi = start, end
     while lo < hi:
         mid = (lo + hi) // 2
@@ -44,11 +45,11 @@ def slim_cd(g_indptr, g_indices, g_data, cand, l1, l2, epochs, tol, positive):
         for a in range(m):
             ca = cand[j, a]
             s, e = g_indptr[ca], g_indptr[ca + 1]
-            p = _find(g_indices, s, e, j)
+            p = find_sorted(g_indices, s, e, j)
             if p >= 0:
                 rhs[a] = g_data[p]
             for b in range(m):
-                p = _find(g_indices, s, e, cand[j, b])
+                p = find_sorted(g_indices, s, e, cand[j, b])
                 if p >= 0:
                     gram[a, b] = g_data[p]
         w = np.zeros(m, dtype=np.float64)

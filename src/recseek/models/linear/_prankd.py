@@ -4,23 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, pnjit, prange
-from ._fism import _is_member
-
-
-@njit
-def _lookup(indptr, indices, data, row, col):
-    lo, hi = indptr[row], indptr[row + 1]
-    end = hi
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if indices[mid] < col:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo < end and indices[lo] == col:
-        return data[lo]
-    return 0.0
+from ..._numba import pnjit, prange
+from ._kernels import find_sorted
 
 
 @pnjit
@@ -47,12 +32,13 @@ def prankd_epoch(indptr, indices, values, p, q, cum_pop, weights, s_indptr, s_in
                 cand = np.searchsorted(cum_pop, np.random.random() * total, side="right")
                 if cand >= n_items:
                     cand = n_items - 1
-                if not _is_member(indices, s, e, cand):
+                if find_sorted(indices, s, e, cand) < 0:
                     j = cand
                     break
             if j < 0:
                 continue
-            sim = _lookup(s_indptr, s_indices, s_data, i, j)
+            pos = find_sorted(s_indices, s_indptr[i], s_indptr[i + 1], j)
+            sim = s_data[pos] if pos >= 0 else 0.0
             dist = np.sqrt(max(0.0, 1.0 - np.tanh(sim * sim_filter)))
             diff = 0.0
             for f in range(k):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, pnjit, prange
+from ..._numba import pnjit, prange
 
 #: similarity modes understood by :func:`similarity_topk`
 COSINE, JACCARD, PEARSON, ASYMMETRIC, CONDITIONAL, DOT = 0, 1, 2, 3, 4, 5
@@ -143,21 +143,6 @@ def topk_rows(indptr, indices, data, k):
                 out_idx[out_ptr[r] + t] = indices[s + chosen[t]]
                 out_val[out_ptr[r] + t] = data[s + chosen[t]]
     return out_ptr, out_idx, out_val
-
-
-@njit
-def _lookup(indices, start, end, col):
-    """Position of ``col`` in the sorted ``indices[start:end]`` or -1."""
-    lo, hi = start, end
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if indices[mid] < col:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo < end and indices[lo] == col:
-        return lo
-    return -1
 
 
 @pnjit
