@@ -80,8 +80,10 @@ def test_conjugate_gradient_reaches_the_exact_solution() -> None:
                  np.zeros(m.shape[0], np.float32), np.arange(m.shape[0], dtype=np.int64), exact)
     x = np.zeros_like(exact)
     bounds = _base.balanced_chunks(m.indptr, 3)
-    K.wrmf_cg(m.indptr.astype(np.int64), m.indices.astype(np.int32), conf, x, y, a, 3, bounds)
-    K.wrmf_cg(m.indptr.astype(np.int64), m.indices.astype(np.int32), conf, x, y, a, 2 * d, bounds)
+    K.wrmf_cg(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32), np.float32(1.5),
+              x, y, a, 3, bounds)
+    K.wrmf_cg(m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data.astype(np.float32), np.float32(1.5),
+              x, y, a, 2 * d, bounds)
     np.testing.assert_allclose(x, exact, rtol=1e-3, atol=1e-4)
 
 

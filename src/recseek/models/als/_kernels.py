@@ -59,12 +59,13 @@ def cholesky_solve(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
 
 
 @pnjit(fastmath=FAST, error_model="numpy")
-def wrmf_cg(indptr, indices, conf, X, Y, A, cg_steps, bounds):  # pragma: no cover - numba
+def wrmf_cg(indptr, indices, values, alpha, X, Y, A, cg_steps, bounds):  # pragma: no cover - numba
     """Conjugate-gradient steps towards the WRMF least-squares solution of each row.
 
     Minimises ``sum_j c_rj (1 - x.y_j)^2 + sum_{j unobserved} (x.y_j)^2 + reg |x|^2``
     for every row ``x`` of ``X`` (in place), warm-started from the current ``x``.
-    ``A`` is ``Y^T Y + reg I``; ``conf`` holds ``c_rj`` aligned with ``indices``.
+    ``A`` is ``Y^T Y + reg I``; the confidence ``c_rj = 1 + alpha * values_rj`` is computed
+    on the fly from the stored values (aligned with ``indices``), so no array of it is kept.
     """
     d = X.shape[1]
     for c in prange(bounds.shape[0] - 1):
@@ -83,7 +84,7 @@ def wrmf_cg(indptr, indices, conf, X, Y, A, cg_steps, bounds):  # pragma: no cov
                 r[f] = -s
             for ptr in range(indptr[u], indptr[u + 1]):
                 i = indices[ptr]
-                cu = conf[ptr]
+                cu = np.float32(1.0) + alpha * values[ptr]
                 yx = np.float32(0.0)
                 for f in range(d):
                     yx += Y[i, f] * x[f]
@@ -107,7 +108,7 @@ def wrmf_cg(indptr, indices, conf, X, Y, A, cg_steps, bounds):  # pragma: no cov
                     yp = np.float32(0.0)
                     for f in range(d):
                         yp += Y[i, f] * p[f]
-                    coef = (conf[ptr] - np.float32(1.0)) * yp
+                    coef = alpha * values[ptr] * yp
                     for f in range(d):
                         ap[f] += coef * Y[i, f]
                 pap = np.float32(0.0)

@@ -82,14 +82,19 @@ class WRMF(FactorModel):
     def _confidence(self, values: np.ndarray) -> np.ndarray:
         return confidence_weights(values, self.alpha, self.display_name)
 
+    def _check_alpha(self, values: np.ndarray) -> None:
+        if values.size:
+            self._confidence(np.asarray([values.max()], dtype=np.float32))
+
     def _fit(self, train: Interactions) -> None:
         vals = implicit_values(train, self.display_name)
         self.values_ = vals  # the stored values (shared with train), for partial_fit
         rng = np.random.default_rng(self.seed)
         self.user_factors_ = self._init_factors(train.n_users, self.init_scale, rng)
         self.item_factors_ = self._init_factors(train.n_items, self.init_scale, rng)
+        self._check_alpha(vals)
         m = train.matrix
-        (self._ui, self._iu) = csr_parts(m.indptr, m.indices, self._confidence(vals), train.shape)
+        (self._ui, self._iu) = csr_parts(m.indptr, m.indices, vals, train.shape)
         try:
             for epoch in self._progress(range(int(self.epochs)), total=int(self.epochs)):
                 self._half_step(self._ui, self.user_factors_, self.item_factors_)
@@ -106,11 +111,13 @@ class WRMF(FactorModel):
     def _half_step(self, parts, x: np.ndarray, y: np.ndarray) -> None:
         from ._kernels import solve_rows, wrmf_cg
 
-        indptr, indices, conf = parts
+        indptr, indices, vals = parts
         a = self._gram(y)
         if self.cg_steps > 0:
-            wrmf_cg(indptr, indices, conf, x, y, a, int(self.cg_steps), balanced_chunks(indptr, n_chunks()))
+            wrmf_cg(indptr, indices, vals, np.float32(self.alpha), x, y, a, int(self.cg_steps),
+                    balanced_chunks(indptr, n_chunks()))
         else:
+            conf = self._confidence(vals)
             rows = np.arange(x.shape[0], dtype=np.int64)
             lam = np.zeros(len(rows), dtype=np.float32)
             solve_rows(indptr, indices, conf - np.float32(1.0), conf, y, a, lam, rows, x)
@@ -119,7 +126,8 @@ class WRMF(FactorModel):
         """Exact least-squares factors of ``rows`` given the fixed other side ``y``."""
         from ._kernels import solve_rows
 
-        indptr, indices, conf = parts
+        indptr, indices, vals = parts
+        conf = self._confidence(vals)
         out = np.empty((len(rows), y.shape[1]), dtype=np.float32)
         if len(rows):
             lam = np.zeros(len(rows), dtype=np.float32)
@@ -133,7 +141,7 @@ class WRMF(FactorModel):
         vals = np.asarray(rows.data, dtype=np.float32)
         if vals.size and vals.min() < 0:
             raise DataError(f"{self.display_name}: interaction values must be non-negative")
-        parts = (np.asarray(rows.indptr, np.int64), np.asarray(rows.indices, np.int32), self._confidence(vals))
+        parts = (np.asarray(rows.indptr, np.int64), np.asarray(rows.indices, np.int32), vals)
         u = self._solve_exact(parts, np.arange(rows.shape[0]), self.item_factors_)
         return u @ self.item_factors_.T
 
@@ -176,7 +184,8 @@ class WRMF(FactorModel):
         itf = np.zeros((ni, d), dtype=np.float32)
         itf[: self.n_items_] = self.item_factors_
         vals = np.asarray(matrix.data, dtype=np.float32)
-        ui, iu = csr_parts(matrix.indptr, matrix.indices, self._confidence(vals), (nu, ni))
+        self._check_alpha(vals)
+        ui, iu = csr_parts(matrix.indptr, matrix.indices, vals, (nu, ni))
         touched_u = np.unique(nu_idx)
         touched_i = np.unique(ni_idx)
         uf[touched_u] = self._solve_exact(ui, touched_u, itf)
