@@ -747,3 +747,60 @@ def test_personalised_search_with_fitted_model(movies):
         zero = c.post("/search/movies", json={"query": query, "k": 10, "user": user, "personalization": 0.0})
         assert [h["id"] for h in zero.json()["hits"]] == anon_ids[:10]
     assert rankings[0] != rankings[1] or rankings[1] != rankings[2]
+
+
+# ---------------------------------------------------------------- hybrid search with a real dense index
+HYBRID_DOCS = ["car repair and engine maintenance", "automobile mechanic fixes broken vehicles",
+               "chocolate cake recipe", "baking bread at home", "football match results",
+               "the car park is full tonight", "ocean waves and surfing", "garage service for damaged autos",
+               "gardening tips for roses", "stock market news"]
+
+
+@pytest.mark.slow
+def test_hybrid_search_with_dense_index(tmp_path):
+    """A lexical + dense index folder (default MiniLM encoder) served with hybrid: true gives RRF-fused hits."""
+    from recseek.search.dense import DenseRetriever, default_model_path
+    from recseek.search.lexical import BM25, LexicalRetriever
+
+    pytest.importorskip("sentence_transformers")
+    if default_model_path() is None:
+        pytest.skip("the default MiniLM embedding model is not installed")
+    docs = [{"id": f"d{i}", "title": t, "year": 2000 + i} for i, t in enumerate(HYBRID_DOCS)]
+    folder = tmp_path / "store" / "cars" / "1"  # the layout of `recseek index --dense`
+    folder.mkdir(parents=True)
+    lexical = BM25(fields=["title"])
+    lexical.index(docs)
+    lexical.save(folder / "lexical")
+    dense = DenseRetriever(fields=["title"])
+    dense.index(docs)
+    dense.save(folder / "dense")
+    raw = {"server": {"token": TOKEN}, "store": {"models": str(tmp_path / "store"),
+                                                  "feedback": f"sqlite:///{tmp_path / 'fb.db'}"},
+           "indexes": [{"name": "cars"}]}
+    config = parse_config(raw, tmp_path, "hybrid.toml")
+    query, k, rrf_k = "car repair", 5, 60.0
+    # the expected fusion, from each part searched on its own
+    lex = LexicalRetriever.load(folder / "lexical").search(query, k=100).row(0)
+    den = DenseRetriever.load(folder / "dense").search(query, k=100).row(0)
+    expected: dict[str, float] = {}
+    for row in (lex, den):
+        for rank, (doc, _) in enumerate(row, start=1):
+            expected[doc] = expected.get(doc, 0.0) + 1.0 / (rrf_k + rank)
+    with BackgroundServer(create_app(config)) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+        assert c.get("/models/cars", headers=AUTH).json()["versions"][0]["hybrid"] is True
+        plain = c.post("/search/cars", json={"query": query, "k": k}).json()["hits"]
+        assert {h["id"] for h in plain} == {"d0", "d5"}  # only these share a word with the query
+        r = c.post("/search/cars", json={"query": query, "k": k, "hybrid": True})
+        assert r.status_code == 200, r.text
+        hits = r.json()["hits"]
+        assert len(hits) == k
+        # fused: documents without a shared word come in through the dense part
+        assert {h["id"] for h in hits} - {"d0", "d5"}
+        assert hits[0]["id"] == "d0"  # first in both lists
+        np.testing.assert_allclose([h["score"] for h in hits], [expected[h["id"]] for h in hits], rtol=1e-5)
+        np.testing.assert_allclose([h["score"] for h in hits], sorted(expected.values(), reverse=True)[:k],
+                                   rtol=1e-5)
+        # a metadata filter applies to both parts
+        r = c.post("/search/cars", json={"query": query, "k": k, "hybrid": True, "filter": {"year": {"gte": 2004}}})
+        got = r.json()["hits"]
+        assert got and all(int(h["id"][1:]) >= 4 for h in got) and "d0" not in {h["id"] for h in got}
