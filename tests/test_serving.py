@@ -804,3 +804,35 @@ def test_hybrid_search_with_dense_index(tmp_path):
         r = c.post("/search/cars", json={"query": query, "k": k, "hybrid": True, "filter": {"year": {"gte": 2004}}})
         got = r.json()["hits"]
         assert got and all(int(h["id"][1:]) >= 4 for h in got) and "d0" not in {h["id"] for h in got}
+
+
+def test_index_batches_search_one_at_a_time():
+    """Several workers never run searches of one index version at the same time."""
+    from recseek.search.base import Hits
+    from recseek.serving.batching import Job
+    from recseek.serving.servables import IndexServable
+
+    class Recording:
+        active = peak = calls = 0
+        guard = threading.Lock()
+
+        def search(self, queries, k=10, *, filter=None):
+            with self.guard:
+                self.active += 1
+                self.calls += 1
+                self.peak = max(self.peak, self.active)
+            time.sleep(0.02)
+            with self.guard:
+                self.active -= 1
+            n = len(queries)
+            return Hits(np.full((n, k), "a", dtype="<U1"), np.ones((n, k), dtype=np.float32))
+
+    retriever = Recording()
+    servable = IndexServable(retriever, "idx", "1", Path("1"))
+    jobs = [Job("search", {"query": "q", "k": 1, "filter": None, "hybrid": False, "personal": None}, None, 0.0)]
+    threads = [threading.Thread(target=servable.execute, args=(jobs,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert retriever.calls == 4 and retriever.peak == 1

@@ -10,6 +10,7 @@ rating pair one ``model.predict``, every query with the same filter one ``search
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -277,6 +278,11 @@ class IndexServable:
         self.path = path
         self.personalize = personalize
         self.algorithm = type(retriever).__name__ if hybrid is None else f"{type(retriever).__name__}+hybrid"
+        # Served indexes are never changed in place, but searching is not thread-safe either: a
+        # loaded lexical index builds its scoring arrays on the first search, a dense one loads
+        # its encoder then and shares one tokenizer, which refuses concurrent use. Batches of
+        # one index version (several workers) therefore search one at a time.
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, path: Path, name: str, version: str, personalize: str | None = None) -> IndexServable:
@@ -332,7 +338,9 @@ class IndexServable:
         for (_, hybrid, _, _), rows in groups.items():
             payloads = [jobs[r].payload for r in rows]
             try:
-                hits = self._search(self.pick(hybrid), payloads)
+                retriever = self.pick(hybrid)
+                with self._lock:
+                    hits = self._search(retriever, payloads)
                 out = []
                 for q, p in enumerate(payloads):
                     ids, scores = hits.ids[q, : p["k"]], hits.scores[q, : p["k"]]
