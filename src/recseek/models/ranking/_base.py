@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
@@ -51,10 +53,14 @@ class FactorRanker(Recommender):
         return np.asarray(m.indptr, dtype=np.int64), np.asarray(m.indices, dtype=np.int32)
 
     @staticmethod
-    def _n_chunks() -> int:
-        from ..._numba import get_num_threads
+    def _n_chunks(n_samples: int) -> int:
+        """Independent random streams per epoch: one per 16,384 samples (at most 4,096).
 
-        return get_num_threads()
+        The count does not depend on the number of threads, and threads take chunks
+        dynamically (see :func:`dynamic_schedule`), so a slow or busy core does not hold
+        the others back at the end of an epoch.
+        """
+        return max(1, min(4096, -(-int(n_samples) // 16384)))
 
     def _check_epoch(self, epoch: int) -> None:
         self._check_finite(epoch, self.user_factors_, self.item_factors_, self.item_bias_)
@@ -110,3 +116,15 @@ def training_pool(train: Interactions) -> tuple[np.ndarray, np.ndarray]:
 
 def active_users(train: Interactions) -> np.ndarray:
     return np.flatnonzero(np.diff(train.matrix.indptr) > 0).astype(np.int32)
+
+
+@contextmanager
+def dynamic_schedule(chunk: int = 1) -> Iterator[None]:
+    """Let numba threads take ``chunk`` iterations of a ``prange`` at a time."""
+    import numba
+
+    old = numba.set_parallel_chunksize(chunk)
+    try:
+        yield
+    finally:
+        numba.set_parallel_chunksize(old)

@@ -12,7 +12,7 @@ from ...errors import DataError
 from .._params import Bool, Float, Int
 from ..base import check_k
 from ..registry import register
-from ._base import COMMON_RULES, FactorRanker, active_users, training_pool
+from ._base import COMMON_RULES, FactorRanker, active_users, dynamic_schedule, training_pool
 
 
 class _BPRFamily(FactorRanker):
@@ -98,13 +98,14 @@ class BPR(_BPRFamily):
         from ._kernels import bpr_epoch, chunk_seeds
 
         indptr, indices = self._seen_arrays()
-        n_chunks = self._n_chunks()
+        n_chunks = self._n_chunks(n_samples)
         seed = int(self.seed or 0)
         lr, reg_u, reg_i, reg_b = self._kernel_args()
         for epoch in self._progress(range(epochs), total=epochs):
-            bpr_epoch(self.user_factors_, self.item_factors_, self.item_bias_, indptr, indices, pool_u, pool_i,
-                      active, n_samples, self.sampling == "user", lr, reg_u, reg_i, reg_b, bool(self.item_bias),
-                      chunk_seeds(seed, epoch + epoch_offset, n_chunks))
+            with dynamic_schedule():
+                bpr_epoch(self.user_factors_, self.item_factors_, self.item_bias_, indptr, indices, pool_u, pool_i,
+                          active, n_samples, self.sampling == "user", lr, reg_u, reg_i, reg_b,
+                          bool(self.item_bias), chunk_seeds(seed, epoch + epoch_offset, n_chunks))
             self._check_epoch(epoch + epoch_offset)
 
     def partial_fit(self, new_interactions: Interactions, epochs: int | None = None) -> Self:
@@ -247,7 +248,6 @@ def run_pairwise(model: FactorRanker, train: Interactions, loss_kind: int, law: 
     else:
         n_samples = int(model.samples_per_epoch) if model.samples_per_epoch is not None else int(train.nnz)
     user_mode = getattr(model, "sampling", "interaction") == "user"
-    n_chunks = model._n_chunks()
     seed = int(model.seed or 0)
     f32 = np.float32
     reg_b = f32(getattr(model, "reg_bias", 0.0))
@@ -279,12 +279,13 @@ def run_pairwise(model: FactorRanker, train: Interactions, loss_kind: int, law: 
                 sub = pool
                 count = size if not sweep else 0
             offset += size
-            pairwise_epoch(
-                model.user_factors_, model.item_factors_, model.item_bias_, indptr, indices, values, sub,
-                count, loss_kind, int(law.get("neg_mode", 0)), f32(model.learning_rate), f32(model.reg),
-                f32(model.reg), reg_b, use_bias, cdf, cdf_items, ranks, factor_w, rank_cdf, f32(margin),
-                int(max_trials), rw, chunk_seeds(seed, epoch * 1000 + part, n_chunks),
-            )
+            with dynamic_schedule():
+                pairwise_epoch(
+                    model.user_factors_, model.item_factors_, model.item_bias_, indptr, indices, values, sub,
+                    count, loss_kind, int(law.get("neg_mode", 0)), f32(model.learning_rate), f32(model.reg),
+                    f32(model.reg), reg_b, use_bias, cdf, cdf_items, ranks, factor_w, rank_cdf, f32(margin),
+                    int(max_trials), rw, chunk_seeds(seed, epoch * 1000 + part, model._n_chunks(size)),
+                )
         model._check_epoch(epoch)
 
 
@@ -407,9 +408,10 @@ class GBPR(FactorRanker):
         act = active_users(train)
         n = int(self.samples_per_epoch) if self.samples_per_epoch is not None else int(train.nnz)
         f32 = np.float32
-        n_chunks = self._n_chunks()
+        n_chunks = self._n_chunks(n)
         for epoch in self._progress(range(int(self.epochs)), total=int(self.epochs)):
-            gbpr_epoch(self.user_factors_, self.item_factors_, self.item_bias_, indptr, indices, col_ptr, col_users,
-                       act, n, int(self.group_size), f32(self.rho), f32(self.learning_rate), f32(self.reg),
-                       f32(self.reg), f32(self.reg_bias), chunk_seeds(int(self.seed or 0), epoch, n_chunks))
+            with dynamic_schedule():
+                gbpr_epoch(self.user_factors_, self.item_factors_, self.item_bias_, indptr, indices, col_ptr, col_users,
+                           act, n, int(self.group_size), f32(self.rho), f32(self.learning_rate), f32(self.reg),
+                           f32(self.reg), f32(self.reg_bias), chunk_seeds(int(self.seed or 0), epoch, n_chunks))
             self._check_epoch(epoch)

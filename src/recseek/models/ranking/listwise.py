@@ -6,7 +6,7 @@ import numpy as np
 
 from ...data._interactions import Interactions
 from ..registry import register
-from ._base import COMMON_RULES, FactorRanker
+from ._base import COMMON_RULES, FactorRanker, dynamic_schedule
 
 
 class _PerUserModel(FactorRanker):
@@ -21,7 +21,8 @@ class _PerUserModel(FactorRanker):
         f32 = np.float32
         for epoch in self._progress(range(int(self.epochs)), total=int(self.epochs)):
             order = rng.permutation(users)
-            self._step(indptr, indices, values, order, f32(self.learning_rate), f32(self.reg))
+            with dynamic_schedule(16):
+                self._step(indptr, indices, values, order, f32(self.learning_rate), f32(self.reg))
             self._check_epoch(epoch)
 
 
