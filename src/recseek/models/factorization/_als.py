@@ -4,7 +4,8 @@ and CCD++ rank-one coordinate descent.
 Each kernel updates one side (``a``, rows of a CSR matrix) with the other side (``b``)
 fixed, in parallel over rows; the same kernel serves users (CSR of ratings) and items
 (CSR of the transpose). Rows are independent, so results do not depend on the thread count.
-Each kernel is a per-row function with a parallel and a sequential driver.
+Each kernel is a per-row function driven over contiguous row blocks in parallel; one
+block runs the whole half-step on a single thread.
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ PARALLEL_MIN_WORK = 4_000_000
 
 def parallel_work(indptr: np.ndarray, a: np.ndarray) -> bool:
     return int(indptr[-1]) * int(a.shape[1]) >= PARALLEL_MIN_WORK
+
+
+def n_chunks(indptr: np.ndarray, a: np.ndarray) -> int:
+    """Contiguous row blocks of a half-step: one (a single thread) below the parallel threshold."""
+    from ..._numba import get_num_threads
+
+    return 4 * get_num_threads() if parallel_work(indptr, a) else 1
 
 
 @njit
@@ -52,23 +60,16 @@ def _als_side_row(r, indptr, indices, data, a, b, reg, weighted):  # pragma: no 
 
 
 @pnjit
-def _als_side_par(indptr, indices, data, a, b, reg, weighted):  # pragma: no cover - numba
+def _als_side_chunks(indptr, indices, data, a, b, reg, weighted, n_chunks):  # pragma: no cover - numba
     n = indptr.shape[0] - 1
-    for r in prange(n):
-        _als_side_row(r, indptr, indices, data, a, b, reg, weighted)
-
-
-@njit
-def _als_side_seq(indptr, indices, data, a, b, reg, weighted):  # pragma: no cover - numba
-    n = indptr.shape[0] - 1
-    for r in range(n):
-        _als_side_row(r, indptr, indices, data, a, b, reg, weighted)
+    for c in prange(n_chunks):
+        for r in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            _als_side_row(r, indptr, indices, data, a, b, reg, weighted)
 
 
 def als_side(indptr, indices, data, a, b, reg, weighted):
     """``a[r] = argmin sum_j (x_rj - a[r].b[j])^2 + lam |a[r]|^2``; ``lam = reg * n_r`` if weighted."""
-    fn = _als_side_par if parallel_work(indptr, a) else _als_side_seq
-    return fn(indptr, indices, data, a, b, reg, weighted)
+    _als_side_chunks(indptr, indices, data, a, b, reg, weighted, n_chunks(indptr, a))
 
 
 @njit
@@ -94,23 +95,16 @@ def _nmf_side_row(r, indptr, indices, data, a, b, reg, eps):  # pragma: no cover
 
 
 @pnjit
-def _nmf_side_par(indptr, indices, data, a, b, reg, eps):  # pragma: no cover - numba
+def _nmf_side_chunks(indptr, indices, data, a, b, reg, eps, n_chunks):  # pragma: no cover - numba
     n = indptr.shape[0] - 1
-    for r in prange(n):
-        _nmf_side_row(r, indptr, indices, data, a, b, reg, eps)
-
-
-@njit
-def _nmf_side_seq(indptr, indices, data, a, b, reg, eps):  # pragma: no cover - numba
-    n = indptr.shape[0] - 1
-    for r in range(n):
-        _nmf_side_row(r, indptr, indices, data, a, b, reg, eps)
+    for c in prange(n_chunks):
+        for r in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            _nmf_side_row(r, indptr, indices, data, a, b, reg, eps)
 
 
 def nmf_side(indptr, indices, data, a, b, reg, eps):
     """Multiplicative update of ``a`` for the squared error over observed entries only."""
-    fn = _nmf_side_par if parallel_work(indptr, a) else _nmf_side_seq
-    return fn(indptr, indices, data, a, b, reg, eps)
+    _nmf_side_chunks(indptr, indices, data, a, b, reg, eps, n_chunks(indptr, a))
 
 
 @njit
@@ -183,27 +177,18 @@ def _residuals_row(r, indptr, indices, data, a, b, out):  # pragma: no cover - n
 
 
 @pnjit
-def _residuals_par(indptr, indices, data, a, b):  # pragma: no cover - numba
+def _residuals_chunks(indptr, indices, data, a, b, n_chunks):  # pragma: no cover - numba
     n = indptr.shape[0] - 1
     out = np.empty(data.shape[0], dtype=np.float32)
-    for r in prange(n):
-        _residuals_row(r, indptr, indices, data, a, b, out)
-    return out
-
-
-@njit
-def _residuals_seq(indptr, indices, data, a, b):  # pragma: no cover - numba
-    n = indptr.shape[0] - 1
-    out = np.empty(data.shape[0], dtype=np.float32)
-    for r in range(n):
-        _residuals_row(r, indptr, indices, data, a, b, out)
+    for c in prange(n_chunks):
+        for r in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            _residuals_row(r, indptr, indices, data, a, b, out)
     return out
 
 
 def residuals(indptr, indices, data, a, b):
     """``data - a[r].b[j]`` for every stored entry (CSR order)."""
-    fn = _residuals_par if parallel_work(indptr, a) else _residuals_seq
-    return fn(indptr, indices, data, a, b)
+    return _residuals_chunks(indptr, indices, data, a, b, n_chunks(indptr, a))
 
 
 @njit

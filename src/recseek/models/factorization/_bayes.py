@@ -32,22 +32,18 @@ def _draw_row(r, indptr, indices, data, a, b, prior_prec, prior_shift, alpha, no
 
 
 @pnjit
-def _draw_par(indptr, indices, data, a, b, prior_prec, prior_shift, alpha, noise):  # pragma: no cover
-    for r in prange(indptr.shape[0] - 1):
-        _draw_row(r, indptr, indices, data, a, b, prior_prec, prior_shift, alpha, noise)
+def _draw_chunks(indptr, indices, data, a, b, prior_prec, prior_shift, alpha, noise, n_chunks):  # pragma: no cover
+    n = indptr.shape[0] - 1
+    for c in prange(n_chunks):
+        for r in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            _draw_row(r, indptr, indices, data, a, b, prior_prec, prior_shift, alpha, noise)
 
 
-@njit
-def _draw_seq(indptr, indices, data, a, b, prior_prec, prior_shift, alpha, noise):  # pragma: no cover
-    for r in range(indptr.shape[0] - 1):
-        _draw_row(r, indptr, indices, data, a, b, prior_prec, prior_shift, alpha, noise)
-
-
-def draw_side(indptr, indices, data, a, b, prior_prec, prior_mean, alpha, noise, parallel):
+def draw_side(indptr, indices, data, a, b, prior_prec, prior_mean, alpha, noise, n_chunks):
     """Replace each row of ``a`` by a draw from ``N(mean_r, Lambda_r^-1)`` where
     ``Lambda_r = prior_prec + alpha sum_j b_j b_j^T`` and
     ``Lambda_r mean_r = alpha sum_j x_rj b_j + prior_prec prior_mean``; ``noise`` holds the
-    standard normal numbers (drawn by the caller, so the result is thread-independent)."""
+    standard normal numbers (drawn by the caller, so the result is thread-independent);
+    rows run in ``n_chunks`` contiguous blocks in parallel (one block: a single thread)."""
     shift = prior_prec @ prior_mean
-    fn = _draw_par if parallel else _draw_seq
-    fn(indptr, indices, data, a, b, prior_prec, shift, np.float64(alpha), noise)
+    _draw_chunks(indptr, indices, data, a, b, prior_prec, shift, np.float64(alpha), noise, n_chunks)

@@ -96,7 +96,7 @@ class BPMF(LatentRatingModel):
             raise ParameterError(f"BPMF: burn_in ({self.burn_in}) must be smaller than epochs ({self.epochs})")
 
     def _fit(self, train: Interactions) -> None:
-        from ._als import parallel_work
+        from ._als import n_chunks
         from ._bayes import draw_side
         from .alternating import _sides
 
@@ -111,13 +111,13 @@ class BPMF(LatentRatingModel):
         w0_inv = np.eye(k) / self.wishart_scale
         n_keep = min(int(self.samples), int(self.epochs) - int(self.burn_in))
         keep = set(np.linspace(int(self.burn_in), int(self.epochs) - 1, n_keep).round().astype(int).tolist())
-        parallel = parallel_work(ui, u) and k >= 4
+        chunks = n_chunks(ui, u) if k >= 4 else 1
         kept_u, kept_v = [], []
         for epoch in self._progress(range(int(self.epochs)), total=int(self.epochs)):
             mu_u, lam_u = _sample_hyper(rng, u, self.beta0, k, w0_inv)
-            draw_side(ui, uj, ud, u, v, lam_u, mu_u, self.precision, rng.standard_normal(u.shape), parallel)
+            draw_side(ui, uj, ud, u, v, lam_u, mu_u, self.precision, rng.standard_normal(u.shape), chunks)
             mu_v, lam_v = _sample_hyper(rng, v, self.beta0, k, w0_inv)
-            draw_side(ii, ij, idata, v, u, lam_v, mu_v, self.precision, rng.standard_normal(v.shape), parallel)
+            draw_side(ii, ij, idata, v, u, lam_v, mu_v, self.precision, rng.standard_normal(v.shape), chunks)
             self._check_finite(epoch, u[:1], v[:1])
             if epoch in keep:
                 kept_u.append(u.copy())
