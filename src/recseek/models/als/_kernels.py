@@ -58,6 +58,71 @@ def cholesky_solve(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
 # ---------------------------------------------------------------- WRMF (Hu et al. 2008)
 
 
+@njit(fastmath=FAST, error_model="numpy")
+def _cg_rows(start, end, indptr, indices, values, alpha, X, Y, A, cg_steps):  # pragma: no cover - numba
+    """Conjugate-gradient steps for rows ``start..end`` of ``X`` (see :func:`wrmf_cg`)."""
+    d = X.shape[1]
+    x = np.empty(d, dtype=np.float32)
+    r = np.empty(d, dtype=np.float32)
+    p = np.empty(d, dtype=np.float32)
+    ap = np.empty(d, dtype=np.float32)
+    for u in range(start, end):
+        for f in range(d):
+            x[f] = X[u, f]
+        # residual r = b - A_u x
+        for f in range(d):
+            s = np.float32(0.0)
+            for g in range(d):
+                s += A[f, g] * x[g]
+            r[f] = -s
+        for ptr in range(indptr[u], indptr[u + 1]):
+            i = indices[ptr]
+            cu = np.float32(1.0) + alpha * values[ptr]
+            yx = np.float32(0.0)
+            for f in range(d):
+                yx += Y[i, f] * x[f]
+            coef = cu - (cu - np.float32(1.0)) * yx
+            for f in range(d):
+                r[f] += coef * Y[i, f]
+        rs_old = np.float32(0.0)
+        for f in range(d):
+            p[f] = r[f]
+            rs_old += r[f] * r[f]
+        for _ in range(cg_steps):
+            if rs_old < 1e-20:
+                break
+            for f in range(d):
+                s = np.float32(0.0)
+                for g in range(d):
+                    s += A[f, g] * p[g]
+                ap[f] = s
+            for ptr in range(indptr[u], indptr[u + 1]):
+                i = indices[ptr]
+                yp = np.float32(0.0)
+                for f in range(d):
+                    yp += Y[i, f] * p[f]
+                coef = alpha * values[ptr] * yp
+                for f in range(d):
+                    ap[f] += coef * Y[i, f]
+            pap = np.float32(0.0)
+            for f in range(d):
+                pap += p[f] * ap[f]
+            if pap <= 0:
+                break
+            step = rs_old / pap
+            rs_new = np.float32(0.0)
+            for f in range(d):
+                x[f] += step * p[f]
+                r[f] -= step * ap[f]
+                rs_new += r[f] * r[f]
+            beta = rs_new / rs_old
+            for f in range(d):
+                p[f] = r[f] + beta * p[f]
+            rs_old = rs_new
+        for f in range(d):
+            X[u, f] = x[f]
+
+
 @pnjit(fastmath=FAST, error_model="numpy")
 def wrmf_cg(indptr, indices, values, alpha, X, Y, A, cg_steps, bounds):  # pragma: no cover - numba
     """Conjugate-gradient steps towards the WRMF least-squares solution of each row.
@@ -67,67 +132,14 @@ def wrmf_cg(indptr, indices, values, alpha, X, Y, A, cg_steps, bounds):  # pragm
     ``A`` is ``Y^T Y + reg I``; the confidence ``c_rj = 1 + alpha * values_rj`` is computed
     on the fly from the stored values (aligned with ``indices``), so no array of it is kept.
     """
-    d = X.shape[1]
     for c in prange(bounds.shape[0] - 1):
-        x = np.empty(d, dtype=np.float32)
-        r = np.empty(d, dtype=np.float32)
-        p = np.empty(d, dtype=np.float32)
-        ap = np.empty(d, dtype=np.float32)
-        for u in range(bounds[c], bounds[c + 1]):
-            for f in range(d):
-                x[f] = X[u, f]
-            # residual r = b - A_u x
-            for f in range(d):
-                s = np.float32(0.0)
-                for g in range(d):
-                    s += A[f, g] * x[g]
-                r[f] = -s
-            for ptr in range(indptr[u], indptr[u + 1]):
-                i = indices[ptr]
-                cu = np.float32(1.0) + alpha * values[ptr]
-                yx = np.float32(0.0)
-                for f in range(d):
-                    yx += Y[i, f] * x[f]
-                coef = cu - (cu - np.float32(1.0)) * yx
-                for f in range(d):
-                    r[f] += coef * Y[i, f]
-            rs_old = np.float32(0.0)
-            for f in range(d):
-                p[f] = r[f]
-                rs_old += r[f] * r[f]
-            for _ in range(cg_steps):
-                if rs_old < 1e-20:
-                    break
-                for f in range(d):
-                    s = np.float32(0.0)
-                    for g in range(d):
-                        s += A[f, g] * p[g]
-                    ap[f] = s
-                for ptr in range(indptr[u], indptr[u + 1]):
-                    i = indices[ptr]
-                    yp = np.float32(0.0)
-                    for f in range(d):
-                        yp += Y[i, f] * p[f]
-                    coef = alpha * values[ptr] * yp
-                    for f in range(d):
-                        ap[f] += coef * Y[i, f]
-                pap = np.float32(0.0)
-                for f in range(d):
-                    pap += p[f] * ap[f]
-                if pap <= 0:
-                    break
-                step = rs_old / pap
-                rs_new = np.float32(0.0)
-                for f in range(d):
-                    x[f] += step * p[f]
-                    r[f] -= step * ap[f]
-                    rs_new += r[f] * r[f]
-                beta = rs_new / rs_old
-                for f in range(d):
-                    p[f] = r[f] + beta * p[f]
-                rs_old = rs_new
-            for f in range(d):
-                X[u, f] = x[f]
+        _cg_rows(bounds[c], bounds[c + 1], indptr, indices, values, alpha, X, Y, A, cg_steps)
+
+
+@njit(fastmath=FAST, error_model="numpy")
+def wrmf_cg_serial(indptr, indices, values, alpha, X, Y, A, cg_steps):  # pragma: no cover - numba
+    """:func:`wrmf_cg` on the calling thread only (small data: no thread start-up)."""
+    _cg_rows(0, X.shape[0], indptr, indices, values, alpha, X, Y, A, cg_steps)
 
 
 @pnjit(fastmath=FAST, error_model="numpy")
@@ -375,6 +387,26 @@ def rankals_items(indptr, indices, r, support, P, Q, q_tilde, t_mat, z, wv, r_su
 # ---------------------------------------------------------------- shared statistics
 
 
+@njit(fastmath=FAST, error_model="numpy")
+def _gram_rows(start, end, Y, w, acc):  # pragma: no cover - numba
+    """Add ``w_r y_r y_r^T`` of rows ``start..end`` to the lower triangle of ``acc``."""
+    d = Y.shape[1]
+    for r in range(start, end):
+        wr = w[r]
+        for f in range(d):
+            yf = wr * Y[r, f]
+            for g in range(f + 1):
+                acc[f, g] += yf * Y[r, g]
+
+
+@njit(fastmath=FAST, error_model="numpy")
+def _mirror(out):  # pragma: no cover - numba
+    d = out.shape[0]
+    for f in range(d):
+        for g in range(f):
+            out[g, f] = out[f, g]
+
+
 @pnjit(fastmath=FAST, error_model="numpy")
 def weighted_gram(Y, w, bounds):  # pragma: no cover - numba
     """``sum_r w_r y_r y_r^T`` (float64, d x d) over the rows of ``Y``, chunked over cores.
@@ -386,18 +418,19 @@ def weighted_gram(Y, w, bounds):  # pragma: no cover - numba
     nc = bounds.shape[0] - 1
     parts = np.zeros((max(nc, 1), d, d), dtype=np.float64)
     for c in prange(nc):
-        acc = np.zeros((d, d), dtype=np.float64)
-        for r in range(bounds[c], bounds[c + 1]):
-            wr = w[r]
-            for f in range(d):
-                yf = wr * Y[r, f]
-                for g in range(f + 1):
-                    acc[f, g] += yf * Y[r, g]
-        parts[c] = acc
+        _gram_rows(bounds[c], bounds[c + 1], Y, w, parts[c])
     out = np.zeros((d, d), dtype=np.float64)
     for c in range(nc):
         out += parts[c]
-    for f in range(d):
-        for g in range(f):
-            out[g, f] = out[f, g]
+    _mirror(out)
+    return out
+
+
+@njit(fastmath=FAST, error_model="numpy")
+def weighted_gram_serial(Y, w):  # pragma: no cover - numba
+    """:func:`weighted_gram` on the calling thread only."""
+    d = Y.shape[1]
+    out = np.zeros((d, d), dtype=np.float64)
+    _gram_rows(0, Y.shape[0], Y, w, out)
+    _mirror(out)
     return out

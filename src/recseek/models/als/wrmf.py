@@ -109,11 +109,14 @@ class WRMF(FactorModel):
         return a.astype(np.float32)
 
     def _half_step(self, parts, x: np.ndarray, y: np.ndarray) -> None:
-        from ._kernels import solve_rows, wrmf_cg
+        from ..._numba import get_num_threads
+        from ._kernels import solve_rows, wrmf_cg, wrmf_cg_serial
 
         indptr, indices, vals = parts
         a = self._gram(y)
-        if self.cg_steps > 0:
+        if self.cg_steps > 0 and get_num_threads() == 1:
+            wrmf_cg_serial(indptr, indices, vals, np.float32(self.alpha), x, y, a, int(self.cg_steps))
+        elif self.cg_steps > 0:
             wrmf_cg(indptr, indices, vals, np.float32(self.alpha), x, y, a, int(self.cg_steps),
                     balanced_chunks(indptr, n_chunks()))
         else:
