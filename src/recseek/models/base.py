@@ -48,6 +48,8 @@ class Recommender(ABC):
     #: The conformance test's "beats RandomGuess" check is skipped when False (models
     #: that need side data the sample lacks, e.g. a trust graph).
     conformance_quality: ClassVar[bool] = True
+    #: Advice appended to the error raised when training produces NaN or infinite values.
+    divergence_hint: ClassVar[str] = "lower learning_rate or raise reg"
 
     # ------------------------------------------------------------ hyperparameters
     @classmethod
@@ -363,7 +365,7 @@ class Recommender(ABC):
             if not np.all(np.isfinite(a)):
                 raise TrainingError(
                     f"{self.display_name}: training diverged at epoch {epoch} (NaN or infinite values);"
-                    " lower learning_rate or raise reg"
+                    f" {self.divergence_hint}"
                 )
 
 

@@ -18,6 +18,7 @@ class FactorModel(Recommender):
     """A model scoring ``user_factors_ @ item_factors_.T`` (float32, BLAS per block)."""
 
     family = "factorization"
+    divergence_hint = "raise reg, or lower alpha where the model has one"
 
     def fit(self, train: Interactions):  # noqa: D102 - see Recommender.fit
         nnz = train.nnz if isinstance(train, Interactions) else 0
