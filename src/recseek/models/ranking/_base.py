@@ -107,13 +107,6 @@ class FactorRanker(Recommender):
         return (U @ self.item_factors_.T + self.item_bias_[None, :]).astype(np.float32)
 
 
-def training_pool(train: Interactions) -> tuple[np.ndarray, np.ndarray]:
-    """(user, item) index arrays of every stored entry, int32."""
-    m = train.matrix
-    users = np.repeat(np.arange(train.n_users, dtype=np.int32), np.diff(m.indptr))
-    return users, np.asarray(m.indices, dtype=np.int32)
-
-
 def active_users(train: Interactions) -> np.ndarray:
     return np.flatnonzero(np.diff(train.matrix.indptr) > 0).astype(np.int32)
 

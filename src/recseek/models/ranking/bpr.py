@@ -12,7 +12,7 @@ from ...errors import DataError
 from .._params import Bool, Float, Int
 from ..base import check_k
 from ..registry import register
-from ._base import COMMON_RULES, FactorRanker, active_users, dynamic_schedule, training_pool
+from ._base import COMMON_RULES, FactorRanker, active_users, dynamic_schedule
 
 
 class _BPRFamily(FactorRanker):
@@ -90,14 +90,19 @@ class BPR(_BPRFamily):
 
     def _fit(self, train: Interactions) -> None:
         self._init_factors(train.n_users, train.n_items, self._rng())
-        pool_u, pool_i = training_pool(train)
-        self._run(pool_u, pool_i, active_users(train), self._samples(train), int(self.epochs), 0)
+        indptr, indices = self._seen_arrays()
+        # the positives pool shares the item column with the rejection index (no copy)
+        pool_u = np.repeat(np.arange(train.n_users, dtype=np.int32), np.diff(indptr))
+        self._run(pool_u, indices, active_users(train), self._samples(train), int(self.epochs), 0,
+                  indptr, indices)
 
     def _run(self, pool_u: np.ndarray, pool_i: np.ndarray, active: np.ndarray, n_samples: int,
-             epochs: int, epoch_offset: int) -> None:
+             epochs: int, epoch_offset: int, indptr: np.ndarray | None = None,
+             indices: np.ndarray | None = None) -> None:
         from ._kernels import bpr_epoch, chunk_seeds
 
-        indptr, indices = self._seen_arrays()
+        if indptr is None or indices is None:
+            indptr, indices = self._seen_arrays()
         n_chunks = self._n_chunks(n_samples)
         seed = int(self.seed or 0)
         lr, reg_u, reg_i, reg_b = self._kernel_args()
