@@ -158,9 +158,10 @@ class Interactions:
         mask = np.asarray(mask, dtype=bool)
         u, i, v, t = self.to_coo()
         counts = np.bincount(u[mask], minlength=self.n_users)
-        indptr = np.zeros(self.n_users + 1, dtype=np.int64)
+        idx = index_dtype(int(counts.sum()))
+        indptr = np.zeros(self.n_users + 1, dtype=idx)
         np.cumsum(counts, out=indptr[1:])
-        matrix = sp.csr_array((v[mask], i[mask].astype(np.int32), indptr), shape=self.shape)
+        matrix = sp.csr_array((v[mask], i[mask].astype(idx), indptr), shape=self.shape)
         return replace(
             self,
             meta=dict(self.meta),
@@ -193,6 +194,11 @@ class Interactions:
         indptr = np.concatenate([m.indptr, np.full(len(users) - self.n_users, m.indptr[-1], dtype=m.indptr.dtype)])
         matrix = sp.csr_array((m.data, m.indices, indptr), shape=(len(users), len(items)))
         return replace(self, matrix=matrix, users=users, items=items)
+
+
+def index_dtype(nnz: int) -> type:
+    """int32 CSR indices and pointers while they fit (scipy then shares them without copies)."""
+    return np.int32 if nnz < np.iinfo(np.int32).max else np.int64
 
 
 def build_csr(
@@ -254,9 +260,8 @@ def build_csr(
             u, i, values, seq = u[pick], i[pick], vals, seq[pick]
             ts = None if ts is None else ts[pick]
     counts = np.bincount(u, minlength=n_users)
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    idx = index_dtype(len(u))
+    indptr = np.zeros(n_users + 1, dtype=idx)
     np.cumsum(counts, out=indptr[1:])
-    matrix = sp.csr_array(
-        (values.astype(np.float32), i.astype(np.int32), indptr), shape=(n_users, n_items)
-    )
+    matrix = sp.csr_array((values.astype(np.float32), i.astype(idx), indptr), shape=(n_users, n_items))
     return matrix, ts, seq.astype(np.int64)
