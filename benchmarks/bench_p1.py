@@ -6,7 +6,7 @@ user's training data, users without test items skipped. Rating: predictions clam
 the training range [0.5, 4.0].
 
 Models come from ``benchmarks/p1/*.toml``: each file has ``[[models]]`` tables with a
-``name``, hyperparameters, and optionally ``dataset`` (only ``"filmtrust"`` runs here).
+``name``, hyperparameters, and optionally ``dataset`` (default ``"filmtrust"``; another JStarCraft data set is read from the folder of that name beside the FilmTrust folder, e.g. ``product``, and split per user at random, seed 0, for lack of a time column).
 A model is evaluated on the task(s) where JStarCraft publishes a row for it (RandomGuess
 on both), else on its own task. For each model the script prints our figure beside the
 published one (NDCG@10 for ranking, MAE for rating) with the ratio ours / published, and
@@ -44,9 +44,8 @@ def read_anchors(folder: Path) -> dict[str, dict[str, dict[str, float]]]:
             continue
         with open(path, newline="") as f:
             for row in csv.DictReader(f):
-                if row["dataset"] != "filmtrust":
-                    continue
-                out[task][row["model"].lower()] = {k: float(v) for k, v in row.items() if k not in ("model", "dataset")}
+                key = row["model"].lower() if row["dataset"] == "filmtrust" else f"{row['model'].lower()}@{row['dataset']}"
+                out[task][key] = {k: float(v) for k, v in row.items() if k not in ("model", "dataset")}
     return out
 
 
@@ -63,12 +62,13 @@ def read_model_files(pattern_dir: Path) -> list[tuple[str, dict]]:
     return specs
 
 
-def load_split(data_dir: Path):
+def load_split(data_dir: Path, order: str = "time"):
+    """Per-user 80/20 split; by time (FilmTrust) or seeded at random (files without time)."""
     from recseek.data.readers import read
     from recseek.data.split import split
 
     data = read(data_dir, format="jstarcraft")
-    train, test = split(data, "ratio", ratio=0.8, by="user", order="time")
+    train, test = split(data, "ratio", ratio=0.8, by="user", order=order, seed=0)
     return data, train, test
 
 
@@ -113,26 +113,37 @@ def main(argv: list[str] | None = None) -> int:
           f"train {train.nnz}, test {test.nnz}")
 
     rows = []
+    other: dict[str, tuple] = {}
     for fname, spec in specs:
         spec = dict(spec)
         name = spec.pop("name")
         dataset = spec.pop("dataset", "filmtrust")
         if only is not None and name.lower() not in only:
             continue
-        if dataset != "filmtrust":
-            print(f"{name}: skipped (published on {dataset}, not FilmTrust)")
-            continue
+        if dataset == "filmtrust":
+            d_train, d_test, key_suffix, label = train, test, "", ""
+        else:
+            # other JStarCraft data sets lie beside the FilmTrust folder (e.g. product/scores.txt);
+            # they have no time column, so the per-user 80/20 split is seeded at random
+            if dataset not in other:
+                path = args.data.parent / dataset
+                if not path.exists():
+                    print(f"{name}: skipped ({dataset} data not found at {path})")
+                    continue
+                other[dataset] = load_split(path, order="random")[1:]
+            d_train, d_test = other[dataset]
+            key_suffix, label = f"@{dataset}", f" ({dataset})"
         try:
             cls = registry.get(name)
         except RecseekError as e:
             rows.append({"model": name, "task": "?", "file": fname, "error": str(e)})
             continue
-        tasks = [t for t in ("ranking", "rating") if cls.name.lower() in anchors[t]] or [cls.task]
+        tasks = [t for t in ("ranking", "rating") if cls.name.lower() + key_suffix in anchors[t]] or [cls.task]
         for task in tasks:
-            pub = anchors[task].get(cls.name.lower())
-            row = {"model": cls.name, "task": task, "file": fname, "params": spec, "published": pub}
+            pub = anchors[task].get(cls.name.lower() + key_suffix)
+            row = {"model": cls.name + label, "task": task, "file": fname, "params": spec, "published": pub}
             try:
-                row.update(run_one(cls.name, spec, task, train, test))
+                row.update(run_one(cls.name, spec, task, d_train, d_test))
             except Exception as e:  # a benchmark reports every failure and goes on
                 kind = "" if isinstance(e, RecseekError) else f"{type(e).__name__}: "
                 row["error"] = kind + " ".join(str(e).split())
