@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import pnjit, prange
+from ..._numba import njit, pnjit, prange
 
 #: similarity modes understood by :func:`similarity_topk`
 COSINE, JACCARD, PEARSON, ASYMMETRIC, CONDITIONAL, DOT = 0, 1, 2, 3, 4, 5
@@ -203,3 +203,29 @@ def knn_predict(targets, lists, s_indptr, s_indices, s_data, r_indptr, r_indices
             out[p] = num / den
             found[p] = True
     return out, found
+
+
+@njit(inline="always")
+def _row_times_sparse(x_indices, x_data, lo, hi, w_indptr, w_indices, w_data, out_row) -> None:
+    """``out_row += x[lo:hi] @ W`` for one sparse row of x and a CSR matrix W."""
+    for p in range(lo, hi):
+        j = x_indices[p]
+        xv = x_data[p]
+        for q in range(w_indptr[j], w_indptr[j + 1]):
+            out_row[w_indices[q]] += xv * w_data[q]
+
+
+@njit
+def rows_times_sparse(x_indptr, x_indices, x_data, rows, w_indptr, w_indices, w_data, out) -> None:
+    """Dense ``out[r] = x[rows[r]] @ W`` (CSR x, CSR W) on one thread (small batches)."""
+    for r in range(rows.shape[0]):
+        u = rows[r]
+        _row_times_sparse(x_indices, x_data, x_indptr[u], x_indptr[u + 1], w_indptr, w_indices, w_data, out[r])
+
+
+@pnjit
+def rows_times_sparse_parallel(x_indptr, x_indices, x_data, rows, w_indptr, w_indices, w_data, out) -> None:
+    """:func:`rows_times_sparse` with the rows spread over all cores."""
+    for r in prange(rows.shape[0]):
+        u = rows[r]
+        _row_times_sparse(x_indices, x_data, x_indptr[u], x_indptr[u + 1], w_indptr, w_indices, w_data, out[r])

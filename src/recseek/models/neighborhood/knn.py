@@ -27,6 +27,17 @@ def _csr(m) -> sp.csr_array:
     return out
 
 
+def rows_times_sparse(x: sp.csr_array, rows: np.ndarray, w: sp.csr_array) -> np.ndarray:
+    """Dense float32 ``x[rows] @ w`` without a sparse intermediate (numba; multi-core for big batches)."""
+    from ._kernels import rows_times_sparse as serial
+    from ._kernels import rows_times_sparse_parallel as parallel
+
+    out = np.zeros((len(rows), w.shape[1]), dtype=np.float32)
+    kernel = parallel if len(rows) * w.shape[1] >= (1 << 20) else serial
+    kernel(x.indptr, x.indices, x.data, np.asarray(rows, dtype=np.int64), w.indptr, w.indices, w.data, out)
+    return out
+
+
 def _dense(m) -> np.ndarray:
     return np.asarray(m.toarray() if sp.issparse(m) else m, dtype=np.float32)
 
@@ -102,11 +113,12 @@ class ItemKNNRanking(_RankingKNN):
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         w = self._weights_matrix()
         if items is not None:
-            w = w[:, items]
-        return _dense(self.user_items_[users] @ w)
+            return _dense(self.user_items_[users] @ w[:, items])
+        return rows_times_sparse(self.user_items_, users, w)
 
     def _score_new(self, rows: sp.csr_array) -> np.ndarray:
-        return _dense(self._values(rows) @ self._weights_matrix())
+        x = self._values(rows)
+        return rows_times_sparse(x, np.arange(x.shape[0], dtype=np.int64), self._weights_matrix())
 
     def item_similarity(self, items: np.ndarray) -> np.ndarray:
         return _dense(self.similarity_[items])
