@@ -91,6 +91,21 @@ def _sigmoid(x):
 
 
 # --------------------------------------------------------------------------- BPR
+@njit(error_model="numpy", inline="always")
+def _pair_step(U, V, b, u, i, j, g, lr, reg_u, reg_i, reg_b, use_bias):
+    """One pairwise SGD step raising item i over item j for user u with gradient scale g."""
+    for f in range(U.shape[1]):
+        uf = U[u, f]
+        vi = V[i, f]
+        vj = V[j, f]
+        U[u, f] = uf + lr * (g * (vi - vj) - reg_u * uf)
+        V[i, f] = vi + lr * (g * uf - reg_i * vi)
+        V[j, f] = vj + lr * (-g * uf - reg_i * vj)
+    if use_bias:
+        b[i] += lr * (g - reg_b * b[i])
+        b[j] += lr * (-g - reg_b * b[j])
+
+
 @pnjit(fastmath=True, error_model="numpy")
 def bpr_epoch(U, V, b, indptr, indices, pool_users, pool_items, active_users, n_samples,
               user_uniform, lr, reg_u, reg_i, reg_b, use_bias, seeds):
@@ -144,16 +159,7 @@ def bpr_epoch(U, V, b, indptr, indices, pool_users, pool_items, active_users, n_
                 diff += b[i] - b[j]
             z = np.float32(_sigmoid(-diff))
             updates += 1
-            for f in range(k):
-                uf = U[u, f]
-                vi = V[i, f]
-                vj = V[j, f]
-                U[u, f] = uf + lr * (z * (vi - vj) - reg_u * uf)
-                V[i, f] = vi + lr * (z * uf - reg_i * vi)
-                V[j, f] = vj + lr * (-z * uf - reg_i * vj)
-            if use_bias:
-                b[i] += lr * (z - reg_b * b[i])
-                b[j] += lr * (-z - reg_b * b[j])
+            _pair_step(U, V, b, u, i, j, z, lr, reg_u, reg_i, reg_b, use_bias)
         done[c] = updates
     return done.sum()
 
@@ -225,7 +231,6 @@ def pairwise_epoch(U, V, b, indptr, indices, values, pool_pos, n_samples, loss_k
     n_chunks = seeds.shape[0]
     n_items = V.shape[0]
     n_users = indptr.shape[0] - 1
-    k = U.shape[1]
     n_pool = pool_pos.shape[0]
     sweep = n_samples <= 0
     total = n_pool if sweep else n_samples
@@ -294,16 +299,7 @@ def pairwise_epoch(U, V, b, indptr, indices, values, pool_pos, n_samples, loss_k
                     err = diff - values[p]
                     loss += 0.5 * err * err
                     g = -err
-            for f in range(k):
-                uf = U[u, f]
-                vi = V[i, f]
-                vj = V[j, f]
-                U[u, f] = uf + lr * (g * (vi - vj) - reg_u * uf)
-                V[i, f] = vi + lr * (g * uf - reg_i * vi)
-                V[j, f] = vj + lr * (-g * uf - reg_i * vj)
-            if use_bias:
-                b[i] += lr * (g - reg_b * b[i])
-                b[j] += lr * (-g - reg_b * b[j])
+            _pair_step(U, V, b, u, i, j, g, lr, reg_u, reg_i, reg_b, use_bias)
         losses[c] = loss
     return losses.sum()
 
