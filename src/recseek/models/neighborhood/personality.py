@@ -45,7 +45,8 @@ class PersonalityDiagnosis(RatingPredictor):
         r = _csr(train.matrix)
         self.levels_ = np.unique(r.data).astype(np.float64)
         self.user_items_ = r
-        self.weights_ = self._excess_weights(r)
+        # the user-user weights are computed at scoring time for the users asked for, as a
+        # memory-based method does: training stays cheap and memory linear in the ratings
         # per level: column sums of the rating kernels (the contribution of weight 1)
         self.level_sums_ = np.stack([
             np.bincount(r.indices, weights=self._kernel(x, r.data), minlength=r.shape[1]) for x in self.levels_
@@ -84,7 +85,7 @@ class PersonalityDiagnosis(RatingPredictor):
         return out.astype(np.float32)
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
-        return self._predict_from_weights(self.weights_[users], items)
+        return self._predict_from_weights(self._excess_weights(_csr(self.user_items_[users])), items)
 
     def _score_new(self, rows: sp.csr_array) -> np.ndarray:
         return self._predict_from_weights(self._excess_weights(_csr(rows)), None)
