@@ -92,6 +92,20 @@ def _sigmoid(x):
 
 # --------------------------------------------------------------------------- BPR
 @njit(error_model="numpy", inline="always")
+def _uniform_negative(x, n_items, indices, lo, cnt):
+    """A uniformly drawn item outside ``indices[lo:lo+cnt]`` (sorted), by rejection.
+
+    Returns (state, item), item -1 when 64 draws all hit the user's own items.
+    """
+    for _t in range(64):
+        x = _next(x)
+        cand = _below(x, n_items)
+        if not _contains(indices, lo, lo + cnt, cand):
+            return x, cand
+    return x, -1
+
+
+@njit(error_model="numpy", inline="always")
 def _pair_step(U, V, b, u, i, j, g, lr, reg_u, reg_i, reg_b, use_bias):
     """One pairwise SGD step raising item i over item j for user u with gradient scale g."""
     for f in range(U.shape[1]):
@@ -143,13 +157,7 @@ def bpr_epoch(U, V, b, indptr, indices, pool_users, pool_items, active_users, n_
                 cnt = indptr[u + 1] - lo
             if cnt >= n_items:
                 continue
-            j = -1
-            for _t in range(64):
-                x = _next(x)
-                cand = _below(x, n_items)
-                if not _contains(indices, lo, lo + cnt, cand):
-                    j = cand
-                    break
+            x, j = _uniform_negative(x, n_items, indices, lo, cnt)
             if j < 0:
                 continue
             diff = np.float32(0.0)
@@ -351,13 +359,7 @@ def gbpr_epoch(U, V, b, indptr, indices, col_ptr, col_users, active_users, n_sam
                 if not dup:
                     group[g] = w
                     g += 1
-            j = -1
-            for _t in range(64):
-                x = _next(x)
-                cand = _below(x, n_items)
-                if not _contains(indices, lo, lo + cnt, cand):
-                    j = cand
-                    break
+            x, j = _uniform_negative(x, n_items, indices, lo, cnt)
             if j < 0:
                 continue
             inv = np.float32(1.0 / g)
@@ -532,13 +534,7 @@ def bpr_fold_in(indptr, indices, V, b, use_bias, k, n_steps, lr, reg, seed):
         for _ in range(steps):
             x = _next(x)
             i = indices[lo + _below(x, cnt)]
-            j = -1
-            for _t in range(64):
-                x = _next(x)
-                cand = _below(x, n_items)
-                if not _contains(indices, lo, lo + cnt, cand):
-                    j = cand
-                    break
+            x, j = _uniform_negative(x, n_items, indices, lo, cnt)
             if j < 0:
                 continue
             diff = np.float32(0.0)
