@@ -98,7 +98,7 @@ def worker(which: str, pu: str, pi: str, n_users: int, n_items: int, epochs: int
         model = AlternatingLeastSquares(factors=64, regularization=0.05, iterations=epochs, random_state=0)
         fit = lambda: model.fit(ui, show_progress=False)  # noqa: E731
     else:
-        from recseek.models.als.wrmf import WRMF
+        from recseek.models.factorization.wrmf import WRMF
 
         WRMF(factors=64, epochs=1).fit(small)
         model = WRMF(factors=64, reg=0.05, epochs=epochs, cg_steps=3)

@@ -9,13 +9,13 @@ import scipy.sparse as sp
 from recseek.data import Interactions
 from recseek.errors import DataError, ParameterError, TrainingError
 from recseek.models import registry
-from recseek.models.als import _base
-from recseek.models.als import _kernels as K
-from recseek.models.als._base import gram
-from recseek.models.als.eals import EALS
-from recseek.models.als.ialspp import IALSPlusPlus
-from recseek.models.als.rankals import RankALS
-from recseek.models.als.wrmf import WRMF
+from recseek.models.factorization import _implicit as _base
+from recseek.models.factorization import _implicit_kernels as K
+from recseek.models.factorization._implicit import gram
+from recseek.models.factorization.eals import EALS
+from recseek.models.factorization.ialspp import IALSPlusPlus
+from recseek.models.ranking.rankals import RankALS
+from recseek.models.factorization.wrmf import WRMF
 from recseek.models.base import Recommender
 from recseek.testing.fixtures import holdout_last, ml100k_sample, synthetic
 

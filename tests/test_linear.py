@@ -7,7 +7,8 @@ import pytest
 
 from recseek.errors import ParameterError
 from recseek.models import registry
-from recseek.models.linear import EASE, SLIM, PureSVD
+from recseek.models.factorization.puresvd import PureSVD
+from recseek.models.linear import EASE, SLIM
 from recseek.testing.fixtures import synthetic
 
 
@@ -190,7 +191,7 @@ def test_rfrec_beats_global_mean(data):
 def test_irrg_gradient_matches_finite_differences():
     import scipy.sparse as sp
 
-    from recseek.models.linear import IRRG
+    from recseek.models.factorization.irrg import IRRG
 
     data = synthetic(n_users=15, n_items=10, seed=2)
     model = IRRG(factors=3, epochs=1, alpha=0.5, reg=0.1, neighbors=4, reliability=1.0)
@@ -225,7 +226,7 @@ def test_irrg_gradient_matches_finite_differences():
 
 
 def test_irrg_rules_and_fold_in(data):
-    from recseek.models.linear import IRRG
+    from recseek.models.factorization.irrg import IRRG
 
     model = IRRG(factors=4, epochs=30, neighbors=5).fit(data)
     # each target keeps at most `neighbors` group rules plus item rules

@@ -4,22 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, pnjit, prange
-
-
-@njit
-def find_sorted(indices, start, end, col):  # pragma: no cover - numba
-    """Position of ``col`` in the sorted ``indices[start:end]``, or -1."""
-    lo, hi = start, end
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if indices[mid] < col:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo < end and indices[lo] == col:
-        return lo
-    return -1
+from ..._numba import pnjit, prange
+from .._sorted import find_sorted
 
 
 @pnjit

@@ -10,7 +10,7 @@ from ...data._interactions import build_csr
 from ...errors import DataError, NotFittedError, ParameterError
 from .._params import Float, Int
 from ..registry import register
-from ._base import FactorModel, balanced_chunks, confidence_weights, csr_parts, gram, implicit_values, n_chunks
+from ._implicit import FactorModel, balanced_chunks, confidence_weights, csr_parts, gram, implicit_values, n_chunks
 
 
 @register
@@ -110,7 +110,7 @@ class WRMF(FactorModel):
 
     def _half_step(self, parts, x: np.ndarray, y: np.ndarray) -> None:
         from ..._numba import get_num_threads
-        from ._kernels import solve_rows, wrmf_cg, wrmf_cg_serial
+        from ._implicit_kernels import solve_rows, wrmf_cg, wrmf_cg_serial
 
         indptr, indices, vals = parts
         a = self._gram(y)
@@ -127,7 +127,7 @@ class WRMF(FactorModel):
 
     def _solve_exact(self, parts, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Exact least-squares factors of ``rows`` given the fixed other side ``y``."""
-        from ._kernels import solve_rows
+        from ._implicit_kernels import solve_rows
 
         indptr, indices, vals = parts
         conf = self._confidence(vals)

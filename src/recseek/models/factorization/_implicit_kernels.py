@@ -3,7 +3,7 @@
 Every kernel updates the rows of one factor matrix ``X`` given the fixed other side
 ``Y`` and a CSR matrix whose row ``r`` lists the interactions of ``X[r]`` with rows of
 ``Y``. Work is split into contiguous chunks of rows balanced by their number of
-interactions (``_base.balanced_chunks``); ``prange`` runs the chunks on all cores and each
+interactions (``_implicit.balanced_chunks``); ``prange`` runs the chunks on all cores and each
 chunk allocates its workspace once. A row's result does not depend on the chunking, so
 results are the same for any number of threads.
 """

@@ -9,7 +9,7 @@ from ...data import Interactions
 from ...errors import DataError
 from .._params import Bool, Float
 from ..registry import register
-from ._base import FactorModel, csr_parts, gram, implicit_values
+from ..factorization._implicit import FactorModel, csr_parts, gram, implicit_values
 
 
 @register
@@ -71,7 +71,7 @@ class RankALS(FactorModel):
         return a_tilde, q_tilde
 
     def _fit(self, train: Interactions) -> None:
-        from ._kernels import rankals_items, rankals_users
+        from ..factorization._implicit_kernels import rankals_items, rankals_users
 
         vals = implicit_values(train, self.display_name)
         rng = np.random.default_rng(self.seed)
@@ -105,7 +105,7 @@ class RankALS(FactorModel):
 
     def _score_new(self, rows: sp.csr_array) -> np.ndarray:
         """Fold-in: the closed-form user step given the item factors."""
-        from ._kernels import rankals_users
+        from ..factorization._implicit_kernels import rankals_users
 
         rows = sp.csr_array(rows)
         rows.sort_indices()

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from ...data import Interactions
 from .._params import Float, Int
 from ..registry import register
-from ._base import FactorModel, balanced_chunks, csr_parts, gram, max_row, n_chunks
+from ._implicit import FactorModel, balanced_chunks, csr_parts, gram, max_row, n_chunks
 
 
 @register(aliases=("ials++", "ialspp"))
@@ -90,7 +90,7 @@ class IALSPlusPlus(FactorModel):
         return (float(self.reg) * mass ** float(self.reg_exponent)).astype(np.float32)
 
     def _fit(self, train: Interactions) -> None:
-        from ._kernels import ialspp_sweep
+        from ._implicit_kernels import ialspp_sweep
 
         d = int(self.factors)
         rng = np.random.default_rng(self.seed)
@@ -117,7 +117,7 @@ class IALSPlusPlus(FactorModel):
 
     def _score_new(self, rows: sp.csr_array) -> np.ndarray:
         """Fold-in: the exact minimiser of the user objective given the item factors."""
-        from ._kernels import solve_rows
+        from ._implicit_kernels import solve_rows
 
         rows = sp.csr_array(rows)
         y = self.item_factors_

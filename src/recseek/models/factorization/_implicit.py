@@ -114,7 +114,7 @@ def balanced_chunks(indptr: np.ndarray, n_chunks: int, row_cost: int = 16) -> np
 def gram(y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
     """``y^T diag(w) y`` in float64 (``w`` defaults to ones), computed by a numba kernel."""
     from ..._numba import get_num_threads
-    from ._kernels import weighted_gram, weighted_gram_serial
+    from ._implicit_kernels import weighted_gram, weighted_gram_serial
 
     n = y.shape[0]
     w = np.ones(n, dtype=np.float32) if w is None else np.asarray(w, dtype=np.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._numba import njit, pnjit, prange
-from ._kernels import find_sorted
+from .._sorted import find_sorted
 
 
 @njit

@@ -9,7 +9,7 @@ from ...data import Interactions
 from ...errors import DataError
 from .._params import Choice, Float
 from ..registry import register
-from ._base import FactorModel, balanced_chunks, confidence_weights, csr_parts, gram, implicit_values, max_row, n_chunks
+from ._implicit import FactorModel, balanced_chunks, confidence_weights, csr_parts, gram, implicit_values, max_row, n_chunks
 
 
 @register
@@ -95,7 +95,7 @@ class EALS(FactorModel):
         return (float(self.missing_weight) * pw / total if total > 0 else np.zeros(len(counts))).astype(np.float32)
 
     def _fit(self, train: Interactions) -> None:
-        from ._kernels import eals_sweep
+        from ._implicit_kernels import eals_sweep
 
         vals = implicit_values(train, self.display_name)
         w = confidence_weights(vals, self.alpha, self.display_name)
@@ -122,7 +122,7 @@ class EALS(FactorModel):
 
     def _score_new(self, rows: sp.csr_array) -> np.ndarray:
         """Fold-in: the exact minimiser of the user objective given the item factors."""
-        from ._kernels import solve_rows
+        from ._implicit_kernels import solve_rows
 
         rows = sp.csr_array(rows)
         vals = np.asarray(rows.data, dtype=np.float32)

@@ -1,1 +1,0 @@
-"""ALS-family implicit-feedback models: WRMF, iALS++, eALS and RankALS."""
