@@ -54,7 +54,7 @@ def test_default_metrics_and_keys(split):
     train, test = split
     got = evaluate_ranking(create("MostPopular").fit(train), train, test)
     assert set(got) == {metric_key(m, 10) for m in
-                        ("auc", "map", "mrr", "ndcg", "novelty", "precision", "recall", "hitrate", "coverage", "gini")}
+                        ("auc", "map", "map_capped", "mrr", "ndcg", "novelty", "precision", "recall", "hitrate", "coverage", "gini")}
     assert all(np.isfinite(v) for v in got.values())
     assert 0 < got["coverage@10"] <= 1
 

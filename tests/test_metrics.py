@@ -37,7 +37,7 @@ def ranking_case(draw):
 
 
 def naive(ids, rels, n_cands, k):
-    out = {n: [] for n in ("precision", "recall", "recall_capped", "ndcg", "map", "mrr", "hitrate", "auc")}
+    out = {n: [] for n in ("precision", "recall", "recall_capped", "ndcg", "map", "map_capped", "mrr", "hitrate", "auc")}
     for row, rel, n_cand in zip(ids, rels, n_cands, strict=True):
         lst = [int(i) for i in row if i >= 0]
         rel_set = set(rel)
@@ -54,8 +54,9 @@ def naive(ids, rels, n_cands, k):
             if x:
                 c += 1
                 ap += c / (r + 1)
+        out["map"].append(ap / len(rel))  # TREC: divided by every relevant item
         den = min(len(rel), len(lst))
-        out["map"].append(ap / den if den else 0.0)
+        out["map_capped"].append(ap / den if den else 0.0)
         out["mrr"].append(next((1 / (r + 1) for r, x in enumerate(hits) if x), 0.0))
         out["hitrate"].append(1.0 if h else 0.0)
         # JStarCraft AUCEvaluator, test items walked in ascending index order
@@ -89,7 +90,8 @@ def test_ranking_metrics_match_naive(case):
     np.testing.assert_allclose(M.recall(hits, n_rel), expect["recall"])
     np.testing.assert_allclose(M.recall_capped(hits, n_rel, k), expect["recall_capped"])
     np.testing.assert_allclose(M.ndcg(hits, n_rel, lengths), expect["ndcg"])
-    np.testing.assert_allclose(M.average_precision(hits, n_rel, lengths), expect["map"])
+    np.testing.assert_allclose(M.average_precision(hits, n_rel), expect["map"])
+    np.testing.assert_allclose(M.average_precision_capped(hits, n_rel, lengths), expect["map_capped"])
     np.testing.assert_allclose(M.reciprocal_rank(hits), expect["mrr"])
     np.testing.assert_allclose(M.hit_rate(hits), expect["hitrate"])
     np.testing.assert_allclose(M.auc_topn(ids, hits, relevant, n_cands), expect["auc"])

@@ -22,7 +22,7 @@ A file has four parts::
     [evaluation]
     task = "ranking"          # ranking | rating
     k = 10                    # list length (ranking)
-    metrics = ["ndcg", "recall"]   # ranking: auc auc_full coverage diversity gini hitrate map
+    metrics = ["ndcg", "recall"]   # ranking: auc auc_full coverage diversity gini hitrate map map_capped
                               #   mrr ndcg novelty precision recall recall_capped;
                               #   rating: mae mpe mse rmse (default: all of the task)
     # sampled = 100           # optional: rank test items against 100 sampled negatives

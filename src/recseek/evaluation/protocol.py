@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: Metrics computed by :func:`evaluate_ranking` when none are named.
-DEFAULT_RANKING_METRICS = ("auc", "map", "mrr", "ndcg", "novelty", "precision", "recall", "hitrate", "coverage", "gini")
+DEFAULT_RANKING_METRICS = ("auc", "map", "map_capped", "mrr", "ndcg", "novelty", "precision", "recall", "hitrate", "coverage", "gini")
 #: Metrics computed by :func:`evaluate_rating` when none are named.
 DEFAULT_RATING_METRICS = ("mae", "mse", "rmse", "mpe")
 
@@ -222,7 +222,9 @@ def evaluate_ranking(
         elif name == "ndcg":
             v = rm.ndcg(hits, n_rel, lengths)
         elif name == "map":
-            v = rm.average_precision(hits, n_rel, lengths)
+            v = rm.average_precision(hits, n_rel)
+        elif name == "map_capped":
+            v = rm.average_precision_capped(hits, n_rel, lengths)
         elif name == "mrr":
             v = rm.reciprocal_rank(hits)
         elif name == "hitrate":

@@ -10,6 +10,7 @@ from .ranking import (
     auc_full,
     auc_topn,
     average_precision,
+    average_precision_capped,
     hit_matrix,
     hit_rate,
     list_lengths,
@@ -23,7 +24,7 @@ from .rating import mae, mpe, mse, rmse
 
 #: Ranking metric names accepted by :func:`recseek.evaluation.evaluate_ranking`.
 RANKING_METRICS = (
-    "precision", "recall", "recall_capped", "ndcg", "map", "mrr", "hitrate", "auc", "auc_full",
+    "precision", "recall", "recall_capped", "ndcg", "map", "map_capped", "mrr", "hitrate", "auc", "auc_full",
     "novelty", "coverage", "gini", "diversity",
 )
 #: Rating metric names accepted by :func:`recseek.evaluation.evaluate_rating`.
@@ -31,7 +32,7 @@ RATING_METRICS = ("mae", "mse", "rmse", "mpe")
 
 __all__ = [
     "RANKING_METRICS", "RATING_METRICS",
-    "auc_full", "auc_topn", "average_precision", "cooccurrence_vectors", "coverage", "diversity", "gini",
+    "auc_full", "auc_topn", "average_precision", "average_precision_capped", "cooccurrence_vectors", "coverage", "diversity", "gini",
     "hit_matrix", "hit_rate", "item_counts", "list_lengths", "mae", "mpe", "mse", "ndcg", "novelty",
     "precision", "recall", "recall_capped", "reciprocal_rank", "rmse",
 ]

@@ -6,13 +6,17 @@ relevant (test) items — plus per-user counts, and returns one value per user; 
 evaluation protocol averages them (each user counts once). Build the hit matrix with
 :func:`hit_matrix`.
 
-Definitions follow JStarCraft RNS (``jstarcraft-ai`` evaluators):
+Definitions follow JStarCraft RNS (``jstarcraft-ai`` evaluators) except where noted:
 
 - precision = hits / k
 - recall = hits / |relevant|; ``recall_capped`` = hits / min(|relevant|, k)
 - NDCG: binary gains, DCG = sum of 1 / log2(rank + 1) over hits, IDCG over
   min(|relevant|, L) positions, L = length of the (possibly shorter than k) list
-- MAP: sum of precision@rank over hits, divided by min(|relevant|, L)
+- MAP (``map``): sum of precision@rank over the hits in the top k, divided by |relevant|
+  (TREC's definition: ``map_cut_k`` of trec_eval, the same as search MAP in
+  :mod:`recseek.search.metrics`); ``map_capped``: the same sum divided by
+  min(|relevant|, L) (the JStarCraft RNS and RecBole convention, used for the P1 table;
+  it reaches 1 for a perfect list even when a user has more than k relevant items)
 - MRR: 1 / rank of the first hit (0 without hits); hit rate: 1 if any hit
 - AUC (top-N form, :func:`auc_topn`): JStarCraft's approximation from the top-k list
 - AUC over all candidates (:func:`auc_full`): share of (relevant, non-relevant
@@ -28,6 +32,7 @@ __all__ = [
     "auc_full",
     "auc_topn",
     "average_precision",
+    "average_precision_capped",
     "hit_matrix",
     "hit_rate",
     "list_lengths",
@@ -124,13 +129,23 @@ def ndcg(hits: np.ndarray, n_relevant: np.ndarray, lengths: np.ndarray | None = 
     return _safe_div(dcg, idcg)
 
 
-def average_precision(hits: np.ndarray, n_relevant: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
-    """Sum of precision at each hit's rank, divided by ``min(|relevant|, list length)``."""
+def _precision_sum(hits: np.ndarray) -> np.ndarray:
+    """Sum over hits of precision at the hit's rank, per user."""
+    ranks = np.arange(1, hits.shape[1] + 1, dtype=np.float64)
+    return ((np.cumsum(hits, axis=1) / ranks) * hits).sum(axis=1)
+
+
+def average_precision(hits: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
+    """TREC average precision at k: the precision sum divided by ``|relevant|`` (metric ``map``)."""
+    return _safe_div(_precision_sum(hits), n_relevant)
+
+
+def average_precision_capped(hits: np.ndarray, n_relevant: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+    """The precision sum divided by ``min(|relevant|, list length)`` (metric ``map_capped``;
+    JStarCraft RNS and RecBole call this MAP)."""
     n, k = hits.shape
     lengths = np.full(n, k) if lengths is None else lengths
-    ranks = np.arange(1, k + 1, dtype=np.float64)
-    prec_at = np.cumsum(hits, axis=1) / ranks
-    return _safe_div((prec_at * hits).sum(axis=1), np.minimum(n_relevant, lengths))
+    return _safe_div(_precision_sum(hits), np.minimum(n_relevant, lengths))
 
 
 def reciprocal_rank(hits: np.ndarray) -> np.ndarray:
