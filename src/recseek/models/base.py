@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from ..data._interactions import Interactions
 from ..data._vocab import Vocabulary
 from ..errors import DataError, NotFittedError, ParameterError, TrainingError, UnsupportedError
-from ._params import STANDARD_RULES
+from ._params import STANDARD_RULES, check_effects, renamed_params
 from ._topk import Ranking, topk
 
 #: Bytes of score matrix computed at once when recommending for many users.
@@ -76,6 +76,7 @@ class Recommender(ABC):
 
     def set_params(self, **params: Any) -> Self:
         valid = set(self.param_names())
+        params = renamed_params(self.display_name, params, valid)
         for k, v in params.items():
             if k not in valid:
                 raise ParameterError(_unknown_param(self.display_name, k, valid))
@@ -89,6 +90,7 @@ class Recommender(ABC):
             rule = rules.get(n)
             if rule is not None:
                 rule.check(self.display_name, n, v)
+        check_effects(self, rules)
 
     @property
     def display_name(self) -> str:

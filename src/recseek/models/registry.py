@@ -4,15 +4,22 @@ Model classes register themselves with :func:`register`. The registry discovers 
 importing every public module under ``recseek.models`` on first use; modules whose name
 starts with ``_`` (numba kernels and helpers) are not imported until a model needs them,
 so listing models stays fast.
+
+A model whose hyperparameters were renamed by the glossary (``recseek.models._glossary``)
+still accepts the old names in its constructor for one release, with a
+``DeprecationWarning``: saved models, old experiment files and user code keep loading.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from typing import Any, TypeVar
 
 from ..errors import ParameterError
+from ._glossary import renamed_for
+from ._params import renamed_params
 from .base import Recommender, _unknown_param
 
 T = TypeVar("T", bound=type[Recommender])
@@ -34,9 +41,24 @@ def register(cls: T | None = None, *, aliases: tuple[str, ...] = ()) -> Any:
         _MODELS[key] = c
         for a in aliases:
             _ALIASES[a.lower()] = key
+        _accept_renamed(c)
         return c
 
     return wrap(cls) if cls is not None else wrap
+
+
+def _accept_renamed(cls: type[Recommender]) -> None:
+    """Let ``cls``'s constructor take the names the glossary renamed (with a DeprecationWarning)."""
+    valid = cls.param_names()
+    if not renamed_for(cls.name, valid):
+        return
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Recommender, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **renamed_params(cls.name, kwargs, valid))
+
+    cls.__init__ = __init__  # type: ignore[method-assign]
 
 
 def _discover() -> None:
@@ -70,6 +92,7 @@ def create(name: str, **params: Any) -> Recommender:
     """Instantiate model ``name`` with hyperparameters, checking names and ranges."""
     cls = get(name)
     valid = cls.param_names()
+    params = renamed_params(cls.name, params, valid)
     for k in params:
         if k not in valid:
             raise ParameterError(_unknown_param(cls.name, k, valid))

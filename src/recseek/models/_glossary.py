@@ -1,0 +1,327 @@
+"""The hyperparameter glossary: one name per meaning, one meaning per name.
+
+Every constructor argument of a registered model is either a glossary name (``GLOSSARY``:
+the same meaning in every model that has it) or a name declared for that model alone
+(``MODEL_SPECIFIC``). Paper symbols (``PAPER_SYMBOLS``: ``alpha``, ``beta``, ``rho`` ...)
+keep the letter of the model's paper, so they are always model-specific and defined per
+model. ``SYNONYMS`` lists spellings that are refused everywhere in favour of a glossary
+name; ``RENAMED`` lists the names models used before this glossary, still accepted for one
+release with a ``DeprecationWarning``. ``docs/conventions.md`` is generated from this module
+(``python -m recseek.models._glossary > docs/conventions.md``) and a test checks it is current.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: Names with one meaning across the whole catalogue.
+GLOSSARY: dict[str, str] = {
+    "factors": "Latent dimensions: the length of each user and item vector.",
+    "epochs": "Passes of the training algorithm over the data (SGD passes, ALS or coordinate-descent "
+              "sweeps, Gibbs sweeps, EM iterations).",
+    "learning_rate": "Step size of the gradient updates (AdaGrad's base step for AdaGrad models).",
+    "reg": "Weight of the L2 penalty on the learned weights (factors, or item-item weights); "
+           "where reg_user, reg_item or reg_bias exist they replace it for those parameters. "
+           "The exact form (a factor 1/2, frequency scaling) is in each model's docstring.",
+    "reg_user": "Weight of the L2 penalty on the per-user parameters (factors, or the user bias or "
+                "weight in models whose users have no factors).",
+    "reg_item": "Weight of the L2 penalty on the per-item parameters (factors, or the item bias or "
+                "weight in models whose items have no factors).",
+    "reg_bias": "Weight of the L2 penalty on the bias terms (None, where a model allows it: the value "
+                "of reg).",
+    "reg_l1": "Weight of the L1 (sparsity) penalty, next to reg as the L2 part of an elastic net.",
+    "init_std": "Standard deviation of the zero-mean normal distribution the initial factors are "
+                "drawn from.",
+    "neighbors": "How many most-similar users or items (or strongest rules) each user or item keeps; "
+                 "None, where allowed, keeps all.",
+    "shrinkage": "Shrinks similarities supported by few co-occurrences towards 0: added to the "
+                 "similarity's denominator, or Pearson's factor (n - 1) / (n - 1 + shrinkage).",
+    "similarity": "The similarity function between users or items (cosine, pearson, jaccard, ...).",
+    "weighting": "Re-weighting of the interaction matrix before similarities are computed: 'none', "
+                 "'tfidf' or 'bm25'.",
+    "min_k": "Fewest neighbours that must contribute to a neighbourhood prediction; with fewer, the "
+             "baseline alone is predicted.",
+    "binary": "Treat every stored interaction as 1 (ignore its rating or count).",
+    "negatives": "Unobserved items sampled per observed pair in each training pass.",
+    "sampling": "How a training positive is drawn: 'interaction' (uniformly over interactions) or "
+                "'user' (a user uniformly, then one of the user's items).",
+    "samples_per_epoch": "Training samples drawn per epoch (None: the number of training interactions).",
+    "features": "Side-data columns used as features: 'auto' (every usable column), 'none' (ids only) "
+                "or a list of column names.",
+    "clusters": "Number of clusters (mixture components).",
+    "batch_size": "Training examples per gradient step.",
+    "device": "Where the model's tensors live and train ('cpu', 'cuda', ...).",
+    "seed": "Seed of every random draw in training; a fixed seed reproduces results (None: fresh "
+            "randomness at each fit).",
+    "verbose": "Show a progress bar while training.",
+}
+
+#: Single letters and symbols taken from a model's paper; always defined per model.
+PAPER_SYMBOLS: frozenset[str] = frozenset({"alpha", "beta", "beta0", "rho", "sigma"})
+
+#: Names that belong to one model only, with their meaning in that model.
+MODEL_SPECIFIC: dict[str, dict[str, str]] = {
+    "AoBPR": {
+        "item_rank_scale": "Scale of the geometric law over ranks, as a share of the catalogue: "
+                           "p(r) ~ exp(-r / (item_rank_scale * n_items)).",
+    },
+    "BPMF": {
+        "burn_in": "Gibbs sweeps discarded before posterior samples are collected (less than epochs).",
+        "samples": "Posterior draws averaged for prediction.",
+        "precision": "Observation precision (1 / noise variance of the ratings).",
+        "beta0": "Prior strength of the Normal-Wishart hyper-mean.",
+        "wishart_scale": "Scale of the Wishart prior W0 = wishart_scale * I.",
+    },
+    "BPR": {
+        "item_bias": "Learn an item bias (regularised by reg_bias).",
+    },
+    "CCD": {
+        "inner": "Coordinate updates per latent dimension and sweep.",
+    },
+    "ConstantGuess": {
+        "constant": "The rating predicted for every pair (None: the middle of the training rating range).",
+    },
+    "EALS": {
+        "alpha": "Observed-pair weight slope: w = 1 + alpha * r.",
+        "missing_weight": "c0, the total weight of the missing data under popularity weighting.",
+        "popularity_exponent": "How much more popular items weigh as negatives (0: uniform c0 / n_items).",
+        "missing_weighting": "Missing-data weighting scheme: 'popularity' (c_i from item popularity) or "
+                             "'uniform' (c_i = 1, the WRMF objective).",
+    },
+    "EASE": {
+        "max_items": "Largest catalogue accepted (the dense item-item matrix needs 4 n_items^2 bytes).",
+    },
+    "FISMAUC": {
+        "alpha": "Exponent of the neighbourhood normalisation n_u^-alpha (0: none, 1: mean).",
+    },
+    "FISMRMSE": {
+        "alpha": "Exponent of the neighbourhood normalisation n_u^-alpha (0: none, 1: mean).",
+    },
+    "GBPR": {
+        "rho": "Weight of the group preference against the user's own: "
+               "rho * group mean + (1 - rho) * individual.",
+        "group_size": "Users in a group: the user plus group_size - 1 others who chose the item.",
+    },
+    "IALSPlusPlus": {
+        "unobserved_weight": "alpha0, the weight of the all-pairs term pulling every score to 0.",
+        "reg_exponent": "nu: 0 = plain L2, 1 = regularisation proportional to the row's weight mass.",
+        "block_size": "Latent dimensions solved together in one block.",
+        "init_scale": "Initial factors are normal with standard deviation init_scale / sqrt(factors).",
+    },
+    "IRRG": {
+        "alpha": "Weight of the item-relationship penalties against the rating loss.",
+        "reliability": "Co-rater count at which a rule's confidence is halved: c / (c + reliability).",
+        "init_range": "Initial factors are uniform on [0, init_range).",
+    },
+    "ItemKNNRanking": {
+        "alpha": "Exponent of the asymmetric cosine: dot / (|a|^(2 alpha) |b|^(2 (1 - alpha))).",
+    },
+    "UserKNNRanking": {
+        "alpha": "Exponent of the asymmetric cosine: dot / (|a|^(2 alpha) |b|^(2 (1 - alpha))).",
+    },
+    "KNNBaseline": {
+        "baseline_epochs": "Alternating least-squares rounds fitting the user and item baselines.",
+        "user_based": "Neighbours are users (True) or items (False).",
+        "min_support": "Fewest common raters for a similarity to be kept.",
+    },
+    "LLORMA": {
+        "anchors": "Number of anchor points (local models).",
+        "width": "Bandwidth of the Epanechnikov kernel on the angular distance (in [0, 2]).",
+        "global_factors": "Latent dimensions of the global factorisation that defines the distances.",
+        "global_epochs": "SGD passes of the global factorisation.",
+        "global_learning_rate": "SGD step of the global factorisation.",
+        "global_reg": "L2 penalty weight of the global factors.",
+    },
+    "PersonalityDiagnosis": {
+        "sigma": "Standard deviation of the Gaussian rating noise.",
+    },
+    "PRankD": {
+        "sim_filter": "Steepness of the dissimilarity margin d_ij = sqrt(1 - tanh(sim_filter * cos(i, j))).",
+    },
+    "RankALS": {
+        "support_weight": "Weight the items j of the pairwise loss by their popularity.",
+    },
+    "RP3beta": {
+        "alpha": "Exponent of the transition probabilities P(u | i)^alpha P(j | u)^alpha.",
+        "beta": "Exponent of the popularity penalty 1 / pop_j^beta.",
+        "normalize": "Re-normalise each kept row of the item-item matrix to sum to 1.",
+    },
+    "SLIM": {
+        "tol": "Coordinate descent stops when the largest change is below tol times the largest weight.",
+        "positive": "Constrain the item-item weights to be non-negative.",
+    },
+    "SVDPlusPlus": {
+        "reg_implicit": "Weight of the L2 penalty on the implicit-feedback item factors y_j.",
+    },
+    "WARPMF": {
+        "margin": "Hinge margin a negative must violate: x_uj > x_ui - margin.",
+        "max_trials": "Negatives drawn per positive before giving up on a violation.",
+    },
+    "WRMF": {
+        "alpha": "Confidence slope of an observed pair: c = 1 + alpha * r.",
+        "cg_steps": "Conjugate-gradient steps per row and half-step (0: exact Cholesky solve).",
+    },
+}
+
+#: Spellings refused everywhere, with the glossary name to use instead.
+SYNONYMS: dict[str, str] = {
+    "n_factors": "factors", "k_factors": "factors", "latent_dim": "factors", "embedding_size": "factors",
+    "dim": "factors", "rank": "factors",
+    "n_epochs": "epochs", "iterations": "epochs", "n_iter": "epochs", "max_iter": "epochs", "iters": "epochs",
+    "lr": "learning_rate", "learn_rate": "learning_rate", "step_size": "learning_rate",
+    "regularization": "reg", "lambda_": "reg", "lam": "reg", "l2": "reg", "l2_reg": "reg", "weight_decay": "reg",
+    "reg_u": "reg_user", "user_reg": "reg_user", "reg_i": "reg_item", "item_reg": "reg_item",
+    "bias_reg": "reg_bias", "reg_b": "reg_bias", "l1": "reg_l1", "l1_reg": "reg_l1",
+    "init_stdev": "init_std", "init_sigma": "init_std", "std": "init_std",
+    "k": "neighbors", "n_neighbors": "neighbors", "knn": "neighbors", "nn": "neighbors",
+    "shrink": "shrinkage", "sim": "similarity",
+    "n_negatives": "negatives", "num_negatives": "negatives", "neg_ratio": "negatives",
+    "n_clusters": "clusters", "batch": "batch_size", "use_gpu": "device",
+    "random_state": "seed", "random_seed": "seed", "rng": "seed", "verbosity": "verbose",
+}
+
+
+@dataclass(frozen=True)
+class Renamed:
+    """A hyperparameter renamed to the glossary; the old name works for one release."""
+
+    old: str
+    new: str
+    #: The models it applies to (empty: every model that has ``new``).
+    models: tuple[str, ...] = ()
+
+    def applies_to(self, model: str) -> bool:
+        return not self.models or model in self.models
+
+
+#: Names in use before the glossary, accepted with a ``DeprecationWarning``.
+RENAMED: tuple[Renamed, ...] = (
+    Renamed("bias_reg", "reg_bias"),
+    Renamed("init_scale", "init_std", ("EALS", "RankALS", "WRMF")),
+    Renamed("rho", "negatives", ("FISMAUC", "FISMRMSE")),
+    Renamed("weighting", "missing_weighting", ("EALS",)),
+    Renamed("l1_reg", "reg_l1", ("SLIM",)),
+    Renamed("l2_reg", "reg", ("SLIM",)),
+    Renamed("implicit_reg", "reg_implicit", ("SVDPlusPlus",)),
+)
+
+
+def renamed_for(model: str, valid: set[str] | list[str]) -> dict[str, str]:
+    """Old name -> glossary name for the renames that apply to ``model`` (whose names are ``valid``)."""
+    names = set(valid)
+    return {r.old: r.new for r in RENAMED if r.applies_to(model) and r.new in names and r.old not in names}
+
+
+def meaning(model: str, name: str) -> str | None:
+    """The definition of hyperparameter ``name`` in ``model``, or None when it is not declared."""
+    specific = MODEL_SPECIFIC.get(model, {})
+    return specific.get(name, GLOSSARY.get(name))
+
+
+def naming_problems(cls: Any) -> list[str]:
+    """Sentences naming each hyperparameter of model class ``cls`` that breaks the glossary."""
+    out = []
+    names = cls.param_names()
+    old = renamed_for(cls.name, names)
+    specific = MODEL_SPECIFIC.get(cls.name, {})
+    for n in names:
+        if n in SYNONYMS:
+            out.append(f"{cls.name}: {n!r} is a synonym of the glossary name {SYNONYMS[n]!r}")
+        elif n in old:
+            out.append(f"{cls.name}: {n!r} was renamed to {old[n]!r}")
+        elif n in specific and n in GLOSSARY:
+            out.append(f"{cls.name}: {n!r} is a glossary name and cannot be redefined for one model")
+        elif meaning(cls.name, n) is None:
+            out.append(f"{cls.name}: {n!r} is neither a glossary name nor declared for this model in "
+                       "recseek.models._glossary.MODEL_SPECIFIC")
+    for n in specific:
+        if n not in names:
+            out.append(f"{cls.name}: MODEL_SPECIFIC declares {n!r}, which is not a hyperparameter of the model")
+    return out
+
+
+# ---------------------------------------------------------------- conventions page
+def _users(models: list[Any]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for cls in models:
+        for n in cls.param_names():
+            out.setdefault(n, []).append(cls.name)
+    return out
+
+
+def _effect_rules(models: list[Any]) -> list[str]:
+    from ._params import UsedWhen
+
+    lines = []
+    for cls in models:
+        for name, rule in cls.rules.items():
+            if isinstance(rule, UsedWhen) and name in cls.param_names():
+                values = " or ".join(repr(v) for v in rule.values)
+                lines.append(f"| {cls.name} | `{name}` | `{rule.other}` is {values} |")
+    return lines
+
+
+def render_conventions() -> str:
+    """The Markdown of ``docs/conventions.md``, generated from this module and the registry."""
+    from .registry import available
+
+    models = available()
+    users = _users(models)
+    out = [
+        "# Hyperparameter conventions",
+        "",
+        "<!-- Generated by `python -m recseek.models._glossary > docs/conventions.md`;"
+        " tests/test_glossary.py checks it is current. -->",
+        "",
+        "Every hyperparameter of every model is a constructor keyword argument with a default.",
+        "A name in the glossary below means the same thing in every model that has it; any",
+        "other name belongs to one model and is defined under that model. Single letters from",
+        "a paper (" + ", ".join(f"`{s}`" for s in sorted(PAPER_SYMBOLS)) + ") keep the paper's",
+        "notation and are therefore always defined per model. A conformance test over the",
+        "registry refuses any other name, including the synonyms listed at the end.",
+        "",
+        "## Glossary",
+        "",
+        "| name | meaning | models |",
+        "|---|---|---|",
+    ]
+    for n, text in GLOSSARY.items():
+        used = ", ".join(users.get(n, [])) or "(none yet)"
+        out.append(f"| `{n}` | {text} | {used} |")
+    out += ["", "## Model-specific names", "", "| model | name | meaning |", "|---|---|---|"]
+    for model in sorted(MODEL_SPECIFIC, key=str.lower):
+        for n, text in MODEL_SPECIFIC[model].items():
+            out.append(f"| {model} | `{n}` | {text} |")
+    out += [
+        "",
+        "## Settings without effect are refused",
+        "",
+        "Some hyperparameters only act in one mode of their model. Setting one of them to a",
+        "value other than its default while the mode is off raises a `ParameterError` (the",
+        "default never does):",
+        "",
+        "| model | name | only used when |",
+        "|---|---|---|",
+        *_effect_rules(models),
+        "",
+        "## Renamed names (deprecated)",
+        "",
+        "These names were used before the glossary. For one release they are still accepted by",
+        "the constructors, `set_params`, `registry.create`, experiment TOML files and saved",
+        "models, with a `DeprecationWarning` naming the new name.",
+        "",
+        "| old name | new name | models |",
+        "|---|---|---|",
+    ]
+    for r in RENAMED:
+        applies = ", ".join(r.models) if r.models else "every model with `" + r.new + "`"
+        out.append(f"| `{r.old}` | `{r.new}` | {applies} |")
+    out += ["", "## Refused synonyms", "", "| synonym | use |", "|---|---|"]
+    for s, n in SYNONYMS.items():
+        out.append(f"| `{s}` | `{n}` |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_conventions(), end="")
