@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from ...data import Interactions
 from ...errors import DataError
-from .._params import Choice, Float
+from .._params import Choice, Float, UsedWhen
 from ..registry import register
 from ._implicit import FactorModel, balanced_chunks, confidence_weights, csr_parts, gram, implicit_values, max_row, n_chunks
 
@@ -22,10 +22,10 @@ class EALS(FactorModel):
     ``sum_{(u,i) observed} w_ui (1 - u.v_i)^2 + sum_{(u,i) unobserved} c_i (u.v_i)^2
     + reg (|U|^2 + |V|^2)``
 
-    with ``w_ui = 1 + alpha * r_ui`` and, for ``weighting="popularity"``, the missing-data
+    with ``w_ui = 1 + alpha * r_ui`` and, for ``missing_weighting="popularity"``, the missing-data
     weight ``c_i = missing_weight * f_i^e / sum_j f_j^e`` (``f_i`` = the item's share of the
     interactions, ``e = popularity_exponent``): popular items that a user did not touch are
-    stronger negatives. ``weighting="uniform"`` sets ``c_i = 1`` (the WRMF objective, as
+    stronger negatives. ``missing_weighting="uniform"`` sets ``c_i = 1`` (the WRMF objective, as
     JStarCraft's default ``recommender.eals.wrmf.judge=1``; ``missing_weight`` and
     ``popularity_exponent`` are then unused). Each factor coordinate is updated in closed form
     with the cache ``S = sum_i c_i v_i v_i^T``, so a sweep costs ``O(nnz d + (|U|+|I|) d^2)``.
@@ -40,9 +40,9 @@ class EALS(FactorModel):
         ``c0``: the total weight of the missing data (popularity weighting).
     popularity_exponent : float
         How much more popular items weigh as negatives (0 = uniform ``c0 / n_items``).
-    weighting : {"popularity", "uniform"}
+    missing_weighting : {"popularity", "uniform"}
         The missing-data weighting scheme.
-    init_scale : float
+    init_std : float
         Standard deviation of the normal initial factors.
 
     The defaults were tuned on MovieLens-100K positives (1,682 items); ``missing_weight``
@@ -54,10 +54,10 @@ class EALS(FactorModel):
     paper = ("X. He, H. Zhang, M.-Y. Kan, T.-S. Chua: Fast Matrix Factorization for Online Recommendation "
              "with Implicit Feedback, SIGIR 2016")
     rules = {
-        "missing_weight": Float(lo=0.0),
-        "popularity_exponent": Float(lo=0.0),
-        "weighting": Choice(("popularity", "uniform")),
-        "init_scale": Float(lo=0.0),
+        "missing_weight": UsedWhen("missing_weighting", ("popularity",), Float(lo=0.0)),
+        "popularity_exponent": UsedWhen("missing_weighting", ("popularity",), Float(lo=0.0)),
+        "missing_weighting": Choice(("popularity", "uniform")),
+        "init_std": Float(lo=0.0),
     }
     test_params = {"factors": 8, "epochs": 5}
 
@@ -69,8 +69,8 @@ class EALS(FactorModel):
         alpha: float = 0.0,
         missing_weight: float = 256.0,
         popularity_exponent: float = 0.4,
-        weighting: str = "popularity",
-        init_scale: float = 0.01,
+        missing_weighting: str = "popularity",
+        init_std: float = 0.01,
         seed: int = 0,
         verbose: bool = False,
     ) -> None:
@@ -80,13 +80,13 @@ class EALS(FactorModel):
         self.alpha = alpha
         self.missing_weight = missing_weight
         self.popularity_exponent = popularity_exponent
-        self.weighting = weighting
-        self.init_scale = init_scale
+        self.missing_weighting = missing_weighting
+        self.init_std = init_std
         self.seed = seed
         self.verbose = verbose
 
     def _missing_weights(self, counts: np.ndarray) -> np.ndarray:
-        if self.weighting == "uniform":
+        if self.missing_weighting == "uniform":
             return np.ones(len(counts), dtype=np.float32)
         share = counts.astype(np.float64) / max(counts.sum(), 1)
         e = float(self.popularity_exponent)
@@ -100,8 +100,8 @@ class EALS(FactorModel):
         vals = implicit_values(train, self.display_name)
         w = confidence_weights(vals, self.alpha, self.display_name)
         rng = np.random.default_rng(self.seed)
-        self.user_factors_ = self._init_factors(train.n_users, self.init_scale, rng)
-        self.item_factors_ = self._init_factors(train.n_items, self.init_scale, rng)
+        self.user_factors_ = self._init_factors(train.n_users, self.init_std, rng)
+        self.item_factors_ = self._init_factors(train.n_items, self.init_std, rng)
         m = train.matrix
         ui, iu = csr_parts(m.indptr, m.indices, w, train.shape)
         c = self._missing_weights(np.diff(iu[0]))

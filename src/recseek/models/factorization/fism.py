@@ -14,7 +14,7 @@ from ..registry import register
 class _FISM(Recommender):
     family = "factorization"
     paper = "Kabbur, Ning, Karypis. FISM: factored item similarity models for top-N recommender systems. KDD 2013"
-    rules = {"rho": Int(lo=1), "bias_reg": Float(lo=0.0), "alpha": Float(lo=0.0, hi=1.0), "init_std": Float(lo=0.0)}
+    rules = {"negatives": Int(lo=1), "reg_bias": Float(lo=0.0), "alpha": Float(lo=0.0, hi=1.0), "init_std": Float(lo=0.0)}
     pairwise = False
 
     def __init__(
@@ -23,9 +23,9 @@ class _FISM(Recommender):
         epochs: int = 20,
         learning_rate: float = 0.01,
         reg: float = 0.001,
-        bias_reg: float = 0.001,
+        reg_bias: float = 0.001,
         alpha: float = 0.5,
-        rho: int = 3,
+        negatives: int = 3,
         init_std: float = 0.01,
         seed: int = 0,
         verbose: bool = False,
@@ -34,9 +34,9 @@ class _FISM(Recommender):
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.reg = reg
-        self.bias_reg = bias_reg
+        self.reg_bias = reg_bias
         self.alpha = alpha
-        self.rho = rho
+        self.negatives = negatives
         self.init_std = init_std
         self.seed = seed
         self.verbose = verbose
@@ -56,7 +56,7 @@ class _FISM(Recommender):
         base_seed = int(self.seed or 0) * 1_000_003
         for epoch in self._progress(range(self.epochs), total=self.epochs):
             fism_epoch(indptr, indices, p, q, bi, bu, float(self.learning_rate), float(self.reg),
-                       float(self.bias_reg), float(self.alpha), int(self.rho), self.pairwise,
+                       float(self.reg_bias), float(self.alpha), int(self.negatives), self.pairwise,
                        base_seed + epoch * (n_users + 1))
             self._check_finite(epoch + 1, p, q, bi, bu)
         self.context_factors_ = p.astype(np.float32)
@@ -103,7 +103,7 @@ class FISMRMSE(_FISM):
     """FISM with squared loss (FISMrmse).
 
     ``r_ui = b_u + b_i + (n_u - 1)^-alpha sum_{j in I(u) \\ i} p_j . q_i`` fitted by SGD to
-    1 on observed pairs and 0 on ``rho`` sampled unobserved items per observed pair.
+    1 on observed pairs and 0 on ``negatives`` sampled unobserved items per observed pair.
 
     Kabbur, Ning, Karypis. FISM: factored item similarity models for top-N recommender
     systems. KDD 2013.
@@ -119,7 +119,7 @@ class FISMAUC(_FISM):
     """FISM with a pairwise ranking loss (FISMauc).
 
     Same scoring rule as FISMRMSE (no user bias); SGD on ``(1 - (r_ui - r_uj))^2`` for
-    each observed ``i`` against ``rho`` sampled unobserved ``j``.
+    each observed ``i`` against ``negatives`` sampled unobserved ``j``.
 
     Kabbur, Ning, Karypis. FISM: factored item similarity models for top-N recommender
     systems. KDD 2013.

@@ -26,7 +26,7 @@ from ._base import LatentRatingModel, init_normal, training_arrays
 if TYPE_CHECKING:
     import pandas as pd
 
-_FM_RULES = {"init_std": Float(lo=0.0), "bias_reg": Float(lo=0.0)}
+_FM_RULES = {"init_std": Float(lo=0.0), "reg_bias": Float(lo=0.0)}
 #: Numeric side columns with more distinct values than this are cut into deciles.
 NUMERIC_LEVELS = 20
 #: ``features="auto"`` skips text columns with more distinct values than this share of
@@ -209,7 +209,7 @@ class _FMSGDBase(_SideFeatureFM):
         acc = [np.zeros_like(a) for a in (w0, p, q, bu, bi)]
         lr = np.float32(self.learning_rate)
         reg = np.float32(self.reg)
-        breg = np.float32(self.bias_reg)
+        breg = np.float32(self.reg_bias)
         for epoch in self._progress(range(int(self.epochs)), total=int(self.epochs)):
             order = rng.permutation(len(ratings)).astype(np.int64)
             loss = fm_epoch(users, items, ratings, order, w0, p, q, bu, bi, lr, breg, breg, reg, self.adagrad, *acc)
@@ -234,7 +234,7 @@ class _FMSGDBase(_SideFeatureFM):
         w0 = np.array([self.global_mean_], np.float32)
         gw0, gw, gv = np.zeros_like(w0), np.zeros_like(w), np.zeros_like(v)
         args = (*self._csr_parts(xu), *self._csr_parts(xi), field, ffm)
-        lr, breg, reg = np.float32(self.learning_rate), np.float32(self.bias_reg), np.float32(self.reg)
+        lr, breg, reg = np.float32(self.learning_rate), np.float32(self.reg_bias), np.float32(self.reg)
         for epoch in self._progress(range(int(self.epochs)), total=int(self.epochs)):
             order = rng.permutation(len(ratings)).astype(np.int64)
             loss = ffm_epoch(users, items, ratings, order, *args, w0, w, v, lr, breg, breg, reg, self.adagrad,
@@ -257,7 +257,7 @@ class FMSGD(_FMSGDBase):
     ----------
     factors, epochs, learning_rate, reg, seed, verbose
         As for BiasedMF; ``reg`` weighs the latent vectors.
-    bias_reg : float
+    reg_bias : float
         L2 weight of ``w0`` and the linear weights.
     init_std : float
         Standard deviation of the latent initialisation.
@@ -273,13 +273,13 @@ class FMSGD(_FMSGDBase):
     test_params = {"factors": 8, "epochs": 10}
 
     def __init__(self, factors: int = 10, epochs: int = 30, learning_rate: float = 0.01, reg: float = 0.05,
-                 bias_reg: float = 0.01, init_std: float = 0.1, features: str | list[str] = "auto",
+                 reg_bias: float = 0.01, init_std: float = 0.1, features: str | list[str] = "auto",
                  seed: int | None = 0, verbose: bool = False) -> None:
         self.factors = factors
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.reg = reg
-        self.bias_reg = bias_reg
+        self.reg_bias = reg_bias
         self.init_std = init_std
         self.features = features
         self.seed = seed
@@ -298,7 +298,7 @@ class FFM(_FMSGDBase):
 
     Parameters
     ----------
-    factors, epochs, learning_rate, reg, bias_reg, init_std, features, seed, verbose
+    factors, epochs, learning_rate, reg, reg_bias, init_std, features, seed, verbose
         As for FMSGD (``learning_rate`` is AdaGrad's base step).
     """
 
@@ -309,13 +309,13 @@ class FFM(_FMSGDBase):
     adagrad = True
 
     def __init__(self, factors: int = 10, epochs: int = 30, learning_rate: float = 0.05, reg: float = 0.05,
-                 bias_reg: float = 0.01, init_std: float = 0.1, features: str | list[str] = "auto",
+                 reg_bias: float = 0.01, init_std: float = 0.1, features: str | list[str] = "auto",
                  seed: int | None = 0, verbose: bool = False) -> None:
         self.factors = factors
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.reg = reg
-        self.bias_reg = bias_reg
+        self.reg_bias = reg_bias
         self.init_std = init_std
         self.features = features
         self.seed = seed
@@ -336,7 +336,7 @@ class FMALS(_SideFeatureFM):
 
     Parameters
     ----------
-    factors, epochs, reg, bias_reg, init_std, features, seed, verbose
+    factors, epochs, reg, reg_bias, init_std, features, seed, verbose
         As for FMSGD (no learning rate).
     """
 
@@ -346,13 +346,13 @@ class FMALS(_SideFeatureFM):
     rules = _FM_RULES
     test_params = {"factors": 8, "epochs": 5}
 
-    def __init__(self, factors: int = 10, epochs: int = 20, reg: float = 5.0, bias_reg: float = 5.0,
+    def __init__(self, factors: int = 10, epochs: int = 20, reg: float = 5.0, reg_bias: float = 5.0,
                  init_std: float = 0.1, features: str | list[str] = "auto", seed: int | None = 0,
                  verbose: bool = False) -> None:
         self.factors = factors
         self.epochs = epochs
         self.reg = reg
-        self.bias_reg = bias_reg
+        self.reg_bias = reg_bias
         self.init_std = init_std
         self.features = features
         self.seed = seed
@@ -373,12 +373,12 @@ class FMALS(_SideFeatureFM):
         w0 = float(self.global_mean_)
         resid = residuals(ui, uj, ud - np.float32(w0), np.ascontiguousarray(pt.T), np.ascontiguousarray(qt.T))
         regs = np.full(k + 2, self.reg, np.float32)
-        regs[k:] = self.bias_reg
+        regs[k:] = self.reg_bias
         user_dims = np.array([*range(k), k], dtype=np.int64)
         item_dims = np.array([*range(k), k + 1], dtype=np.int64)
         n = len(resid)
         for epoch in self._progress(range(int(self.epochs)), total=int(self.epochs)):
-            shift = float(resid.sum()) / (n + self.bias_reg)
+            shift = float(resid.sum()) / (n + self.reg_bias)
             w0 += shift
             resid -= np.float32(shift)
             fm_als_sweep(ui, uj, np.arange(n, dtype=np.int64), ii, ij, pos, resid, pt, qt, user_dims, item_dims,
@@ -411,7 +411,7 @@ class FMALS(_SideFeatureFM):
         resid = (ratings - pred).astype(np.float32)
         cache = np.zeros(len(ratings), np.float32)
         colptr, rows = x.indptr.astype(np.int64), x.indices.astype(np.int64)
-        breg, reg = np.float32(self.bias_reg), np.float32(self.reg)
+        breg, reg = np.float32(self.reg_bias), np.float32(self.reg)
         for epoch in self._progress(range(int(self.epochs)), total=int(self.epochs)):
             fm_als_feature_sweep(colptr, rows, x.data, resid, w0, w, v, breg, breg, reg, cache)
             self._check_finite(epoch, resid)

@@ -38,7 +38,7 @@ class _SGDFactorization(LatentRatingModel):
         mu = np.float32(self.global_mean_)
         lr = np.float32(self.learning_rate)
         reg = np.float32(self.reg)
-        breg = np.float32(self.reg if getattr(self, "bias_reg", None) is None else self.bias_reg)
+        breg = np.float32(self.reg if getattr(self, "reg_bias", None) is None else self.reg_bias)
         chunks = sgd_chunks(len(ratings))
         self.loss_ = 0.0
         for epoch in self._progress(range(int(self.epochs)), total=int(self.epochs)):
@@ -68,7 +68,7 @@ class BiasedMF(_SGDFactorization):
         SGD step size.
     reg : float
         L2 weight of the user and item factors.
-    bias_reg : float or None
+    reg_bias : float or None
         L2 weight of the biases (None: ``reg``).
     init_std : float
         Standard deviation of the normal factor initialisation.
@@ -80,17 +80,17 @@ class BiasedMF(_SGDFactorization):
 
     name = "BiasedMF"
     paper = "Koren, Bell & Volinsky. Matrix Factorization Techniques for Recommender Systems. IEEE Computer, 2009"
-    rules = {"bias_reg": Float(lo=0.0, none_ok=True), "init_std": Float(lo=0.0)}
+    rules = {"reg_bias": Float(lo=0.0, none_ok=True), "init_std": Float(lo=0.0)}
     test_params = {"factors": 8, "epochs": 10}
 
     def __init__(self, factors: int = 32, epochs: int = 20, learning_rate: float = 0.01, reg: float = 0.05,
-                 bias_reg: float | None = 0.01, init_std: float = 0.1, seed: int | None = 0,
+                 reg_bias: float | None = 0.01, init_std: float = 0.1, seed: int | None = 0,
                  verbose: bool = False) -> None:
         self.factors = factors
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.reg = reg
-        self.bias_reg = bias_reg
+        self.reg_bias = reg_bias
         self.init_std = init_std
         self.seed = seed
         self.verbose = verbose

@@ -27,7 +27,7 @@ class _ImplicitSGD(LatentRatingModel):
     """Training loop shared by SVD++ and asymmetric SVD (per-user SGD passes)."""
 
     def _breg(self) -> np.float32:
-        return np.float32(self.reg if self.bias_reg is None else self.bias_reg)
+        return np.float32(self.reg if self.reg_bias is None else self.reg_bias)
 
     def _epoch_kernel(self, indptr, indices, data, users, inner, state, lr, chunks):
         raise NotImplementedError
@@ -60,27 +60,27 @@ class SVDPlusPlus(_ImplicitSGD):
 
     Parameters
     ----------
-    factors, epochs, learning_rate, reg, bias_reg, init_std, seed, verbose
+    factors, epochs, learning_rate, reg, reg_bias, init_std, seed, verbose
         As for BiasedMF.
-    implicit_reg : float
+    reg_implicit : float
         L2 weight of the implicit item factors ``y_j``.
     """
 
     name = "SVDPlusPlus"
     paper = ("Koren. Factorization Meets the Neighborhood: a Multifaceted Collaborative Filtering Model. "
              "KDD 2008")
-    rules = {"bias_reg": Float(lo=0.0, none_ok=True), "implicit_reg": Float(lo=0.0), "init_std": Float(lo=0.0)}
+    rules = {"reg_bias": Float(lo=0.0, none_ok=True), "reg_implicit": Float(lo=0.0), "init_std": Float(lo=0.0)}
     test_params = {"factors": 8, "epochs": 8}
 
     def __init__(self, factors: int = 20, epochs: int = 12, learning_rate: float = 0.007, reg: float = 0.02,
-                 bias_reg: float | None = 0.01, implicit_reg: float = 0.001, init_std: float = 0.1,
+                 reg_bias: float | None = 0.01, reg_implicit: float = 0.001, init_std: float = 0.1,
                  seed: int | None = 0, verbose: bool = False) -> None:
         self.factors = factors
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.reg = reg
-        self.bias_reg = bias_reg
-        self.implicit_reg = implicit_reg
+        self.reg_bias = reg_bias
+        self.reg_implicit = reg_implicit
         self.init_std = init_std
         self.seed = seed
         self.verbose = verbose
@@ -101,7 +101,7 @@ class SVDPlusPlus(_ImplicitSGD):
         reg = np.float32(self.reg)
         return svdpp_epoch(indptr, indices, data, users, inner, s["p"], s["q"], s["y"], s["bu"], s["bi"],
                            np.float32(self.global_mean_), lr, reg, reg, self._breg(),
-                           np.float32(self.implicit_reg), chunks)
+                           np.float32(self.reg_implicit), chunks)
 
     def _implicit(self, rows: sp.csr_array) -> np.ndarray:
         from ._sgd import implicit_sums
@@ -143,24 +143,24 @@ class ASVDPlusPlus(_ImplicitSGD):
 
     Parameters
     ----------
-    factors, epochs, learning_rate, reg, bias_reg, init_std, seed, verbose
+    factors, epochs, learning_rate, reg, reg_bias, init_std, seed, verbose
         As for BiasedMF; ``reg`` also weighs the item factors ``x_j`` and ``y_j``.
     """
 
     name = "ASVDPlusPlus"
     paper = ("Koren. Factorization Meets the Neighborhood: a Multifaceted Collaborative Filtering Model. "
              "KDD 2008")
-    rules = {"bias_reg": Float(lo=0.0, none_ok=True), "init_std": Float(lo=0.0)}
+    rules = {"reg_bias": Float(lo=0.0, none_ok=True), "init_std": Float(lo=0.0)}
     test_params = {"factors": 8, "epochs": 8}
 
     def __init__(self, factors: int = 20, epochs: int = 20, learning_rate: float = 0.01, reg: float = 0.02,
-                 bias_reg: float | None = 0.01, init_std: float = 0.05, seed: int | None = 0,
+                 reg_bias: float | None = 0.01, init_std: float = 0.05, seed: int | None = 0,
                  verbose: bool = False) -> None:
         self.factors = factors
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.reg = reg
-        self.bias_reg = bias_reg
+        self.reg_bias = reg_bias
         self.init_std = init_std
         self.seed = seed
         self.verbose = verbose
@@ -203,7 +203,7 @@ class ASVDPlusPlus(_ImplicitSGD):
         r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
         resid = rows.data - self.global_bias_ - self.item_bias_[rows.indices]
         counts = np.diff(rows.indptr)
-        breg = float(self.reg if self.bias_reg is None else self.bias_reg)
+        breg = float(self.reg if self.reg_bias is None else self.reg_bias)
         bias = (np.bincount(r, weights=resid, minlength=rows.shape[0]) / (counts + 1.0 + breg * counts))
         bias = bias.astype(np.float32)
         z = self._user_vectors(rows, bias)

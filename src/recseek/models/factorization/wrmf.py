@@ -42,7 +42,7 @@ class WRMF(FactorModel):
     cg_steps : int
         Conjugate-gradient steps per row and half-step; 0 solves each row exactly
         (Cholesky), as in the original paper.
-    init_scale : float
+    init_std : float
         Standard deviation of the normal initial factors.
     seed : int
         Random seed of the initial factors.
@@ -55,7 +55,7 @@ class WRMF(FactorModel):
     paper = ("Y. Hu, Y. Koren, C. Volinsky: Collaborative Filtering for Implicit Feedback Datasets, ICDM 2008; "
              "G. Takacs, I. Pilaszy, D. Tikk: Applications of the Conjugate Gradient Method for Implicit "
              "Feedback Collaborative Filtering, RecSys 2011")
-    rules = {"cg_steps": Int(lo=0), "init_scale": Float(lo=0.0), "reg": Float(lo=0.0)}
+    rules = {"cg_steps": Int(lo=0), "init_std": Float(lo=0.0), "reg": Float(lo=0.0)}
     test_params = {"factors": 8, "epochs": 5}
 
     def __init__(
@@ -65,7 +65,7 @@ class WRMF(FactorModel):
         reg: float = 20.0,
         alpha: float = 1.0,
         cg_steps: int = 3,
-        init_scale: float = 0.01,
+        init_std: float = 0.01,
         seed: int = 0,
         verbose: bool = False,
     ) -> None:
@@ -74,7 +74,7 @@ class WRMF(FactorModel):
         self.reg = reg
         self.alpha = alpha
         self.cg_steps = cg_steps
-        self.init_scale = init_scale
+        self.init_std = init_std
         self.seed = seed
         self.verbose = verbose
 
@@ -90,8 +90,8 @@ class WRMF(FactorModel):
         vals = implicit_values(train, self.display_name)
         self.values_ = vals  # the stored values (shared with train), for partial_fit
         rng = np.random.default_rng(self.seed)
-        self.user_factors_ = self._init_factors(train.n_users, self.init_scale, rng)
-        self.item_factors_ = self._init_factors(train.n_items, self.init_scale, rng)
+        self.user_factors_ = self._init_factors(train.n_users, self.init_std, rng)
+        self.item_factors_ = self._init_factors(train.n_items, self.init_std, rng)
         self._check_alpha(vals)
         m = train.matrix
         (self._ui, self._iu) = csr_parts(m.indptr, m.indices, vals, train.shape)

@@ -16,7 +16,7 @@ class SLIM(Recommender):
     """Sparse LInear Method for top-N recommendation.
 
     For every item ``j`` a non-negative weight vector ``w_j`` minimises
-    ``1/2 ||x_j - X w_j||^2 + l1_reg |w_j|_1 + l2_reg/2 |w_j|^2`` with ``w_jj = 0``, by
+    ``1/2 ||x_j - X w_j||^2 + reg_l1 |w_j|_1 + reg/2 |w_j|^2`` with ``w_jj = 0``, by
     cyclic coordinate descent (at most ``epochs`` sweeps, stopping when the largest change
     is below ``tol`` times the largest weight). As in fsSLIM, each regression only uses
     the ``neighbors`` items most cosine-similar to ``j`` as features; the items are solved
@@ -28,23 +28,23 @@ class SLIM(Recommender):
     name = "SLIM"
     family = "linear"
     paper = "Ning, Karypis. SLIM: sparse linear methods for top-N recommender systems. ICDM 2011"
-    rules = {"l1_reg": Float(lo=0.0), "l2_reg": Float(lo=0.0), "tol": Float(lo=0.0),
+    rules = {"reg_l1": Float(lo=0.0), "reg": Float(lo=0.0), "tol": Float(lo=0.0),
              "binary": Bool(), "positive": Bool(), "neighbors": Int(lo=1)}
     test_params = {"neighbors": 10, "epochs": 10}
 
     def __init__(
         self,
         neighbors: int = 50,
-        l1_reg: float = 1.0,
-        l2_reg: float = 5.0,
+        reg_l1: float = 1.0,
+        reg: float = 5.0,
         epochs: int = 40,
         tol: float = 1e-4,
         binary: bool = True,
         positive: bool = True,
     ) -> None:
         self.neighbors = neighbors
-        self.l1_reg = l1_reg
-        self.l2_reg = l2_reg
+        self.reg_l1 = reg_l1
+        self.reg = reg
         self.epochs = epochs
         self.tol = tol
         self.binary = binary
@@ -73,7 +73,7 @@ class SLIM(Recommender):
         gram = sp.csr_array(xt @ x)
         gram.sort_indices()
         w, _ = slim_cd(gram.indptr.astype(np.int64), gram.indices.astype(np.int32), gram.data.astype(np.float64),
-                       padded, float(self.l1_reg), float(self.l2_reg), int(self.epochs), float(self.tol),
+                       padded, float(self.reg_l1), float(self.reg), int(self.epochs), float(self.tol),
                        bool(self.positive))
         self._check_finite(self.epochs, w)
         mask = padded >= 0

@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
-from .._params import Bool, Choice, Float, Int
+from .._params import Bool, Choice, Float, Int, UsedWhen
 from ..base import RatingPredictor, Recommender
 from ..registry import register
 from ._similarity import WEIGHTINGS, apply_weighting, idf_weights
@@ -47,7 +47,7 @@ class _RankingKNN(Recommender):
     rules = {
         "similarity": Choice(_RANKING_SIMS),
         "weighting": Choice(WEIGHTINGS),
-        "alpha": Float(lo=0.0, hi=1.0),
+        "alpha": UsedWhen("similarity", ("asymmetric",), Float(lo=0.0, hi=1.0)),
         "binary": Bool(),
     }
     test_params = {"neighbors": 10}

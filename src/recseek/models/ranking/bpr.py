@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from ...data._interactions import Interactions
 from ...errors import DataError
-from .._params import Bool, Float, Int
+from .._params import Bool, Float, Int, UsedWhen
 from ..base import check_k
 from ..registry import register
 from ._base import COMMON_RULES, FactorRanker, active_users, dynamic_schedule
@@ -59,7 +59,7 @@ class BPR(_BPRFamily):
     name = "BPR"
     paper = ("Rendle, Freudenthaler, Gantner, Schmidt-Thieme. BPR: Bayesian Personalized Ranking "
              "from Implicit Feedback. UAI 2009")
-    rules = {**COMMON_RULES, "item_bias": Bool()}
+    rules = {**COMMON_RULES, "item_bias": Bool(), "reg_bias": UsedWhen("item_bias", (True,), Float(lo=0.0))}
     test_params = {"factors": 8, "epochs": 20, "learning_rate": 0.05}
 
     def __init__(

@@ -36,14 +36,14 @@ class RankALS(FactorModel):
         Weight the items ``j`` by their popularity (the paper's and JStarCraft's choice).
         Off by default: unweighted items ranked better on both FilmTrust (P1) and
         MovieLens-100K (P3).
-    init_scale : float
+    init_std : float
         Standard deviation of the normal initial factors.
     """
 
     name = "RankALS"
     family = "ranking"
     paper = "G. Takacs, D. Tikk: Alternating Least Squares for Personalized Ranking, RecSys 2012"
-    rules = {"support_weight": Bool(), "init_scale": Float(lo=0.0), "reg": Float(lo=0.0, lo_open=True)}
+    rules = {"support_weight": Bool(), "init_std": Float(lo=0.0), "reg": Float(lo=0.0, lo_open=True)}
     test_params = {"factors": 8, "epochs": 4}
 
     def __init__(
@@ -52,7 +52,7 @@ class RankALS(FactorModel):
         epochs: int = 10,
         reg: float = 0.01,
         support_weight: bool = False,
-        init_scale: float = 0.1,
+        init_std: float = 0.1,
         seed: int = 0,
         verbose: bool = False,
     ) -> None:
@@ -60,7 +60,7 @@ class RankALS(FactorModel):
         self.epochs = epochs
         self.reg = reg
         self.support_weight = support_weight
-        self.init_scale = init_scale
+        self.init_std = init_std
         self.seed = seed
         self.verbose = verbose
 
@@ -75,8 +75,8 @@ class RankALS(FactorModel):
 
         vals = implicit_values(train, self.display_name)
         rng = np.random.default_rng(self.seed)
-        self.user_factors_ = self._init_factors(train.n_users, self.init_scale, rng)
-        self.item_factors_ = self._init_factors(train.n_items, self.init_scale, rng)
+        self.user_factors_ = self._init_factors(train.n_users, self.init_std, rng)
+        self.item_factors_ = self._init_factors(train.n_items, self.init_std, rng)
         m = train.matrix
         ui, iu = csr_parts(m.indptr, m.indices, vals, train.shape)
         counts = np.diff(iu[0]).astype(np.float32)
