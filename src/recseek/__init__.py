@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Interactions", "Vocabulary", "RecseekError", "__version__"]
+__all__ = ["Interactions", "Vocabulary", "RecseekError", "is_deterministic", "set_deterministic", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,6 +19,10 @@ def __getattr__(name: str) -> Any:
         from . import data
 
         return getattr(data, name)
+    if name in ("set_deterministic", "is_deterministic"):
+        from . import _numba
+
+        return getattr(_numba, name)
     if name == "RecseekError":
         from .errors import RecseekError
 

@@ -1,8 +1,22 @@
-"""numba settings shared by every kernel module: compiled once, cached on disk."""
+"""numba settings shared by every kernel module: compiled once, cached on disk.
+
+Determinism
+-----------
+Lock-free ("Hogwild") SGD epochs let threads update shared factor rows without locks,
+so their result depends on thread timing. Kernels declared with :func:`hogwild` are
+compiled in two variants from one function: a serial one, used by default so that a fixed
+seed reproduces results exactly, and a multi-threaded one, used only after
+``set_deterministic(False)`` or with the environment variable ``RECSEEK_DETERMINISTIC=0``.
+Each variant is compiled on its first use, so the parallel one costs nothing unless asked for.
+"""
 
 from __future__ import annotations
 
 import functools
+import os
+import types
+from collections.abc import Callable
+from typing import Any
 
 import numba
 
@@ -12,6 +26,9 @@ njit = functools.partial(numba.njit, cache=True, nogil=True)
 pnjit = functools.partial(numba.njit, cache=True, nogil=True, parallel=True)
 prange = numba.prange
 
+_ENV = "RECSEEK_DETERMINISTIC"
+_deterministic: bool | None = None
+
 
 def set_num_threads(n: int) -> None:
     """Limit the threads used by recseek's multi-core kernels."""
@@ -20,3 +37,90 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     return int(numba.get_num_threads())
+
+
+def _from_environment() -> bool:
+    raw = os.environ.get(_ENV, "1").strip().lower()
+    if raw in ("1", "true", "yes", "on", ""):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    from .errors import ParameterError
+
+    raise ParameterError(f"environment variable {_ENV} must be 1 or 0, got {raw!r}")
+
+
+def is_deterministic() -> bool:
+    """Whether lock-free SGD kernels run serially so that a fixed seed reproduces results."""
+    global _deterministic
+    if _deterministic is None:
+        _deterministic = _from_environment()
+    return _deterministic
+
+
+def set_deterministic(flag: bool = True) -> bool:
+    """Choose reproducible serial SGD (``True``, the default) or faster lock-free parallel SGD.
+
+    Parameters
+    ----------
+    flag : bool
+        ``False`` lets the SGD models marked non-deterministic in the README train on every
+        numba thread without locks: faster on several cores, but two runs with one seed differ.
+
+    Returns
+    -------
+    bool
+        The previous setting.
+    """
+    global _deterministic
+    before = is_deterministic()
+    _deterministic = bool(flag)
+    return before
+
+
+def _twin(fn: Callable[..., Any], suffix: str) -> Callable[..., Any]:
+    """A copy of ``fn`` under another name, so that its compiled code is cached separately."""
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + suffix
+    twin.__module__ = fn.__module__
+    twin.__doc__ = fn.__doc__
+    return twin
+
+
+class HogwildKernel:
+    """A lock-free parallel kernel and its serial twin, compiled lazily from one function.
+
+    Calling it runs the serial variant (``prange`` as ``range``: chunks in order on one
+    thread) while :func:`is_deterministic` holds, otherwise the parallel variant.
+    """
+
+    def __init__(self, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+        self.py_func = fn
+        self._options = options
+        self._serial: Any = None
+        self._parallel: Any = None
+        functools.update_wrapper(self, fn)
+
+    @property
+    def serial(self) -> Any:
+        """The single-threaded variant (compiled on first use)."""
+        if self._serial is None:
+            self._serial = njit(**self._options)(_twin(self.py_func, "_serial"))
+        return self._serial
+
+    @property
+    def parallel(self) -> Any:
+        """The multi-threaded, timing-dependent variant (compiled on first use)."""
+        if self._parallel is None:
+            self._parallel = pnjit(**self._options)(self.py_func)
+        return self._parallel
+
+    def __call__(self, *args: Any) -> Any:
+        return (self.serial if is_deterministic() else self.parallel)(*args)
+
+
+def hogwild(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
+    """Decorator for lock-free SGD kernels (see :class:`HogwildKernel`); takes ``njit`` options."""
+    if fn is None:
+        return lambda f: HogwildKernel(f, options)
+    return HogwildKernel(fn, options)

@@ -1,10 +1,11 @@
-"""numba SGD epochs of the FISM models (per-user parallel, lock-free item updates)."""
+"""numba SGD epochs of the FISM models (users in order; per-user parallel with lock-free
+item updates after ``set_deterministic(False)``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import njit, pnjit, prange
+from ..._numba import hogwild, njit, prange
 from .._sorted import find_sorted
 
 
@@ -16,9 +17,9 @@ def _sample_negative(indices, start, end, n_items):
             return j
 
 
-@pnjit
+@hogwild
 def fism_epoch(indptr, indices, p, q, bi, bu, lr, reg, bias_reg, alpha, rho, pairwise, seed):
-    """One epoch of FISM over every user (users in parallel).
+    """One epoch of FISM over every user.
 
     ``pairwise=False`` is FISMrmse: squared loss on each positive (target 1) and on
     ``rho`` sampled unobserved items per positive (target 0). ``pairwise=True`` is

@@ -1,14 +1,15 @@
-"""numba SGD epoch of PRankD (users in parallel, lock-free item updates)."""
+"""numba SGD epoch of PRankD (users in order; in parallel with lock-free item updates
+after ``set_deterministic(False)``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..._numba import pnjit, prange
+from ..._numba import hogwild, prange
 from .._sorted import find_sorted
 
 
-@pnjit
+@hogwild
 def prankd_epoch(indptr, indices, values, p, q, cum_pop, weights, s_indptr, s_indices, s_data,
                  sim_filter, lr, reg, seed):
     """One epoch over every observed ``(u, i)``: draw ``j`` unseen by ``u`` with

@@ -1,8 +1,9 @@
 """Numba SGD kernels for rating factorization (BiasedMF, PMF, SVD++, asymmetric SVD).
 
 Every kernel runs one epoch over a pre-shuffled order. The order is cut into
-``n_chunks`` contiguous pieces processed in parallel without locks (Hogwild); with one
-chunk the epoch runs on one thread and is deterministic. Regularisation is applied only to the
+``n_chunks`` contiguous pieces; the epochs are :func:`~recseek._numba.hogwild` kernels, which
+run the pieces in order on one thread (deterministic) unless ``set_deterministic(False)``
+lets threads process them in parallel without locks. Regularisation is applied only to the
 parameters a rating touches (lazy regularisation).
 """
 
@@ -12,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..._numba import njit, pnjit, prange
+from ..._numba import hogwild, njit, pnjit, prange
 
 
 @njit
@@ -44,11 +45,11 @@ def mf_epoch_range(
     return loss
 
 
-@pnjit
+@hogwild
 def mf_epoch(
     users, items, ratings, order, p, q, bu, bi, mu, lr, reg_u, reg_i, reg_bu, reg_bi, use_bias, n_chunks
 ):  # pragma: no cover - numba
-    """One epoch over ``n_chunks`` contiguous pieces of the order, in parallel without locks."""
+    """One epoch over ``n_chunks`` contiguous pieces of the order (in parallel without locks when not deterministic)."""
     n = order.shape[0]
     losses = np.zeros(n_chunks, dtype=np.float64)
     for c in prange(n_chunks):
@@ -115,11 +116,11 @@ def svdpp_epoch_range(
     return loss
 
 
-@pnjit
+@hogwild
 def svdpp_epoch(
     indptr, indices, ratings, user_order, inner_order, p, q, y, bu, bi, mu, lr, reg_u, reg_i, reg_b, reg_y, n_chunks
 ):  # pragma: no cover - numba
-    """One epoch over ``n_chunks`` contiguous pieces of the user order, in parallel without locks."""
+    """One epoch over ``n_chunks`` contiguous pieces of the user order (in parallel without locks when not deterministic)."""
     n = user_order.shape[0]
     losses = np.zeros(n_chunks, dtype=np.float64)
     for c in prange(n_chunks):
@@ -202,11 +203,11 @@ def asvd_epoch_range(
     return loss
 
 
-@pnjit
+@hogwild
 def asvd_epoch(
     indptr, indices, ratings, user_order, inner_order, q, x, y, bu, bi, mu, lr, reg_b, reg_i, reg_x, reg_y, n_chunks
 ):  # pragma: no cover - numba
-    """One epoch over ``n_chunks`` contiguous pieces of the user order, in parallel without locks."""
+    """One epoch over ``n_chunks`` contiguous pieces of the user order (in parallel without locks when not deterministic)."""
     n = user_order.shape[0]
     losses = np.zeros(n_chunks, dtype=np.float64)
     for c in prange(n_chunks):

@@ -9,15 +9,16 @@ from .._params import Float
 from ..registry import register
 from ._base import LatentRatingModel, init_normal, training_arrays
 
-#: Below this many ratings SGD runs on one thread (deterministic); above it, lock-free
-#: parallel SGD over as many chunks as numba threads.
+#: Once deterministic training is switched off (``recseek.set_deterministic(False)``), SGD
+#: from this many ratings on runs lock-free over as many chunks as numba threads.
 PARALLEL_MIN_RATINGS = 1_000_000
 
 
 def sgd_chunks(nnz: int) -> int:
-    from ..._numba import get_num_threads
+    """Chunks of an SGD epoch: one (a single ordered pass) unless parallel SGD is allowed and pays."""
+    from ..._numba import get_num_threads, is_deterministic
 
-    return get_num_threads() if nnz >= PARALLEL_MIN_RATINGS else 1
+    return get_num_threads() if nnz >= PARALLEL_MIN_RATINGS and not is_deterministic() else 1
 
 
 class _SGDFactorization(LatentRatingModel):

@@ -1,9 +1,10 @@
 """numba kernels of the SGD ranking factorization models.
 
-Every kernel works on float32 factor matrices in place (Hogwild: threads update shared
-rows without locks).  Randomness comes from one xorshift64 stream per chunk of work,
-seeded from ``(seed, epoch, chunk)``, so a run is reproducible for a given seed when
-numba uses one thread.
+Every kernel works on float32 factor matrices in place.  Randomness comes from one
+xorshift64 stream per chunk of work, seeded from ``(seed, epoch, chunk)``; the chunk count
+depends on the work only.  The epochs are :func:`~recseek._numba.hogwild` kernels: by default
+they process the chunks in order on one thread, so a seed reproduces a run exactly whatever
+the thread count; after ``set_deterministic(False)`` threads update shared rows without locks.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..._numba import njit, pnjit, prange
+from ..._numba import hogwild, njit, pnjit, prange
 
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)
@@ -120,7 +121,7 @@ def _pair_step(U, V, b, u, i, j, g, lr, reg_u, reg_i, reg_b, use_bias):
         b[j] += lr * (-g - reg_b * b[j])
 
 
-@pnjit(fastmath=True, error_model="numpy")
+@hogwild(fastmath=True, error_model="numpy")
 def bpr_epoch(U, V, b, indptr, indices, pool_users, pool_items, active_users, n_samples,
               user_uniform, lr, reg_u, reg_i, reg_b, use_bias, seeds):
     """One epoch of BPR-Opt stochastic gradient ascent; returns the number of updates.
@@ -228,7 +229,7 @@ def _draw_negative(x, mode, n_items, indices, lo, cnt, cdf, cdf_items, U, u, ran
     return x, -1
 
 
-@pnjit(error_model="numpy")
+@hogwild(error_model="numpy")
 def pairwise_epoch(U, V, b, indptr, indices, values, pool_pos, n_samples, loss_kind, neg_mode,
                    lr, reg_u, reg_i, reg_b, use_bias, cdf, cdf_items, ranks, factor_w, rank_cdf,
                    margin, max_trials, rank_weights, seeds):
@@ -313,7 +314,7 @@ def pairwise_epoch(U, V, b, indptr, indices, values, pool_pos, n_samples, loss_k
 
 
 # --------------------------------------------------------------------------- GBPR
-@pnjit(error_model="numpy")
+@hogwild(error_model="numpy")
 def gbpr_epoch(U, V, b, indptr, indices, col_ptr, col_users, active_users, n_samples, group_size, rho,
                lr, reg_u, reg_i, reg_b, seeds):
     """One epoch of GBPR: the preference of a group of users who liked item i (the user
@@ -399,7 +400,7 @@ def gbpr_epoch(U, V, b, indptr, indices, col_ptr, col_users, active_users, n_sam
 
 
 # --------------------------------------------------------------------------- listwise
-@pnjit(error_model="numpy")
+@hogwild(error_model="numpy")
 def climf_epoch(U, V, indptr, indices, lr, reg_u, reg_i, order):
     """One epoch of CLiMF gradient ascent, one step per user (users in ``order``).
 
@@ -462,7 +463,7 @@ def climf_epoch(U, V, indptr, indices, lr, reg_u, reg_i, order):
     return objs.sum()
 
 
-@pnjit(error_model="numpy")
+@hogwild(error_model="numpy")
 def listwise_epoch(U, V, indptr, indices, values, lr, reg_u, reg_i, order):
     """One epoch of list-wise MF, one step per user over the user's items.
 
