@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import math
+import threading
 
+import numba
 import numpy as np
 
 from .._numba import njit, pnjit, prange
 
 # method codes (must match lexical._METHODS)
 LUCENE, ROBERTSON, ATIRE, BM25L, BM25PLUS = 0, 1, 2, 3, 4
+
+_LAUNCH_LOCK = threading.Lock()
+
+
+def _workqueue_only() -> bool:
+    """Whether numba may run parallel kernels on its workqueue layer, which two threads may not share."""
+    layer = str(numba.config.THREADING_LAYER).lower()
+    if layer in ("tbb", "omp", "safe", "threadsafe"):
+        return False
+    if layer != "default":
+        return True  # workqueue, or forksafe (which may pick workqueue)
+    for module in ("numba.np.ufunc.tbbpool", "numba.np.ufunc.omppool"):
+        try:
+            importlib.import_module(module)
+            return False
+        except ImportError:
+            continue
+    return True
+
+
+_SERIALISE = _workqueue_only()
+
+
+def launch_guard() -> contextlib.AbstractContextManager:
+    """Context for a parallel kernel call: a process-wide lock when the threading layer is not thread-safe."""
+    return _LAUNCH_LOCK if _SERIALISE else contextlib.nullcontext()
 
 
 @njit

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import DataError, ModelFileError, ParameterError
 from ..models._params import Bool, Choice, Float, Int
-from .base import Document, Hits
+from .base import Document, Hits, as_doc_ids, as_queries, check_k, check_text
 from .filters import MetadataStore
 
 __all__ = ["DenseRetriever", "default_model_path", "exact_search"]
@@ -64,23 +64,9 @@ def parse_texts(
             raise DataError(f"{where}: document id {i!r} appears twice")
         seen.add(i)
     texts = ["\n".join(p for p in parts if p) for parts in zip(*(by_field[f] for f in fields), strict=True)]
+    for i, t in zip(ids, texts, strict=True):
+        check_text(t, f"{where}: document {i!r}")
     return ids, texts, metas
-
-
-def as_queries(queries: str | Sequence[str]) -> list[str]:
-    if isinstance(queries, str):
-        return [queries]
-    out = list(queries)
-    for i, q in enumerate(out):
-        if not isinstance(q, str):
-            raise ParameterError(f"query {i} must be a string, got {type(q).__name__}")
-    return out
-
-
-def check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ParameterError(f"k must be a positive integer, got {k!r}")
-    return int(k)
 
 
 def empty_hits(n_queries: int, k: int) -> Hits:
@@ -508,13 +494,11 @@ class DenseRetriever:
             self._tombstone(np.asarray(replaced, dtype=np.int64))
         self._append(ids, metas, emb)
 
-    def delete(self, ids: Sequence[str]) -> None:
-        """Remove documents by id (tombstones); unknown ids are an error."""
-        if isinstance(ids, str):
-            ids = [ids]
+    def delete(self, ids: Sequence[str] | str) -> None:
+        """Remove documents by id (strings, or integers as ``index`` accepts; tombstones); unknown ids are an error."""
         rows = []
-        for i in ids:
-            r = self._rows.get(str(i))
+        for i in as_doc_ids(ids, "delete"):
+            r = self._rows.get(i)
             if r is None:
                 raise DataError(f"cannot delete document {i!r}: it is not in the index")
             rows.append(r)

@@ -122,7 +122,32 @@ class MetadataStore:
         type is fixed by its first value; a later value of the other type is a DataError.
         """
         start = self._n
-        n = len(rows)
+        by_field, kinds = self._validate(rows)  # everything is checked before anything changes
+        total = start + len(rows)
+        if total > self._deleted.shape[0]:
+            new = np.zeros(max(total, 2 * self._deleted.shape[0]), dtype=bool)
+            new[: self._n] = self._deleted[: self._n]
+            self._deleted = new
+        for key, (idx, vals) in by_field.items():
+            col = self._cols.get(key)
+            if col is None:
+                col = self._cols[key] = _Column(kinds[key], max(16, total))
+            col.grow_to(total)
+            col.put(start, np.asarray(idx, dtype=np.int64), vals)
+        for col in self._cols.values():
+            col.grow_to(total)
+            col.n = total
+        self._n = total
+
+    def check(self, rows: Sequence[Mapping[str, Any] | None]) -> None:
+        """Raise the DataError :meth:`append` would raise for ``rows``, changing nothing."""
+        self._validate(rows)
+
+    def _validate(
+        self, rows: Sequence[Mapping[str, Any] | None]
+    ) -> tuple[dict[str, tuple[list[int], list[Any]]], dict[str, str]]:
+        """Each field's (row positions, values) and kind; a DataError when a value is invalid."""
+        start = self._n
         by_field: dict[str, tuple[list[int], list[Any]]] = {}
         for i, meta in enumerate(rows):
             if not meta:
@@ -135,7 +160,6 @@ class MetadataStore:
                     entry = by_field[key] = ([], [])
                 entry[0].append(i)
                 entry[1].append(value)
-        # validate everything before changing anything
         kinds: dict[str, str] = {}
         for key, (idx, vals) in by_field.items():
             if not isinstance(key, str):
@@ -158,21 +182,7 @@ class MetadataStore:
                     )
                 first_kind = first_kind or kind
             kinds[key] = first_kind  # type: ignore[assignment]
-        total = start + n
-        if total > self._deleted.shape[0]:
-            new = np.zeros(max(total, 2 * self._deleted.shape[0]), dtype=bool)
-            new[: self._n] = self._deleted[: self._n]
-            self._deleted = new
-        for key, (idx, vals) in by_field.items():
-            col = self._cols.get(key)
-            if col is None:
-                col = self._cols[key] = _Column(kinds[key], max(16, total))
-            col.grow_to(total)
-            col.put(start, np.asarray(idx, dtype=np.int64), vals)
-        for col in self._cols.values():
-            col.grow_to(total)
-            col.n = total
-        self._n = total
+        return by_field, kinds
 
     def mark_deleted(self, rows: Iterable[int] | np.ndarray) -> None:
         rows = np.asarray(rows, dtype=np.int64)
@@ -191,6 +201,21 @@ class MetadataStore:
             c.values = col.values[rows].copy()
             c.present = col.present[rows].copy()
             c.n = out._n
+            out._cols[name] = c
+        return out
+
+    def frozen(self) -> MetadataStore:
+        """A read-only view of the rows as they are now, unaffected by later appends and deletions.
+
+        Column arrays are shared (appends only write rows past the current ones or grow into new
+        arrays); the deletion flags are copied.
+        """
+        out = MetadataStore()
+        out._n = self._n
+        out._deleted = self._deleted[: self._n].copy()
+        for name, col in self._cols.items():
+            c = _Column(col.kind, 0)
+            c.values, c.present, c.n = col.values, col.present, self._n
             out._cols[name] = c
         return out
 
@@ -280,16 +305,34 @@ class MetadataStore:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], info: Mapping[str, Any], prefix: str = "meta") -> MetadataStore:
+        """The store saved by :meth:`to_arrays`; arrays of the wrong kind or length are a DataError."""
+        if not isinstance(info, Mapping) or not isinstance(info.get("fields"), list):
+            raise DataError("metadata description is malformed (expected 'rows' and a list of 'fields')")
+        n = info.get("rows")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise DataError(f"metadata row count {n!r} is not a non-negative integer")
         out = cls()
-        n = int(info["rows"])
         out._n = n
-        out._deleted = np.array(arrays[f"{prefix}.deleted"], dtype=bool)
+        out._deleted = np.array(_saved(arrays, f"{prefix}.deleted", n, "b"))
         for i, f in enumerate(info["fields"]):
+            if not isinstance(f, Mapping) or not isinstance(f.get("name"), str) or f.get("kind") not in ("number", "string"):
+                raise DataError(f"metadata field {i} is malformed (expected a name and kind number or string)")
             c = _Column(f["kind"], 0)
-            c.values = np.array(arrays[f"{prefix}.{i}.values"])
-            c.present = np.array(arrays[f"{prefix}.{i}.present"], dtype=bool)
+            c.values = np.array(_saved(arrays, f"{prefix}.{i}.values", n, "f" if f["kind"] == "number" else "U"))
+            c.present = np.array(_saved(arrays, f"{prefix}.{i}.present", n, "b"))
             c.n = n
-            if c.values.shape[0] != n or c.present.shape[0] != n:
-                raise DataError(f"metadata column {f['name']!r} has {c.values.shape[0]} rows, expected {n}")
             out._cols[f["name"]] = c
         return out
+
+
+def _saved(arrays: Mapping[str, np.ndarray], name: str, n: int, kind: str) -> np.ndarray:
+    """Saved array ``name``: one-dimensional, ``n`` long, of dtype kind ``kind``; else a DataError."""
+    if name not in arrays:
+        raise DataError(f"metadata array {name!r} is missing")
+    a = arrays[name]
+    if not isinstance(a, np.ndarray) or a.ndim != 1 or a.shape[0] != n or a.dtype.kind != kind:
+        got = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+        raise DataError(f"metadata array {name!r} is {got}, expected {n} values of kind {kind!r}")
+    if kind == "f" and a.dtype != np.float64:
+        raise DataError(f"metadata array {name!r} is {a.dtype}, expected float64")
+    return a

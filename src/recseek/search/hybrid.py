@@ -26,8 +26,7 @@ import numpy as np
 
 from ..errors import DataError, ModelFileError, ParameterError
 from ..models._params import Choice, Float, Int
-from .base import Document, Hits
-from .dense import check_k
+from .base import Document, Hits, as_doc_ids, check_k
 
 __all__ = ["HybridRetriever", "rrf", "convex", "load_retriever"]
 
@@ -233,8 +232,9 @@ class HybridRetriever:
         for r in self.retrievers:
             r.add(docs)
 
-    def delete(self, ids: Sequence[str]) -> None:
-        ids = [ids] if isinstance(ids, str) else list(ids)
+    def delete(self, ids: Sequence[str] | str) -> None:
+        """Delete documents by id (strings, or integers as ``index`` accepts) from every retriever."""
+        ids = as_doc_ids(ids, "delete")
         for r in self.retrievers:
             r.delete(ids)
 

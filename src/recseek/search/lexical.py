@@ -45,17 +45,22 @@ papers of Lv & Zhai 2011; bm25s instead shifts every score by a per-term constan
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..errors import DataError, ModelFileError, ParameterError
+from ..errors import DataError, ModelFileError, ParameterError, RecseekError
 from ..models._params import Bool, Choice, Float
 from .analysis import Analyzer
-from .base import Document, Hits
+from .base import Document, Hits, as_doc_ids, as_queries, check_k
+from .base import doc_id as as_doc_id
 from .filters import MetadataStore
+
+if TYPE_CHECKING:
+    from ._checks import IndexFile
 
 __all__ = ["BM25", "TFIDF", "LexicalRetriever", "parse_documents"]
 
@@ -86,11 +91,7 @@ def parse_documents(
             meta = {k: v for k, v in d.items() if k != "id" and k not in texts}
         else:
             raise DataError(f"document {pos} must be a Document or a dict, got {type(d).__name__}")
-        if isinstance(raw_id, bool) or not isinstance(raw_id, str | int | np.integer):
-            raise DataError(f"document {pos} has an id of type {type(raw_id).__name__}; ids must be strings")
-        doc_id = str(raw_id)
-        if doc_id == "":
-            raise DataError(f"document {pos} has an empty id")
+        doc_id = as_doc_id(raw_id, f"the id of document {pos}")
         ids.append(doc_id)
         for f in fields:
             v = src.get(f)
@@ -126,8 +127,53 @@ class _Segment:
         return int(self.indptr.shape[0] - 1)
 
 
+class _View:
+    """What one search reads: an immutable snapshot of the index taken after the last change.
+
+    Writers never modify the arrays a view holds (they build new ones), so a search that
+    took a view keeps answering from one consistent state while another thread updates
+    the index.
+    """
+
+    __slots__ = ("n_rows", "n_live", "n_terms", "flat", "ids", "meta", "terms", "idf")
+
+    def __init__(self, n_rows: int, n_live: int, n_terms: int, flat: tuple[np.ndarray, ...] | None,
+                 ids: np.ndarray, meta: MetadataStore, terms: dict[str, int] | tuple[np.ndarray, np.ndarray],
+                 idf: np.ndarray | None) -> None:
+        self.n_rows = n_rows
+        self.n_live = n_live
+        self.n_terms = n_terms
+        self.flat = flat
+        self.ids = ids
+        self.meta = meta
+        self.terms = terms  # the growing term -> id dict, or (sorted terms, their ids) after loading
+        self.idf = idf
+
+    def term_ids(self, terms: list[str]) -> np.ndarray:
+        """Ids of terms (-1 when unknown to this snapshot)."""
+        if isinstance(self.terms, dict):
+            get = self.terms.get
+            out = np.fromiter((get(t, -1) for t in terms), dtype=np.int64, count=len(terms))
+        else:
+            sorted_terms, ids = self.terms
+            if not terms or sorted_terms.shape[0] == 0:
+                return np.full(len(terms), -1, dtype=np.int64)
+            q = np.asarray(terms, dtype=str)
+            pos = np.minimum(np.searchsorted(sorted_terms, q), sorted_terms.shape[0] - 1)
+            out = np.where(sorted_terms[pos] == q, ids[pos], -1).astype(np.int64)
+        # terms the dict gained after this snapshot was taken are unknown to it
+        out[out >= self.n_terms] = -1
+        return out
+
+
 class LexicalRetriever:
-    """Shared machinery of :class:`BM25` and :class:`TFIDF` (segments, updates, search, persistence)."""
+    """Shared machinery of :class:`BM25` and :class:`TFIDF` (segments, updates, search, persistence).
+
+    Thread safety: ``index``, ``add``, ``delete`` and ``compact`` take a lock; ``search``
+    reads an immutable snapshot of the index, so searches never see a half-done update and
+    do not wait for one (except the first search after an update, which builds the new
+    snapshot). Each search answers from the state before or after every update.
+    """
 
     name: ClassVar[str] = ""
     rules: ClassVar[dict[str, Any]] = {}
@@ -156,6 +202,7 @@ class LexicalRetriever:
             raise ParameterError(f"{self.name}: analyzer must be an Analyzer, got {type(analyzer).__name__}")
         self.fields = {f: float(w) for f, w in fields.items()}
         self.analyzer = analyzer
+        self._lock = threading.RLock()
         self._reset()
 
     def _check_params(self) -> None:
@@ -177,8 +224,7 @@ class LexicalRetriever:
         self._n_live = 0
         self._total_len = 0.0
         self._dirty = True
-        self._flat: tuple[np.ndarray, ...] | None = None
-        self._idf_cache: np.ndarray | None = None
+        self._view: _View | None = None
 
     # ------------------------------------------------------------------ lazy maps
     def _vocab_map(self) -> dict[str, int]:
@@ -188,19 +234,6 @@ class LexicalRetriever:
             self._vocab = dict(zip(terms.tolist(), ids.tolist(), strict=True))
             self._terms_sorted = None
         return self._vocab
-
-    def _term_ids(self, terms: list[str]) -> np.ndarray:
-        """Ids of terms (-1 when unknown), by the dict or by binary search after loading."""
-        if self._vocab is not None:
-            get = self._vocab.get
-            return np.fromiter((get(t, -1) for t in terms), dtype=np.int64, count=len(terms))
-        assert self._terms_sorted is not None
-        sorted_terms, ids = self._terms_sorted
-        if not terms or sorted_terms.shape[0] == 0:
-            return np.full(len(terms), -1, dtype=np.int64)
-        q = np.asarray(terms, dtype=str)
-        pos = np.minimum(np.searchsorted(sorted_terms, q), sorted_terms.shape[0] - 1)
-        return np.where(sorted_terms[pos] == q, ids[pos], -1).astype(np.int64)
 
     def _rows(self) -> dict[str, int]:
         if self._row_of is None:
@@ -235,7 +268,10 @@ class LexicalRetriever:
         return self._n_live
 
     def __contains__(self, doc_id: object) -> bool:
-        return str(doc_id) in self._rows()
+        if isinstance(doc_id, bool) or not isinstance(doc_id, str | int | np.integer):
+            return False
+        with self._lock:
+            return str(doc_id) in self._rows()
 
     # ------------------------------------------------------------------ building
     def index(self, docs: Iterable[Document | Mapping[str, Any]]) -> LexicalRetriever:
@@ -245,8 +281,9 @@ class LexicalRetriever:
         if not ids:
             raise DataError("no documents to index (the corpus is empty)")
         _first_duplicate(ids, "index")
-        self._reset()
-        self._append(ids, texts, metas)
+        with self._lock:
+            self._reset()
+            self._append(ids, texts, metas)
         return self
 
     def add(self, docs: Iterable[Document | Mapping[str, Any]]) -> LexicalRetriever:
@@ -256,26 +293,28 @@ class LexicalRetriever:
         if not ids:
             return self
         _first_duplicate(ids, "add")
-        rows = self._rows()
-        replaced = [i for i in ids if i in rows]
-        if replaced:
-            self._delete_rows(np.asarray([rows[i] for i in replaced], dtype=np.int64))
-        self._append(ids, texts, metas)
+        with self._lock:
+            self._meta.check(metas)  # a bad batch changes nothing (not even the documents it replaces)
+            rows = self._rows()
+            replaced = [i for i in ids if i in rows]
+            if replaced:
+                self._delete_rows(np.asarray([rows[i] for i in replaced], dtype=np.int64))
+            self._append(ids, texts, metas)
         return self
 
     def delete(self, ids: Sequence[str] | str) -> LexicalRetriever:
-        """Delete documents by id (tombstones until :meth:`compact`)."""
-        if isinstance(ids, str):
-            ids = [ids]
-        rows = self._rows()
-        out = []
-        for i in ids:
-            r = rows.get(str(i))
-            if r is None:
-                raise DataError(f"cannot delete document {i!r}: no such id in the index")
-            out.append(r)
-        if out:
-            self._delete_rows(np.unique(np.asarray(out, dtype=np.int64)))
+        """Delete documents by id (strings, or integers as ``index`` accepts); tombstones until :meth:`compact`."""
+        wanted = as_doc_ids(ids, "delete")
+        with self._lock:
+            rows = self._rows()
+            out = []
+            for i in wanted:
+                r = rows.get(i)
+                if r is None:
+                    raise DataError(f"cannot delete document {i!r}: no such id in the index")
+                out.append(r)
+            if out:
+                self._delete_rows(np.unique(np.asarray(out, dtype=np.int64)))
         return self
 
     def _append(self, ids: list[str], texts: dict[str, list[str]], metas: list[dict[str, Any]]) -> None:
@@ -312,13 +351,10 @@ class LexicalRetriever:
         for j, i in enumerate(ids):
             rows[i] = n0 + j
         self._lengths = np.concatenate([self._lengths, lengths])
-        df = np.zeros(n_terms, dtype=np.int64)
-        df[: self._df.shape[0]] = self._df
-        df += np.diff(indptr)
-        self._df = df
+        self._df = _padded(self._df, n_terms) + np.diff(indptr)
         self._n_live += n
         self._total_len += float(lengths.sum())
-        self._dirty = True
+        self._changed()
 
     def _delete_rows(self, rows: np.ndarray) -> None:
         from . import _lexical_kernels as K
@@ -341,29 +377,35 @@ class LexicalRetriever:
         self._total_len -= float(self._lengths[rows].sum())
         if self._n_live == 0:
             self._total_len = 0.0
+        self._changed()
+
+    def _changed(self) -> None:
+        """Mark the scores stale; the next search builds a new snapshot (the old one stays valid)."""
         self._dirty = True
+        self._view = None
 
     def compact(self) -> LexicalRetriever:
         """Merge all segments into one and drop deleted documents (rows renumbered)."""
         from . import _lexical_kernels as K
 
-        alive = ~self._meta.deleted
-        keep = np.flatnonzero(alive)
-        if len(self._segments) <= 1 and keep.size == alive.size:
-            return self
-        remap = np.full(alive.size, -1, dtype=np.int64)
-        remap[keep] = np.arange(keep.size)
-        seg_ptr, seg_nterms, indptr_all, rows_all, tf_all = self._concat([s.tf for s in self._segments])
-        indptr, rows, tf = K.merge_segments(seg_ptr, seg_nterms, indptr_all, rows_all, tf_all, remap, self._df.shape[0])
-        ids = self._id_list()
-        self._ids = [ids[r] for r in keep.tolist()]
-        self._ids_arr = None
-        self._row_of = {d: r for r, d in enumerate(self._ids)}
-        self._lengths = self._lengths[keep]
-        self._meta = self._meta.take(keep)
-        self._segments = [_Segment(indptr, rows, tf, 0, int(keep.size))]
-        self._dirty = True
-        self._flat = None
+        with self._lock:
+            alive = ~self._meta.deleted
+            keep = np.flatnonzero(alive)
+            if len(self._segments) <= 1 and keep.size == alive.size:
+                return self
+            remap = np.full(alive.size, -1, dtype=np.int64)
+            remap[keep] = np.arange(keep.size)
+            seg_ptr, seg_nterms, indptr_all, rows_all, tf_all = self._concat([s.tf for s in self._segments])
+            indptr, rows, tf = K.merge_segments(seg_ptr, seg_nterms, indptr_all, rows_all, tf_all, remap,
+                                                self._df.shape[0])
+            ids = self._id_list()
+            self._ids = [ids[r] for r in keep.tolist()]
+            self._ids_arr = None
+            self._row_of = {d: r for r, d in enumerate(self._ids)}
+            self._lengths = self._lengths[keep]
+            self._meta = self._meta.take(keep)
+            self._segments = [_Segment(indptr, rows, tf, 0, int(keep.size))]
+            self._changed()
         return self
 
     def _concat(self, values: list[np.ndarray]) -> tuple[np.ndarray, ...]:
@@ -387,22 +429,41 @@ class LexicalRetriever:
 
     # ------------------------------------------------------------------ scoring state
     def _refresh(self) -> None:
-        """Recompute impacts from the current collection statistics when they changed."""
-        if not self._dirty and self._flat is not None:
-            return
+        """Recompute impacts from the current collection statistics when they changed (lock held)."""
         if self._dirty:
-            self._compute_impacts()
+            if self._segments:
+                self._compute_impacts()
             self._dirty = False
-        self._flat = self._concat([s.impacts for s in self._segments]) if self._segments else None
+            self._view = None
+
+    def _current_view(self) -> _View:
+        """The snapshot searches read; built under the lock when an update made it stale."""
+        view = self._view
+        if view is not None:
+            return view
+        with self._lock:
+            if self._view is None:
+                self._refresh()
+                terms = self._vocab if self._vocab is not None else self._terms_sorted
+                assert terms is not None
+                flat = self._concat([s.impacts for s in self._segments]) if self._segments else None
+                self._view = _View(len(self._meta), self._n_live, int(self._df.shape[0]), flat, self._id_array(),
+                                   self._meta.frozen(), terms, self._query_idf())
+            return self._view
 
     def refresh(self) -> None:
         """Bring scores up to date now (otherwise done by the next search)."""
-        self._refresh()
+        self._current_view()
 
     def _compute_impacts(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _query_weights(self, q_terms: np.ndarray, q_counts: np.ndarray, q_of: np.ndarray, nq: int) -> np.ndarray:
+    def _query_idf(self) -> np.ndarray | None:
+        """IDF the query weights need (None when queries are weighted by term counts only)."""
+        return None
+
+    def _query_weights(self, view: _View, q_terms: np.ndarray, q_counts: np.ndarray, q_of: np.ndarray,
+                       nq: int) -> np.ndarray:
         return q_counts.astype(np.float32)
 
     # ------------------------------------------------------------------ search
@@ -415,26 +476,23 @@ class LexicalRetriever:
         ----------
         queries : str or sequence of str
         k : int
-            Results per query (>= 1).
+            Results per query (>= 1); more than the documents in the index is clipped to their number.
         filter : dict, optional
             Metadata conditions (see :mod:`recseek.search.filters`) applied before top-k.
 
         Returns
         -------
         Hits
-            ids (n_queries, k) padded with ``""``, scores float32 padded with ``-inf``.
+            ids (n_queries, min(k, n_docs)) padded with ``""``, scores float32 padded with ``-inf``.
             Documents with no query term (score 0) are never returned.
         """
-        if isinstance(queries, str):
-            queries = [queries]
-        queries = list(queries)
-        for q in queries:
-            if not isinstance(q, str):
-                raise ParameterError(f"queries must be strings, got {type(q).__name__}")
+        queries = as_queries(queries)
+        k = check_k(k)
+        view = self._current_view()
         analyzed = self.analyzer.analyze_batch(queries)
         lengths = np.fromiter((len(a) for a in analyzed), dtype=np.int64, count=len(analyzed))
-        ids = self._term_ids([t for a in analyzed for t in a])
-        return self.search_encoded(lengths, ids, k, filter=filter)
+        ids = view.term_ids([t for a in analyzed for t in a])
+        return self._search_view(view, lengths, ids, k, filter)
 
     def search_encoded(
         self, lengths: np.ndarray, term_ids: np.ndarray, k: int = 10, *, filter: Mapping[str, Any] | None = None
@@ -442,123 +500,239 @@ class LexicalRetriever:
         """Search with queries already turned into term ids (as by ``analyzer.encode``).
 
         ``lengths[q]`` terms of ``term_ids`` belong to query ``q``; ids ``< 0`` (unknown
-        terms) are ignored.
+        terms) and ids the index does not know are ignored.
         """
+        lengths = np.asarray(lengths)
+        term_ids = np.asarray(term_ids)
+        if lengths.ndim != 1 or term_ids.ndim != 1 or lengths.dtype.kind not in "iu" or \
+                (term_ids.size and term_ids.dtype.kind not in "iu"):
+            raise ParameterError("search_encoded needs one-dimensional integer arrays of lengths and term ids")
+        if (lengths < 0).any() or int(lengths.sum()) != term_ids.shape[0]:
+            raise ParameterError(f"query lengths must be non-negative and sum to the {term_ids.shape[0]} term ids")
+        k = check_k(k)
+        view = self._current_view()
+        tids = term_ids.astype(np.int64)
+        tids[tids >= view.n_terms] = -1
+        return self._search_view(view, lengths.astype(np.int64), tids, k, filter)
+
+    def _search_view(self, view: _View, lengths: np.ndarray, term_ids: np.ndarray, k: int,
+                     filter: Mapping[str, Any] | None) -> Hits:
         from .._numba import get_num_threads
         from . import _lexical_kernels as K
 
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
-            raise ParameterError(f"k must be a positive integer, got {k!r}")
-        k = int(k)
         nq = int(lengths.shape[0])
-        allowed = self._meta.mask(filter)
-        empty_ids = np.full((nq, k), "", dtype=self._id_array().dtype if len(self._meta) else "<U1")
-        empty = Hits(empty_ids, np.full((nq, k), -np.inf, dtype=np.float32))
-        if nq == 0 or self._n_live == 0 or not self._segments:
-            return empty
-        self._refresh()
+        allowed = view.meta.mask(filter)
+        k = min(k, view.n_live)  # never more results than documents
+        empty_ids = np.full((nq, k), "", dtype=view.ids.dtype if view.n_rows else "<U1")
+        if nq == 0 or k == 0 or view.flat is None:
+            return Hits(empty_ids, np.full((nq, k), -np.inf, dtype=np.float32))
         q_of = np.repeat(np.arange(nq, dtype=np.int64), lengths)
         keep = term_ids >= 0
         q_of, term_ids = q_of[keep], term_ids[keep]
-        n_terms = max(self._df.shape[0], 1)
+        n_terms = max(view.n_terms, 1)
         key, counts = np.unique(q_of * n_terms + term_ids, return_counts=True)
         q_of, q_terms = key // n_terms, key % n_terms
-        weights = self._query_weights(q_terms, counts, q_of, nq)
+        weights = self._query_weights(view, q_terms, counts, q_of, nq)
         q_indptr = np.zeros(nq + 1, dtype=np.int64)
         np.cumsum(np.bincount(q_of, minlength=nq), out=q_indptr[1:])
-        seg_ptr, seg_nterms, indptr_all, rows_all, imp_all = self._flat
+        seg_ptr, seg_nterms, indptr_all, rows_all, imp_all = view.flat
         n_chunks = max(1, min(nq, get_num_threads()))
-        rows, scores = K.search(seg_ptr, seg_nterms, indptr_all, rows_all, imp_all, q_indptr, q_terms,
-                                weights.astype(np.float32), allowed, allowed.shape[0], k, n_chunks)
-        id_arr = self._id_array()
-        out_ids = np.where(rows >= 0, id_arr[np.maximum(rows, 0)], "")
+        with K.launch_guard():
+            rows, scores = K.search(seg_ptr, seg_nterms, indptr_all, rows_all, imp_all, q_indptr, q_terms,
+                                    weights.astype(np.float32), allowed, view.n_rows, k, n_chunks)
+        out_ids = np.where(rows >= 0, view.ids[np.maximum(rows, 0)], "")
         return Hits(out_ids, scores)
 
     def metadata_fields(self) -> dict[str, str]:
         """Filterable metadata fields and their kinds (``"number"`` or ``"string"``)."""
-        return {f: self._meta.kind(f) for f in self._meta.fields}
+        meta = self._current_view().meta
+        return {f: meta.kind(f) for f in meta.fields}
 
     def get_metadata(self, doc_id: str) -> dict[str, Any]:
         """Metadata stored for one document."""
-        r = self._rows().get(str(doc_id))
-        if r is None:
-            raise DataError(f"no document {doc_id!r} in the index")
-        return self._meta.get(r)
+        key = as_doc_id(doc_id, "get_metadata(): id")
+        with self._lock:
+            r = self._rows().get(key)
+            if r is None:
+                raise DataError(f"no document {doc_id!r} in the index")
+            return self._meta.get(r)
 
     # ------------------------------------------------------------------ persistence
     def _params(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _term_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """Terms sorted (unicode) and the id of each, from wherever the mapping lives now."""
+        if self._terms_sorted is not None:
+            return self._terms_sorted
+        vocab = self._vocab_map()
+        if not vocab:
+            return np.zeros(0, dtype="<U1"), np.zeros(0, dtype=np.int64)
+        terms = np.asarray(list(vocab.keys()), dtype=str)
+        ids = np.fromiter(vocab.values(), dtype=np.int64, count=len(vocab))
+        order = np.argsort(terms, kind="stable")
+        return terms[order], ids[order]
+
     def save(self, path: str | Path) -> Path:
-        """Save as a directory (``manifest.json``, ``arrays.npz`` and one ``.npy`` per big array)."""
+        """Save as a directory (``manifest.json``, ``arrays.npz`` and one ``.npy`` per big array).
+
+        The term -> id mapping is stored explicitly (terms sorted, with their ids).
+        """
         from ..persistence import write_bundle
 
-        self._refresh()
-        if self._terms_sorted is not None:
-            terms, term_ids = self._terms_sorted
-        else:
-            vocab = self._vocab_map()
-            terms = np.asarray(list(vocab), dtype=str) if vocab else np.zeros(0, dtype="<U1")
-            order = np.argsort(terms, kind="stable")
-            terms, term_ids = terms[order], order.astype(np.int64)
-        meta_arrays, meta_info = self._meta.to_arrays("meta")
-        arrays = {"lengths": self._lengths, "df": self._df, **meta_arrays}
-        extra = {"terms_sorted": terms, "terms_ids": term_ids, "ids": self._id_array()}
-        for i, s in enumerate(self._segments):
-            extra[f"seg{i}.indptr"] = np.asarray(s.indptr)
-            extra[f"seg{i}.rows"] = np.asarray(s.rows)
-            extra[f"seg{i}.tf"] = np.asarray(s.tf)
-            extra[f"seg{i}.impacts"] = np.asarray(s.impacts)
-        manifest = {
-            "kind": "search-index",
-            "retriever": self.name,
-            "params": self._params(),
-            "fields": self.fields,
-            "analyzer": self.analyzer.to_dict(),
-            "segment_rows": [[s.lo, s.hi] for s in self._segments],
-            "metadata": meta_info,
-            "n_live": self._n_live,
-            "total_length": self._total_len,
-        }
-        return write_bundle(path, arrays, manifest, extra_files=extra)
+        with self._lock:
+            self._refresh()
+            terms, term_ids = self._term_table()
+            meta_arrays, meta_info = self._meta.to_arrays("meta")
+            df = _padded(self._df, terms.shape[0])
+            arrays = {"lengths": self._lengths, "df": df, **meta_arrays}
+            extra = {"terms_sorted": terms, "terms_ids": term_ids, "ids": self._id_array()}
+            for i, s in enumerate(self._segments):
+                extra[f"seg{i}.indptr"] = np.asarray(s.indptr)
+                extra[f"seg{i}.rows"] = np.asarray(s.rows)
+                extra[f"seg{i}.tf"] = np.asarray(s.tf)
+                extra[f"seg{i}.impacts"] = np.asarray(s.impacts)
+            manifest = {
+                "kind": "search-index",
+                "retriever": self.name,
+                "params": self._params(),
+                "fields": self.fields,
+                "analyzer": self.analyzer.to_dict(),
+                "segment_rows": [[s.lo, s.hi] for s in self._segments],
+                "metadata": meta_info,
+                "n_live": self._n_live,
+                "total_length": self._total_len,
+            }
+            return write_bundle(path, arrays, manifest, extra_files=extra)
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = False) -> LexicalRetriever:
-        """Load a saved index; ``mmap=True`` memory-maps postings, terms and ids."""
-        from ..persistence import read_bundle
+        """Load a saved index; ``mmap=True`` memory-maps postings, terms and ids.
 
-        manifest, arrays = read_bundle(path, mmap=mmap)
+        Every array is checked (dtype, shape, bounds, and consistency with the others: document
+        frequencies and impact scores are recomputed and compared) before any kernel reads it; a
+        damaged or inconsistent index is a :class:`ModelFileError`.
+        """
+        from ._checks import IndexFile, read_index_bundle
+
+        manifest, arrays = read_index_bundle(path, mmap=mmap)
         if manifest.get("kind") != "search-index":
             raise ModelFileError(f"{path} holds a {manifest.get('kind')!r}, not a search index")
         kind = manifest.get("retriever")
-        target = {"BM25": BM25, "TFIDF": TFIDF}.get(kind)
+        target = {"BM25": BM25, "TFIDF": TFIDF}.get(kind)  # type: ignore[call-overload]
         if target is None:
             raise ModelFileError(f"{path}: unknown lexical retriever {kind!r}")
         if cls is not LexicalRetriever and target is not cls:
             raise ModelFileError(f"{path} holds a {kind} index, not {cls.name}")
+        f = IndexFile(path, manifest, arrays)
         try:
-            obj = target(**manifest["params"], fields=manifest["fields"],
-                         analyzer=Analyzer.from_dict(manifest["analyzer"]))
-            obj._vocab = None
-            obj._terms_sorted = (arrays["terms_sorted"], arrays["terms_ids"])
-            obj._ids = None
-            obj._ids_arr = arrays["ids"]
-            obj._row_of = None
-            obj._lengths = np.asarray(arrays["lengths"], dtype=np.float64)
-            obj._df = np.asarray(arrays["df"], dtype=np.int64)
-            obj._meta = MetadataStore.from_arrays(arrays, manifest["metadata"], "meta")
-            obj._segments = [
-                _Segment(arrays[f"seg{i}.indptr"], arrays[f"seg{i}.rows"], arrays[f"seg{i}.tf"],
-                         lo, hi, arrays[f"seg{i}.impacts"])
-                for i, (lo, hi) in enumerate(manifest["segment_rows"])
-            ]
-            obj._n_live = int(manifest["n_live"])
-            obj._total_len = float(manifest["total_length"])
-        except KeyError as e:
-            raise ModelFileError(f"{path}: saved index lacks {e.args[0]!r}") from None
-        obj._dirty = False
-        obj._flat = None
+            obj = target(**f.entry("params", dict), fields=f.entry("fields", (dict, list)),
+                         analyzer=Analyzer.from_dict(f.entry("analyzer", dict)))
+        except (RecseekError, TypeError) as e:
+            raise ModelFileError(f"{path}: the saved settings are invalid ({e})") from None
+        _restore(obj, f)
         return obj
+
+
+def _padded(a: np.ndarray, n: int) -> np.ndarray:
+    """``a`` (int64) extended with zeros to length ``n``."""
+    if a.shape[0] >= n:
+        return a
+    out = np.zeros(n, dtype=np.int64)
+    out[: a.shape[0]] = a
+    return out
+
+
+def _restore(obj: LexicalRetriever, f: IndexFile) -> None:
+    """Fill ``obj`` from a saved index after checking every array (a ModelFileError otherwise)."""
+    from . import _lexical_kernels as K
+
+    ids = f.array("ids", "U", (None,))
+    n_rows = ids.shape[0]
+    lengths = f.array("lengths", np.float64, (n_rows,))
+    f.finite("lengths", lengths, 0.0)
+    df = f.array("df", np.int64, (None,))
+    n_terms = df.shape[0]
+    terms = f.array("terms_sorted", "U", (n_terms,))
+    term_ids = f.array("terms_ids", np.int64, (n_terms,))
+    if n_terms and (np.any(terms[1:] <= terms[:-1]) or not np.array_equal(np.sort(term_ids), np.arange(n_terms))):
+        raise f.fail("the term table is not sorted or does not map terms one-to-one onto ids 0..n-1")
+    try:
+        meta = MetadataStore.from_arrays(f.arrays, f.entry("metadata", dict), "meta")
+    except DataError as e:
+        raise f.fail(str(e)) from None
+    if len(meta) != n_rows:
+        raise f.fail(f"metadata covers {len(meta)} documents but there are {n_rows} ids")
+    live = ~meta.deleted
+    f.unique_ids("ids", ids, live)
+    n_live = f.count("n_live")
+    if n_live != int(live.sum()):
+        raise f.fail(f"n_live is {n_live} but {int(live.sum())} documents are not deleted")
+    total = f.entry("total_length", (int, float))
+    if not np.isclose(float(total), float(lengths[live].sum()), rtol=1e-6, atol=1e-6):
+        raise f.fail("total_length disagrees with the document lengths")
+    segments = _restore_segments(f, n_rows, n_terms)
+    alive = live.astype(np.bool_)
+    recount = np.zeros(n_terms, dtype=np.int64)
+    for s in segments:
+        part = np.zeros(s.n_terms, dtype=np.int64)
+        K.doc_freqs(s.indptr, s.rows, alive, part)
+        recount[: s.n_terms] += part
+    if not np.array_equal(recount, df):
+        raise f.fail("document frequencies disagree with the postings")
+    obj._vocab = None
+    obj._terms_sorted = (terms, term_ids)
+    obj._ids = None
+    obj._ids_arr = ids
+    obj._row_of = None
+    obj._lengths = np.asarray(lengths, dtype=np.float64)
+    obj._df = np.asarray(df, dtype=np.int64)
+    obj._meta = meta
+    obj._n_live = n_live
+    obj._total_len = float(total)
+    saved = [s.impacts for s in segments]
+    obj._segments = segments
+    obj._compute_impacts()
+    for i, (s, stored) in enumerate(zip(segments, saved, strict=True)):
+        if not np.allclose(s.impacts, stored, rtol=1e-5, atol=1e-6):
+            raise f.fail(f"seg{i}.impacts disagree with the postings and statistics")
+        s.impacts = stored
+    obj._dirty = False
+    obj._view = None
+
+
+def _restore_segments(f: IndexFile, n_rows: int, n_terms: int) -> list[_Segment]:
+    """The saved segments, each checked: offsets, rows inside the segment and ascending per term, tf > 0."""
+    spans = f.entry("segment_rows", list)
+    segments = []
+    expect_lo = 0
+    for i, span in enumerate(spans):
+        if (not isinstance(span, list) or len(span) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in span)
+                or span[0] != expect_lo or span[1] < span[0]):
+            raise f.fail(f"segment {i} covers rows {span!r}, expected [{expect_lo}, end >= {expect_lo}]")
+        lo, hi = span
+        expect_lo = hi
+        indptr = f.array(f"seg{i}.indptr", np.int64, (None,))
+        if not 1 <= indptr.shape[0] <= n_terms + 1:
+            raise f.fail(f"seg{i}.indptr covers {indptr.shape[0] - 1} terms, the index has {n_terms}")
+        rows = f.array(f"seg{i}.rows", np.int32, (None,))
+        nnz = rows.shape[0]
+        f.indptr(f"seg{i}.indptr", indptr, nnz)
+        f.within(f"seg{i}.rows", rows, lo, hi)
+        step = np.diff(rows.astype(np.int64))
+        starts = np.zeros(max(nnz - 1, 0), dtype=bool)
+        inner = indptr[1:-1]
+        starts[inner[(inner > 0) & (inner < nnz)] - 1] = True
+        if (step <= 0)[~starts].any():
+            raise f.fail(f"seg{i}.rows are not ascending within a term")
+        tf = f.array(f"seg{i}.tf", np.float32, (nnz,))
+        f.finite(f"seg{i}.tf", tf, 0.0)
+        impacts = f.array(f"seg{i}.impacts", np.float32, (nnz,))
+        f.finite(f"seg{i}.impacts", impacts)
+        segments.append(_Segment(indptr, rows, tf, lo, hi, impacts))
+    if expect_lo != n_rows:
+        raise f.fail(f"segments cover rows 0..{expect_lo - 1} but there are {n_rows} documents")
+    return segments
 
 
 def _first_duplicate(ids: list[str], what: str) -> None:
@@ -697,12 +871,14 @@ class TFIDF(LexicalRetriever):
             inv = np.where(sq > 0, 1.0 / np.sqrt(sq), 0.0)
         for s in self._segments:
             s.impacts = K.tfidf_impacts(s.indptr, s.rows, s.tf, idf[: s.n_terms], inv, self.sublinear_tf)
-        self._idf_cache = idf
 
-    def _query_weights(self, q_terms: np.ndarray, q_counts: np.ndarray, q_of: np.ndarray, nq: int) -> np.ndarray:
-        idf = self._idf_cache
-        if idf is None or idf.shape[0] != self._df.shape[0]:
-            idf = self._idf_cache = self.idf()
+    def _query_idf(self) -> np.ndarray:
+        return self.idf()
+
+    def _query_weights(self, view: _View, q_terms: np.ndarray, q_counts: np.ndarray, q_of: np.ndarray,
+                       nq: int) -> np.ndarray:
+        idf = view.idf
+        assert idf is not None
         f = q_counts.astype(np.float64)
         tfw = np.where(f >= 1, 1.0 + np.log(np.maximum(f, 1.0)), f) if self.sublinear_tf else f
         w = tfw * idf[q_terms]

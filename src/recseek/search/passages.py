@@ -20,8 +20,8 @@ import numpy as np
 
 from ..errors import DataError, ParameterError
 from ..models._params import Choice, Int
-from .base import Document, Hits
-from .dense import DEFAULT_FIELDS, as_queries, check_k, parse_texts
+from .base import Document, Hits, as_doc_ids, as_queries, check_k
+from .dense import DEFAULT_FIELDS, parse_texts
 
 __all__ = ["PassageRetriever", "chunk_tokens"]
 
@@ -141,7 +141,7 @@ class PassageRetriever:
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove documents (and all their passages) by id."""
-        ids = [ids] if isinstance(ids, str) else [str(i) for i in ids]
+        ids = as_doc_ids(ids, "delete")
         for i in ids:
             if i not in self._passages:
                 raise DataError(f"cannot delete document {i!r}: it is not in the index")

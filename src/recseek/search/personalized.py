@@ -20,8 +20,7 @@ import numpy as np
 from ..data import Interactions, Vocabulary
 from ..errors import DataError, ParameterError
 from ..models._params import Float, Int
-from .base import Document, Hits
-from .dense import as_queries, check_k
+from .base import Document, Hits, as_queries, check_k
 
 __all__ = ["ItemSearch", "item_documents"]
 
