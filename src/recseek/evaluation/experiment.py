@@ -41,7 +41,10 @@ model or hyperparameter, a value out of range, a missing file) raises one
 :func:`run_experiment` returns one dict per model: ``model`` (label), ``name``,
 ``params``, ``task``, ``protocol`` (``"full ranking"`` or ``"sampled N negatives"``),
 ``metrics`` (``{"ndcg@10": ...}``), ``fit_seconds`` and ``predict_seconds`` (the
-time spent predicting and computing metrics).
+time spent predicting and computing metrics). With ``details=True`` each also holds
+``experiment`` (TOML text, data hash, split, seeds) and ``details`` (per fold: per-user
+metric values, metric@k curves, list popularity, peak memory), which
+:mod:`recseek.evaluation.report` turns into a report.
 """
 
 from __future__ import annotations
@@ -289,6 +292,7 @@ def run_experiment(
     config_or_path: str | Path | Mapping[str, Any],
     data_path: str | Path | None = None,
     progress: bool = True,
+    details: bool = False,
 ) -> list[dict[str, Any]]:
     """Run every model of an experiment and return one result dict per model.
 
@@ -297,10 +301,12 @@ def run_experiment(
     config_or_path : path to a TOML file, or the parsed mapping
     data_path : overrides ``[data] path`` (for a named data set: where its files are)
     progress : show a progress bar over models on stderr
+    details : keep what a report needs (per-user values, popularity, memory; ranking only)
     """
     from tqdm.auto import tqdm
 
     from ..models import registry
+    from ._details import PeakMemory, curve_cutoffs, experiment_record, fold_record, timing_record
     from .protocol import evaluate_ranking, evaluate_rating
 
     exp = load_experiment(config_or_path)
@@ -308,26 +314,39 @@ def run_experiment(
     folds = _folds(exp, data)
     ev = exp.evaluation
     task = ev["task"]
+    info = experiment_record(exp, data, folds) if details else None
     results: list[dict[str, Any]] = []
     bar = tqdm(exp.models, desc="models", unit="model", file=sys.stderr, disable=not progress)
     for spec in bar:
         bar.set_postfix_str(spec["label"])
         sums: dict[str, float] = {}
         fit_s = pred_s = 0.0
+        records: list[dict[str, Any]] = []
         for train, test in folds:
             model = registry.create(spec["name"], **spec["params"])
+            fit_mem, pred_mem = PeakMemory(), PeakMemory()
             t0 = time.perf_counter()
-            model.fit(train)
+            with fit_mem:
+                model.fit(train)
             t1 = time.perf_counter()
-            if task == "ranking":
-                m = evaluate_ranking(model, train, test, k=ev["k"], metrics=ev.get("metrics"),
-                                     sampled=ev.get("sampled"), seed=ev.get("seed", 0))
-            else:
-                clip = tuple(ev["clip"]) if "clip" in ev else None
-                m = evaluate_rating(model, test, metrics=ev.get("metrics"), clip=clip)
+            with pred_mem:
+                if task == "ranking":
+                    m = evaluate_ranking(model, train, test, k=ev["k"], metrics=ev.get("metrics"),
+                                         sampled=ev.get("sampled"), seed=ev.get("seed", 0),
+                                         per_user=details, cutoffs=curve_cutoffs(ev["k"]) if details else None)
+                else:
+                    clip = tuple(ev["clip"]) if "clip" in ev else None
+                    m = evaluate_rating(model, test, metrics=ev.get("metrics"), clip=clip)
             t2 = time.perf_counter()
             fit_s += t1 - t0
             pred_s += t2 - t1
+            if details:
+                timing = timing_record(t1 - t0, t2 - t1, fit_mem, pred_mem)
+                if task == "ranking":
+                    m, det = m
+                    records.append(fold_record(det, train, ev["k"], timing))
+                else:
+                    records.append(timing)
             for key, v in m.items():
                 sums[key] = sums.get(key, 0.0) + v
         n = len(folds)
@@ -341,4 +360,7 @@ def run_experiment(
             "fit_seconds": fit_s / n,
             "predict_seconds": pred_s / n,
         })
+        if details:
+            results[-1]["experiment"] = info
+            results[-1]["details"] = {"folds": records}
     return results

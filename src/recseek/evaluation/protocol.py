@@ -16,6 +16,7 @@ rating range (or ``clip``), and averages over ratings.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from ..models.base import SCORE_BLOCK_BYTES, RatingPredictor, Recommender, check
 __all__ = [
     "DEFAULT_RANKING_METRICS",
     "DEFAULT_RATING_METRICS",
+    "RankingDetails",
     "evaluate",
     "evaluate_ranking",
     "evaluate_rating",
@@ -88,6 +90,32 @@ def _check_pair(model: Recommender, train: Interactions | None, test: Interactio
         )
 
 
+@dataclass
+class RankingDetails:
+    """Per-user results of :func:`evaluate_ranking` (``per_user=True``).
+
+    Attributes
+    ----------
+    users : int ndarray (n,)
+        The evaluated users (those with a test item), ascending.
+    ids : int ndarray (n, depth)
+        Their recommendation lists, ``depth = max(k, cutoffs)``; ``-1`` pads.
+    n_relevant : int ndarray (n,)
+        Test items per evaluated user.
+    per_user : dict
+        Result key (e.g. ``"ndcg@10"``) -> per-user values at ``k`` (catalogue
+        metrics such as coverage and gini have none).
+    curves : dict
+        Cutoff -> {result key at that cutoff -> mean}, for each of ``cutoffs``.
+    """
+
+    users: np.ndarray
+    ids: np.ndarray
+    n_relevant: np.ndarray
+    per_user: dict[str, np.ndarray] = field(default_factory=dict)
+    curves: dict[int, dict[str, float]] = field(default_factory=dict)
+
+
 def _pattern(m: sp.csr_array) -> sp.csr_array:
     return sp.csr_array((np.ones(m.nnz, dtype=np.float32), m.indices, m.indptr), shape=m.shape)
 
@@ -125,7 +153,9 @@ def evaluate_ranking(
     sampled: int | None = None,
     seed: int = 0,
     item_vectors: np.ndarray | sp.csr_array | None = None,
-) -> dict[str, float]:
+    per_user: bool = False,
+    cutoffs: Iterable[int] | None = None,
+) -> dict[str, float] | tuple[dict[str, float], RankingDetails]:
     """Top-k ranking metrics of a fitted ``model``.
 
     Parameters
@@ -151,10 +181,17 @@ def evaluate_ranking(
         Seed of the sampled negatives.
     item_vectors : array (n_items, d) or csr, optional
         Item representations for ``diversity``.
+    per_user : bool
+        Also return a :class:`RankingDetails` with the per-user values and lists.
+    cutoffs : list of int, optional
+        With ``per_user``: also compute every metric at these list lengths from the
+        same lists (one ``recommend`` call of length ``max(k, cutoffs)``; a prefix of
+        a top-n list is the top-k list, ties being broken by item index).
 
     Returns
     -------
-    dict mapping keys such as ``"ndcg@10"`` to the mean over test users.
+    dict mapping keys such as ``"ndcg@10"`` to the mean over test users; with
+    ``per_user``, the pair ``(dict, RankingDetails)``.
     """
     k = check_k(k, "k")
     names = _metric_names(metrics, RANKING_METRICS, DEFAULT_RANKING_METRICS, "ranking")
@@ -164,8 +201,9 @@ def evaluate_ranking(
         sampled = int(sampled)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
+    cuts = sorted({check_k(c, "cutoffs") for c in cutoffs}) if cutoffs is not None else []
+    depth = max([k, *cuts])
     _check_pair(model, train, test)
-    from ..metrics import beyond as bm
     from ..metrics import ranking as rm
 
     test_m = sp.csr_array(test.matrix)
@@ -180,7 +218,7 @@ def evaluate_ranking(
 
     auc_values = None
     if sampled is None:
-        ranking = model.recommend(users, k)
+        ranking = model.recommend(users, depth)
         ids = ranking.ids
         n_cand = n_items - np.diff(train_m.indptr)[users]
         if "auc_full" in names:
@@ -202,7 +240,7 @@ def evaluate_ranking(
             scores = np.asarray(model.score(ub), dtype=np.float32)
             if "auc_full" in names:
                 auc_parts.append(rm.auc_full(scores, sp.csr_array(test_m[ub]), allowed=allowed))
-            id_parts.append(topk(scores, k, allowed=allowed).ids)
+            id_parts.append(topk(scores, depth, allowed=allowed).ids)
             cand_parts.append(allowed.sum(axis=1))
         ids = np.vstack(id_parts)
         n_cand = np.concatenate(cand_parts)
@@ -210,8 +248,52 @@ def evaluate_ranking(
             auc_values = np.concatenate(auc_parts)
 
     hits = rm.hit_matrix(ids, rel)
+    lists = _Lists(ids, hits, rel, n_rel, n_cand, auc_values)
+    context = (train_m, test_m, test.n_users, n_items, item_vectors)
+    values = _ranking_values(names, lists.prefix(k), k, context)
+    out = {metric_key(name, k, sampled): _mean(name, v) for name, v in values.items()}
+    if not per_user:
+        return out
+    details = RankingDetails(users, ids, n_rel, per_user={
+        metric_key(name, k, sampled): np.asarray(v, dtype=np.float64)
+        for name, v in values.items() if name not in _CATALOGUE
+    })
+    for c in cuts:
+        at_c = _ranking_values([n for n in names if n != "auc_full"], lists.prefix(c), c, context)
+        details.curves[c] = {metric_key(name, c, sampled): _mean(name, v) for name, v in at_c.items()}
+    return out, details
+
+
+@dataclass
+class _Lists:
+    """Recommendation lists of the evaluated users and what their metrics need."""
+
+    ids: np.ndarray
+    hits: np.ndarray
+    rel: sp.csr_array
+    n_rel: np.ndarray
+    n_cand: np.ndarray
+    auc_full: np.ndarray | None
+
+    def prefix(self, c: int) -> _Lists:
+        """The same lists cut to their first ``c`` positions."""
+        return _Lists(self.ids[:, :c], self.hits[:, :c], self.rel, self.n_rel, self.n_cand, self.auc_full)
+
+
+def _mean(name: str, v: Any) -> float:
+    return float(v) if name in _CATALOGUE else float(np.mean(v))
+
+
+def _ranking_values(names: Sequence[str], lists: _Lists, k: int, context: tuple) -> dict[str, Any]:
+    """Per-user values (catalogue metrics: one number) of each metric over ``lists`` at list length ``k``."""
+    from ..metrics import beyond as bm
+    from ..metrics import ranking as rm
+
+    train_m, test_m, n_users, n_items, item_vectors = context
+    ids, hits, rel, n_rel, n_cand = lists.ids, lists.hits, lists.rel, lists.n_rel, lists.n_cand
+    auc_values = lists.auc_full
     lengths = rm.list_lengths(ids)
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     for name in names:
         if name == "precision":
             v = rm.precision(hits, k)
@@ -234,7 +316,7 @@ def evaluate_ranking(
         elif name == "auc_full":
             v = auc_values
         elif name == "novelty":
-            v = bm.novelty(ids, bm.item_counts(train_m, test_m), test.n_users)
+            v = bm.novelty(ids, bm.item_counts(train_m, test_m), n_users)
         elif name == "coverage":
             v = bm.coverage(ids, n_items)
         elif name == "gini":
@@ -244,7 +326,7 @@ def evaluate_ranking(
             if vecs.shape[0] != n_items:
                 raise DataError(f"item_vectors has {vecs.shape[0]} rows but there are {n_items} items")
             v = bm.diversity(ids, vecs)
-        out[metric_key(name, k, sampled)] = float(v) if name in _CATALOGUE else float(np.mean(v))
+        out[name] = v
     return out
 
 
