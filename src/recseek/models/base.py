@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -21,12 +22,211 @@ import scipy.sparse as sp
 
 from ..data._interactions import Interactions
 from ..data._vocab import Vocabulary
-from ..errors import DataError, NotFittedError, ParameterError, TrainingError, UnsupportedError
+from ..errors import DataError, ModelFileError, NotFittedError, ParameterError, TrainingError, UnsupportedError
 from ._params import STANDARD_RULES, check_effects, renamed_params
 from ._topk import Ranking, topk
 
 #: Bytes of score matrix computed at once when recommending for many users.
 SCORE_BLOCK_BYTES = 64 * 1024 * 1024
+
+
+# ---------------------------------------------------------------- declared learned state
+@dataclass(frozen=True)
+class Scalar:
+    """A learned number (saved as a 0-d array).
+
+    ``kind`` is ``int``, ``float`` or ``bool``; ``symbol`` names the dimension it sets
+    (``n_users_`` sets ``"n_users"``). ``finite=False`` allows NaN and infinities.
+    """
+
+    kind: type
+    symbol: str | None = None
+    finite: bool = True
+    optional: bool = False
+    history: bool = False
+
+
+@dataclass(frozen=True)
+class Array:
+    """A learned dense array of dtype ``dtype`` and ``shape`` (ints or dimension symbols).
+
+    A symbol that names a hyperparameter of the model (``"factors"``) must equal its
+    value; ``n_users``/``n_items`` come from the state; any other symbol must agree
+    between the arrays that use it. ``bounds`` (a symbol) makes an integer array an
+    index array whose values lie in ``0 .. bounds - 1``. ``finite=False`` allows NaN.
+    ``optional`` arrays may be absent; ``history`` arrays are part of the training
+    history and are left out by ``save(include_history=False)``.
+    """
+
+    dtype: str
+    shape: tuple[str | int, ...]
+    finite: bool = True
+    bounds: str | None = None
+    optional: bool = False
+    history: bool = False
+
+
+@dataclass(frozen=True)
+class Sparse:
+    """A learned CSR matrix: ``shape`` in symbols, ``dtype`` of its values.
+
+    Saved as ``<name>.data``, ``.indices``, ``.indptr`` and ``.shape``; loading checks
+    the index arrays (monotone ``indptr``, column indices in range, sorted and distinct
+    within each row). ``nnz`` names a symbol bound to the number of stored entries.
+    """
+
+    shape: tuple[str | int, str | int]
+    dtype: str = "float32"
+    nnz: str | None = None
+    finite: bool = True
+    optional: bool = False
+    history: bool = False
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """A vocabulary of distinct raw ids (int64 or unicode), saved as ``<name>.ids``."""
+
+    symbol: str
+    optional: bool = False
+    history: bool = False
+
+
+StateSpec = Scalar | Array | Sparse | Vocab
+_SPARSE_PARTS = ("data", "indices", "indptr", "shape")
+
+
+def _keys(name: str, spec: StateSpec) -> list[str]:
+    if isinstance(spec, Vocab):
+        return [f"{name}.ids"]
+    if isinstance(spec, Sparse):
+        return [f"{name}.{p}" for p in _SPARSE_PARTS]
+    return [name]
+
+
+class _StateCheck:
+    """Checks flat state arrays against a model's declaration (raises ModelFileError)."""
+
+    def __init__(self, model: str, params: dict[str, Any]) -> None:
+        self.model = model
+        self.params = params
+        self.dims: dict[str, int] = {}
+
+    def fail(self, what: str) -> ModelFileError:
+        return ModelFileError(f"{self.model} state {what}")
+
+    def bind(self, symbol: str | int, value: int, where: str) -> None:
+        if isinstance(symbol, int):
+            if value != symbol:
+                raise self.fail(f"{where} has size {value}, expected {symbol}")
+            return
+        if symbol not in self.dims:
+            p = self.params.get(symbol)
+            if isinstance(p, int | np.integer) and not isinstance(p, bool):
+                self.dims[symbol] = int(p)
+        expected = self.dims.setdefault(symbol, value)
+        if value != expected:
+            raise self.fail(f"{where} has size {value}, but {symbol} is {expected}")
+
+    def scalar(self, name: str, spec: Scalar, a: np.ndarray) -> None:
+        kinds = {int: "iu", float: "f", bool: "b"}[spec.kind]
+        if a.ndim != 0 or a.dtype.kind not in kinds:
+            raise self.fail(f"{name} must be a single {spec.kind.__name__}, got {a.dtype} of shape {a.shape}")
+        if spec.kind is float and spec.finite and not np.isfinite(a):
+            raise self.fail(f"{name} is not finite")
+        if spec.symbol is not None:
+            if int(a) < 0:
+                raise self.fail(f"{name} is negative")
+            self.bind(spec.symbol, int(a), name)
+
+    def dense(self, name: str, spec: Array, a: np.ndarray) -> None:
+        if a.dtype != np.dtype(spec.dtype) or a.ndim != len(spec.shape):
+            raise self.fail(
+                f"{name} must be {spec.dtype} with {len(spec.shape)} dimension(s), got {a.dtype} of shape {a.shape}"
+            )
+        for d, (sym, size) in enumerate(zip(spec.shape, a.shape, strict=True)):
+            self.bind(sym, int(size), f"{name} dimension {d}")
+        if a.dtype.kind == "f" and spec.finite and not np.isfinite(a).all():
+            raise self.fail(f"{name} holds NaN or infinite values")
+        if spec.bounds is not None:
+            if spec.bounds not in self.dims:
+                raise self.fail(f"{name}: the bound {spec.bounds!r} is not set by any earlier state")
+            self.index_values(name, a, self.dims[spec.bounds])
+
+    def index_values(self, name: str, a: np.ndarray, n: int) -> None:
+        if a.size and (int(a.min()) < 0 or int(a.max()) >= n):
+            raise self.fail(f"{name} holds an index outside 0..{n - 1}")
+
+    def vocab(self, name: str, spec: Vocab, ids: np.ndarray) -> None:
+        if ids.ndim != 1 or not (ids.dtype == np.int64 or ids.dtype.kind == "U"):
+            raise self.fail(f"{name}.ids must be a one-dimensional int64 or unicode array, got {ids.dtype}")
+        self.bind(spec.symbol, ids.shape[0], f"{name}.ids")
+        if np.unique(ids).shape[0] != ids.shape[0]:
+            raise self.fail(f"{name}.ids lists an id more than once")
+
+    def sparse(self, name: str, spec: Sparse, parts: dict[str, np.ndarray]) -> None:
+        data, indices, indptr, shape = (parts[p] for p in _SPARSE_PARTS)
+        if shape.shape != (2,) or shape.dtype.kind not in "iu" or (shape < 0).any():
+            raise self.fail(f"{name}.shape must hold two non-negative integers")
+        rows, cols = (int(x) for x in shape)
+        self.bind(spec.shape[0], rows, f"{name} rows")
+        self.bind(spec.shape[1], cols, f"{name} columns")
+        for part, arr in (("indices", indices), ("indptr", indptr)):
+            if arr.ndim != 1 or arr.dtype not in (np.int32, np.int64):
+                raise self.fail(f"{name}.{part} must be a one-dimensional int32 or int64 array, got {arr.dtype}")
+        if data.ndim != 1 or data.dtype != np.dtype(spec.dtype):
+            raise self.fail(f"{name}.data must be a one-dimensional {spec.dtype} array, got {data.dtype}")
+        nnz = data.shape[0]
+        if indices.shape[0] != nnz or indptr.shape[0] != rows + 1:
+            raise self.fail(f"{name}: data, indices and indptr have inconsistent lengths")
+        if indptr[0] != 0 or indptr[-1] != nnz or (np.diff(indptr) < 0).any():
+            raise self.fail(f"{name}.indptr is not a valid row pointer (0 .. {nnz}, non-decreasing)")
+        self.index_values(f"{name}.indices", indices, cols)
+        step = np.diff(indices.astype(np.int64))
+        starts = np.zeros(nnz, dtype=bool)
+        starts[indptr[1:-1][indptr[1:-1] < nnz]] = True
+        if nnz > 1 and (step[~starts[1:]] <= 0).any():
+            raise self.fail(f"{name}.indices are not sorted and distinct within each row")
+        if spec.finite and data.dtype.kind == "f" and not np.isfinite(data).all():
+            raise self.fail(f"{name}.data holds NaN or infinite values")
+        if spec.nnz is not None:
+            self.bind(spec.nnz, nnz, f"{name} entries")
+
+
+def check_state(model: str, schema: dict[str, StateSpec], params: dict[str, Any],
+                arrays: dict[str, np.ndarray], history: bool) -> None:
+    """Raise :class:`ModelFileError` unless ``arrays`` is exactly the declared state.
+
+    ``history`` says whether the arrays include the training history (the ``history``
+    entries of ``schema``).
+    """
+    check = _StateCheck(model, params)
+    expected: set[str] = set()
+    ordered = sorted(schema.items(), key=lambda kv: not isinstance(kv[1], Scalar))
+    for name, spec in ordered:
+        keys = _keys(name, spec)
+        present = [k in arrays for k in keys]
+        if spec.history and not history:
+            if any(present):
+                raise check.fail(f"{name} is training history, which this file says it does not include")
+            continue
+        if not all(present):
+            if spec.optional and not any(present):
+                continue
+            missing = keys[present.index(False)]
+            raise check.fail(f"lacks the declared array {missing!r}")
+        expected.update(keys)
+        if isinstance(spec, Scalar):
+            check.scalar(name, spec, np.asarray(arrays[name]))
+        elif isinstance(spec, Array):
+            check.dense(name, spec, np.asarray(arrays[name]))
+        elif isinstance(spec, Vocab):
+            check.vocab(name, spec, np.asarray(arrays[keys[0]]))
+        else:
+            check.sparse(name, spec, {p: np.asarray(arrays[f"{name}.{p}"]) for p in _SPARSE_PARTS})
+    extra = sorted(set(arrays) - expected)
+    if extra:
+        raise check.fail(f"has an undeclared array {extra[0]!r}")
 
 
 class Recommender(ABC):
@@ -50,6 +250,18 @@ class Recommender(ABC):
     conformance_quality: ClassVar[bool] = True
     #: Advice appended to the error raised when training produces NaN or infinite values.
     divergence_hint: ClassVar[str] = "lower learning_rate or raise reg"
+    #: Learned state this class adds (attribute name -> :class:`Array`, :class:`Sparse`,
+    #: :class:`Vocab` or :class:`Scalar`); subclasses declare only what they add and
+    #: :meth:`state_schema` merges the declarations along the class hierarchy. Loading
+    #: accepts exactly the declared state, with the declared dtypes and shapes.
+    state: ClassVar[dict[str, StateSpec]] = {
+        "users_": Vocab("n_users"),
+        "items_": Vocab("n_items"),
+        "n_users_": Scalar(int, "n_users"),
+        "n_items_": Scalar(int, "n_items"),
+        # the training matrix, used to leave out seen items (and by incremental training)
+        "seen_": Sparse(("n_users", "n_items"), "float32", nnz="n_seen", history=True),
+    }
 
     # ------------------------------------------------------------ hyperparameters
     @classmethod
@@ -176,7 +388,9 @@ class Recommender(ABC):
         k : int
             Items per user (>= 1).
         exclude_seen : bool
-            Never return items the user interacted with in training.
+            Never return items the user interacted with in training. A model loaded
+            from a file saved with ``include_history=False`` does not know them and
+            leaves nothing out (pass ``exclude=`` instead).
         candidates : int array or list of int arrays, optional
             Restrict to these items: one array shared by all users, or one per user.
         exclude : csr (n_users_in_batch x n_items), optional
@@ -288,12 +502,39 @@ class Recommender(ABC):
         return topk(sims, k)
 
     # ------------------------------------------------------------ parameters
-    def get_parameters(self) -> dict[str, np.ndarray]:
-        """Learned state as a flat dict of arrays (sparse and vocabularies expanded)."""
+    @classmethod
+    def state_schema(cls) -> dict[str, StateSpec]:
+        """The declared learned state of this class, base classes' declarations included."""
+        schema: dict[str, StateSpec] = {}
+        for klass in reversed(cls.__mro__):
+            schema.update(klass.__dict__.get("state", {}))
+        return schema
+
+    @property
+    def has_history(self) -> bool:
+        """Whether the training history (``seen_``) is known: False for a model loaded
+        from a file saved with ``include_history=False``."""
+        return getattr(self, "_history", True)
+
+    def _require_history(self, what: str) -> None:
+        """Raise :class:`UnsupportedError` when the training history is not available."""
         self._check_fitted()
+        if not self.has_history:
+            raise UnsupportedError(
+                f"{self.display_name} was saved without its training history, so {what} is not possible"
+            )
+
+    def get_parameters(self, include_history: bool = True) -> dict[str, np.ndarray]:
+        """Learned state as a flat dict of arrays (sparse and vocabularies expanded).
+
+        ``include_history=False`` leaves out the state declared as training history.
+        """
+        self._check_fitted()
+        schema = self.state_schema()
+        skip = {n for n, spec in schema.items() if spec.history and not (include_history and self.has_history)}
         out: dict[str, np.ndarray] = {}
         for name, value in vars(self).items():
-            if not name.endswith("_") or name.startswith("_"):
+            if not name.endswith("_") or name.startswith("_") or name in skip:
                 continue
             if isinstance(value, Vocabulary):
                 out[f"{name}.ids"] = value.ids
@@ -317,33 +558,70 @@ class Recommender(ABC):
                 )
         return out
 
-    def set_parameters(self, params: dict[str, np.ndarray]) -> None:
-        """Restore state produced by :meth:`get_parameters`."""
-        groups: dict[str, dict[str, np.ndarray]] = {}
-        for key, arr in params.items():
-            base, _, part = key.partition(".")
-            if part:
-                groups.setdefault(base, {})[part] = arr
-            elif np.ndim(arr) == 0:
-                setattr(self, key, np.asarray(arr).item())
-            else:
-                setattr(self, key, np.asarray(arr))
-        for base, parts in groups.items():
-            if "ids" in parts:
-                setattr(self, base, Vocabulary(parts["ids"], base.rstrip("s_")))
-            else:
-                shape = tuple(int(x) for x in parts["shape"])
-                setattr(self, base, sp.csr_array((parts["data"], parts["indices"], parts["indptr"]), shape=shape))
+    def check_state(self, params: dict[str, np.ndarray], history: bool = True) -> None:
+        """Raise :class:`ModelFileError` unless ``params`` is exactly the declared state.
 
-    def save(self, path: str | Path) -> Path:
-        """Save to directory ``path`` as ``arrays.npz`` + ``manifest.json`` (no pickle)."""
+        Checks names, dtypes, shapes (against each other and the hyperparameters),
+        index bounds of vocabularies, CSR matrices and index arrays, and finiteness.
+        """
+        check_state(self.display_name, self.state_schema(), self.get_params(), params, history)
+
+    def set_parameters(self, params: dict[str, np.ndarray], history: bool = True) -> None:
+        """Restore state produced by :meth:`get_parameters`, after :meth:`check_state`.
+
+        With ``history=False`` (state saved without the training history) ``seen_`` is
+        an empty matrix: recommendations then leave out no items unless ``exclude=`` is
+        given, and incremental training is refused.
+        """
+        self.check_state(params, history)
+        schema = self.state_schema()
+        for name, spec in schema.items():
+            keys = _keys(name, spec)
+            if keys[0] not in params:
+                continue
+            if isinstance(spec, Vocab):
+                setattr(self, name, Vocabulary(np.array(params[keys[0]]), name.rstrip("s_")))
+            elif isinstance(spec, Sparse):
+                data, indices, indptr, shape = (np.array(params[k]) for k in keys)
+                setattr(self, name, sp.csr_array((data, indices, indptr), shape=tuple(int(x) for x in shape)))
+            elif isinstance(spec, Scalar):
+                setattr(self, name, spec.kind(np.asarray(params[name]).item()))
+            else:
+                setattr(self, name, np.array(params[name]))
+        self._history = history
+        if not history:
+            self.seen_ = sp.csr_array((self.n_users_, self.n_items_), dtype=np.float32)
+
+    def save(self, path: str | Path, *, include_history: bool = True, item_data: Any = None) -> Path:
+        """Save to directory ``path`` (``arrays.npz`` + ``manifest.json``; no pickle).
+
+        Parameters
+        ----------
+        path : path
+            The model folder; missing parent folders are created, an existing folder is
+            replaced atomically.
+        include_history : bool
+            Also store the training history (``seen_``, the user x item matrix of
+            training interactions, and any state declared as history). Without it the
+            file is smaller, and the loaded model recommends for known users without
+            leaving out the items they saw in training unless ``exclude=`` is given;
+            incremental training is then refused. State a model needs for scoring
+            (e.g. the user rows of neighbourhood models or EASE) is always kept. The
+            manifest records the choice (``"history"``).
+        item_data : pandas.DataFrame, optional
+            Item side data indexed by raw item id (columns such as ``title``,
+            ``genres``; values str, int, float, None or lists of str). Rows for items
+            the model does not know are left out. Stored as ``item_data.json`` and read
+            back with :func:`recseek.persistence.read_item_data`.
+        """
         from ..persistence import save_model
 
-        return save_model(self, path)
+        return save_model(self, path, include_history=include_history, item_data=item_data)
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
-        """Load a model saved with :meth:`save`."""
+        """Load a model saved with :meth:`save`; every file is verified and the state
+        checked against the declaration before the model is built."""
         from ..persistence import load_model
 
         model = load_model(path)
@@ -381,6 +659,13 @@ class RatingPredictor(Recommender):
     """
 
     task: ClassVar[str] = "rating"
+    state: ClassVar[dict[str, StateSpec]] = {
+        "rating_min_": Scalar(float),
+        "rating_max_": Scalar(float),
+        "global_mean_": Scalar(float),
+        "user_rated_": Array("bool", ("n_users",)),
+        "item_rated_": Array("bool", ("n_items",)),
+    }
 
     def fit(self, train: Interactions) -> Self:
         if isinstance(train, Interactions) and train.nnz:

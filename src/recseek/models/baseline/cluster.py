@@ -7,12 +7,14 @@ expected rating under the user's (item's) posterior group membership.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from .._params import Int
-from ..base import RatingPredictor
+from ..base import Array, RatingPredictor, StateSpec
 from ..registry import register
 
 
@@ -81,6 +83,9 @@ class UserCluster(_ClusterBase):
 
     name = "UserCluster"
     paper = "Ungar & Foster, Clustering Methods for Collaborative Filtering, AAAI Workshop 1998"
+    state: ClassVar[dict[str, StateSpec]] = {
+        "user_expected_": Array("float32", ("n_users",)),
+    }
 
     def _fit(self, train: Interactions) -> None:
         self.user_expected_ = self._expected(train.matrix)
@@ -104,6 +109,9 @@ class ItemCluster(_ClusterBase):
 
     name = "ItemCluster"
     paper = "Ungar & Foster, Clustering Methods for Collaborative Filtering, AAAI Workshop 1998"
+    state: ClassVar[dict[str, StateSpec]] = {
+        "item_expected_": Array("float32", ("n_items",)),
+    }
 
     def _fit(self, train: Interactions) -> None:
         self.item_expected_ = self._expected(sp.csr_array(train.matrix.T))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from ...data import Interactions
 from .._params import Float
-from ..base import RatingPredictor, Recommender
+from ..base import Array, RatingPredictor, Recommender, Scalar, StateSpec
 from ..registry import register
 
 
@@ -42,6 +44,9 @@ class RandomGuess(RatingPredictor):
     name = "RandomGuess"
     family = "baseline"
     paper = "JStarCraft RNS benchmark baseline"
+    state: ClassVar[dict[str, StateSpec]] = {
+        "seed_": Scalar(int),
+    }
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
@@ -69,6 +74,9 @@ class MostPopular(Recommender):
     name = "MostPopular"
     family = "baseline"
     paper = "JStarCraft RNS benchmark baseline (popularity)"
+    state: ClassVar[dict[str, StateSpec]] = {
+        "popularity_": Array("float32", ("n_items",)),
+    }
 
     def __init__(self) -> None:
         pass
@@ -103,6 +111,9 @@ class ConstantGuess(RatingPredictor):
     family = "baseline"
     paper = "JStarCraft RNS benchmark baseline"
     rules = {"constant": Float(none_ok=True)}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "constant_": Scalar(float),
+    }
 
     def __init__(self, constant: float | None = None) -> None:
         self.constant = constant
@@ -156,6 +167,9 @@ class UserAverage(RatingPredictor):
     name = "UserAverage"
     family = "baseline"
     paper = "JStarCraft RNS benchmark baseline"
+    state: ClassVar[dict[str, StateSpec]] = {
+        "user_mean_": Array("float32", ("n_users",)),
+    }
 
     def __init__(self) -> None:
         pass
@@ -184,6 +198,9 @@ class ItemAverage(RatingPredictor):
     name = "ItemAverage"
     family = "baseline"
     paper = "JStarCraft RNS benchmark baseline"
+    state: ClassVar[dict[str, StateSpec]] = {
+        "item_mean_": Array("float32", ("n_items",)),
+    }
 
     def __init__(self) -> None:
         pass

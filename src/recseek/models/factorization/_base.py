@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
-from ..base import RatingPredictor
+from ..base import Array, RatingPredictor, Scalar, StateSpec
 
 
 def training_arrays(train: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -46,6 +46,13 @@ class LatentRatingModel(RatingPredictor):
     family: ClassVar[str] = "factorization"
     #: Whether fold-in estimates a user bias too (models with biases).
     fold_in_bias: ClassVar[bool] = True
+    state: ClassVar[dict[str, StateSpec]] = {
+        "user_factors_": Array("float32", ("n_users", "factors")),
+        "item_factors_": Array("float32", ("n_items", "factors")),
+        "user_bias_": Array("float32", ("n_users",)),
+        "item_bias_": Array("float32", ("n_items",)),
+        "global_bias_": Scalar(float),
+    }
 
     # ------------------------------------------------------------ scoring
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from ...errors import DataError, ParameterError
-from ..base import Recommender
+from ..base import Array, Recommender, StateSpec
 
 #: Below this much work per sweep (stored interactions x factors), kernels run on one
 #: thread: starting and joining threads would cost more than the sweep itself.
@@ -19,6 +21,10 @@ class FactorModel(Recommender):
 
     family = "factorization"
     divergence_hint = "raise reg, or lower alpha where the model has one"
+    state: ClassVar[dict[str, StateSpec]] = {
+        "user_factors_": Array("float32", ("n_users", "factors")),
+        "item_factors_": Array("float32", ("n_items", "factors")),
+    }
 
     def fit(self, train: Interactions):  # noqa: D102 - see Recommender.fit
         nnz = train.nnz if isinstance(train, Interactions) else 0

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from .._params import Float, Int
+from ..base import Array, StateSpec
 from ..registry import register
 from ._base import LatentRatingModel, init_normal
 
@@ -50,6 +53,10 @@ class NMF(LatentRatingModel):
     paper = "Lee & Seung. Algorithms for Non-negative Matrix Factorization. NIPS 2001"
     test_params = {"factors": 8, "epochs": 10}
     fold_in_bias = False
+    state: ClassVar[dict[str, StateSpec]] = {
+        "cold_users_": Array("bool", ("n_users",)),
+        "cold_items_": Array("bool", ("n_items",)),
+    }
 
     def __init__(self, factors: int = 100, epochs: int = 10, reg: float = 0.02, seed: int | None = 0,
                  verbose: bool = False) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from ...data import Interactions
 from .._params import Float, Int
+from ..base import Array, StateSpec
 from ..registry import register
 from ._base import LatentRatingModel, init_normal
 
@@ -70,6 +73,11 @@ class BPMF(LatentRatingModel):
              "beta0": Float(lo=0.0, lo_open=True), "wishart_scale": Float(lo=0.0, lo_open=True)}
     test_params = {"factors": 5, "epochs": 12, "burn_in": 4, "samples": 4}
     fold_in_bias = False
+    state: ClassVar[dict[str, StateSpec]] = {
+        # one block of factors per kept sample, concatenated
+        "user_factors_": Array("float32", ("n_users", "width")),
+        "item_factors_": Array("float32", ("n_items", "width")),
+    }
 
     def __init__(self, factors: int = 10, epochs: int = 60, burn_in: int = 20, samples: int = 10,
                  precision: float = 2.0, beta0: float = 2.0, wishart_scale: float = 1.0, seed: int | None = 0,

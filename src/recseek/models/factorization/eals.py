@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from ...errors import DataError
 from .._params import Choice, Float, UsedWhen
+from ..base import Array, StateSpec
 from ..registry import register
-from ._implicit import FactorModel, balanced_chunks, confidence_weights, csr_parts, gram, implicit_values, max_row, n_chunks
+from ._implicit import (
+    FactorModel,
+    balanced_chunks,
+    confidence_weights,
+    csr_parts,
+    gram,
+    implicit_values,
+    max_row,
+    n_chunks,
+)
 
 
 @register
@@ -60,6 +72,9 @@ class EALS(FactorModel):
         "init_std": Float(lo=0.0),
     }
     test_params = {"factors": 8, "epochs": 5}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "missing_weights_": Array("float32", ("n_items",)),
+    }
 
     def __init__(
         self,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from .._params import Float, Int
-from ..base import Recommender
+from ..base import Array, Recommender, Sparse, StateSpec
 from ..registry import register
 
 
@@ -16,6 +18,12 @@ class _FISM(Recommender):
     paper = "Kabbur, Ning, Karypis. FISM: factored item similarity models for top-N recommender systems. KDD 2013"
     rules = {"negatives": Int(lo=1), "reg_bias": Float(lo=0.0), "alpha": Float(lo=0.0, hi=1.0), "init_std": Float(lo=0.0)}
     pairwise = False
+    state: ClassVar[dict[str, StateSpec]] = {
+        "context_factors_": Array("float32", ("n_items", "factors")),
+        "item_factors_": Array("float32", ("n_items", "factors")),
+        "item_bias_": Array("float32", ("n_items",)),
+        "user_items_": Sparse(("n_users", "n_items")),
+    }
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ users) without ratings are still predicted from their side features.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from ...data import Interactions
 from ...errors import ParameterError
 from .._params import Float
+from ..base import Array, Scalar, StateSpec
 from ..registry import register
 from ._base import LatentRatingModel, init_normal, training_arrays
 
@@ -107,6 +108,15 @@ class _SideFeatureFM(LatentRatingModel):
     Subclasses train the ids-only machine in ``_fit_ids`` and the machine over the feature
     rows built by :meth:`_feature_rows` in ``_fit_features``, then call :meth:`_fold`.
     """
+    state: ClassVar[dict[str, StateSpec]] = {
+        # side features widen the folded factors (FFM: one block per field pair)
+        "user_factors_": Array("float32", ("n_users", "width")),
+        "item_factors_": Array("float32", ("n_items", "width")),
+        "side_features_": Scalar(bool),
+        "feature_weights_": Array("float32", ("n_features",), optional=True),
+        "feature_factors_": Array("float32", ("n_features", "n_latent_fields", "factors"), optional=True),
+        "feature_fields_": Array("int64", ("n_features",), optional=True),
+    }
 
     def _fit(self, train: Interactions) -> None:
         explicit = not isinstance(self.features, str)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from .._params import Float, Int
-from ..base import RatingPredictor
+from ..base import Array, RatingPredictor, Sparse, StateSpec
 from ..registry import register
 
 _SQRT2 = np.sqrt(2.0)
@@ -39,6 +41,12 @@ class IRRG(RatingPredictor):
     paper = "Zhao, Guo, Zhang, Lu, Zhao. Exploiting implicit item relationships for recommender systems. UMAP 2015"
     rules = {"reliability": Float(lo=0.0), "init_range": Float(lo=0.0), "neighbors": Int(lo=1)}
     test_params = {"factors": 4, "epochs": 20}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "item_rules_": Sparse(("n_items", "n_items")),
+        "group_rules_": Array("float32", ("n_group_rules", 4)),
+        "user_factors_": Array("float32", ("n_users", "factors")),
+        "item_factors_": Array("float32", ("n_items", "factors")),
+    }
 
     def __init__(
         self,

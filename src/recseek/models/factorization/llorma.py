@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from .._params import Float, Int
-from ..base import RatingPredictor
+from ..base import Array, RatingPredictor, Scalar, StateSpec
 from ..registry import register
 from ._base import init_normal, training_arrays
 
@@ -76,6 +78,17 @@ class LLORMA(RatingPredictor):
     }
     test_params = {"factors": 4, "epochs": 30, "learning_rate": 0.05, "anchors": 8, "global_factors": 8, "global_epochs": 30,
                    "global_learning_rate": 0.01, "init_std": 0.1}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "loss_": Scalar(float, finite=False),
+        "global_user_factors_": Array("float32", ("n_users", "global_factors")),
+        "global_item_factors_": Array("float32", ("n_items", "global_factors")),
+        "anchor_users_": Array("int64", ("n_anchors",), bounds="n_users"),
+        "anchor_items_": Array("int64", ("n_anchors",), bounds="n_items"),
+        "user_weights_": Array("float32", ("n_anchors", "n_users")),
+        "item_weights_": Array("float32", ("n_anchors", "n_items")),
+        "user_factors_": Array("float32", ("n_anchors", "n_users", "factors")),
+        "item_factors_": Array("float32", ("n_anchors", "n_items", "factors")),
+    }
 
     def __init__(self, factors: int = 6, epochs: int = 200, learning_rate: float = 0.01, reg: float = 0.01,
                  anchors: int = 55, width: float = 0.8, global_factors: int = 10, global_epochs: int = 200,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from ...data import Interactions
 from .._params import Float
+from ..base import Scalar, StateSpec
 from ..registry import register
 from ._base import LatentRatingModel, init_normal, training_arrays
 
@@ -25,6 +28,9 @@ class _SGDFactorization(LatentRatingModel):
     """Shared SGD training loop of BiasedMF and PMF."""
 
     use_bias = True
+    state: ClassVar[dict[str, StateSpec]] = {
+        "loss_": Scalar(float, finite=False),
+    }
 
     def _fit(self, train: Interactions) -> None:
         from ._sgd import mf_epoch

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from .._params import Bool, Float, Int
-from ..base import Recommender
+from ..base import Array, Recommender, StateSpec
 from ..registry import register
 
 
@@ -33,6 +35,10 @@ class PRankD(Recommender):
     rules = {"sim_filter": Float(lo=0.0), "binary": Bool(), "init_std": Float(lo=0.0),
              "neighbors": Int(lo=1)}
     test_params = {"factors": 8, "epochs": 20}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "user_factors_": Array("float32", ("n_users", "factors")),
+        "item_factors_": Array("float32", ("n_items", "factors")),
+    }
 
     def __init__(
         self,

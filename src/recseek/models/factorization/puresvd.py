@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from ...errors import ParameterError
 from .._params import Bool
-from ..base import Recommender
+from ..base import Array, Recommender, StateSpec
 from ..registry import register
 
 
@@ -28,6 +30,11 @@ class PureSVD(Recommender):
     paper = "Cremonesi, Koren, Turrin. Performance of recommender algorithms on top-N recommendation tasks. RecSys 2010"
     rules = {"binary": Bool()}
     test_params = {"factors": 5}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "singular_values_": Array("float32", ("rank",)),
+        "item_factors_": Array("float32", ("n_items", "rank")),
+        "user_factors_": Array("float32", ("n_users", "rank")),
+    }
 
     def __init__(self, factors: int = 50, binary: bool = False, seed: int = 0) -> None:
         self.factors = factors

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from .._params import Float
+from ..base import Array, Scalar, StateSpec
 from ..registry import register
 from ._base import LatentRatingModel, init_normal
 from .mf import sgd_chunks
@@ -25,6 +28,10 @@ def _inner_shuffle(rng: np.random.Generator, indptr: np.ndarray) -> np.ndarray:
 
 class _ImplicitSGD(LatentRatingModel):
     """Training loop shared by SVD++ and asymmetric SVD (per-user SGD passes)."""
+    state: ClassVar[dict[str, StateSpec]] = {
+        "loss_": Scalar(float, finite=False),
+        "implicit_factors_": Array("float32", ("n_items", "factors")),
+    }
 
     def _breg(self) -> np.float32:
         return np.float32(self.reg if self.reg_bias is None else self.reg_bias)
@@ -71,6 +78,9 @@ class SVDPlusPlus(_ImplicitSGD):
              "KDD 2008")
     rules = {"reg_bias": Float(lo=0.0, none_ok=True), "reg_implicit": Float(lo=0.0), "init_std": Float(lo=0.0)}
     test_params = {"factors": 8, "epochs": 8}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "free_user_factors_": Array("float32", ("n_users", "factors")),
+    }
 
     def __init__(self, factors: int = 20, epochs: int = 12, learning_rate: float = 0.007, reg: float = 0.02,
                  reg_bias: float | None = 0.01, reg_implicit: float = 0.001, init_std: float = 0.1,
@@ -152,6 +162,9 @@ class ASVDPlusPlus(_ImplicitSGD):
              "KDD 2008")
     rules = {"reg_bias": Float(lo=0.0, none_ok=True), "init_std": Float(lo=0.0)}
     test_params = {"factors": 8, "epochs": 8}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "explicit_factors_": Array("float32", ("n_items", "factors")),
+    }
 
     def __init__(self, factors: int = 20, epochs: int = 20, learning_rate: float = 0.01, reg: float = 0.02,
                  reg_bias: float | None = 0.01, init_std: float = 0.05, seed: int | None = 0,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -9,6 +11,7 @@ from ...data import Interactions
 from ...data._interactions import build_csr
 from ...errors import DataError, NotFittedError, ParameterError
 from .._params import Float, Int
+from ..base import Array, StateSpec
 from ..registry import register
 from ._implicit import FactorModel, balanced_chunks, confidence_weights, csr_parts, gram, implicit_values, n_chunks
 
@@ -57,6 +60,10 @@ class WRMF(FactorModel):
              "Feedback Collaborative Filtering, RecSys 2011")
     rules = {"cg_steps": Int(lo=0), "init_std": Float(lo=0.0), "reg": Float(lo=0.0)}
     test_params = {"factors": 8, "epochs": 5}
+    state: ClassVar[dict[str, StateSpec]] = {
+        # training values aligned with seen_ (incremental training only)
+        "values_": Array("float32", ("n_seen",), history=True),
+    }
 
     def __init__(
         self,
@@ -159,6 +166,7 @@ class WRMF(FactorModel):
         """
         if not hasattr(self, "seen_"):
             raise NotFittedError(f"{self.display_name} is not fitted yet; call fit first")
+        self._require_history("partial_fit")
         if not isinstance(new, Interactions):
             raise DataError(f"{self.display_name}.partial_fit expects Interactions, got {type(new).__name__}")
         if duplicates not in ("sum", "last", "max"):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from ...errors import ParameterError
 from .._params import Bool, Float
-from ..base import Recommender
+from ..base import Array, Recommender, Sparse, StateSpec
 from ..registry import register
 
 
@@ -37,6 +39,10 @@ class EASE(Recommender):
     paper = "Steck. Embarrassingly shallow autoencoders for sparse data. WWW 2019"
     rules = {"reg": Float(lo=0.0, lo_open=True), "binary": Bool()}
     test_params = {"reg": 10.0}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "weights_": Array("float32", ("n_items", "n_items")),
+        "user_items_": Sparse(("n_users", "n_items")),
+    }
 
     def __init__(self, reg: float = 250.0, binary: bool = True, max_items: int = 50_000) -> None:
         self.reg = reg

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from .._params import Float
-from ..base import RatingPredictor
+from ..base import Array, RatingPredictor, StateSpec
 from ..registry import register
 
 
@@ -47,6 +49,13 @@ class RFRec(RatingPredictor):
              "based on rating frequencies. IEEE CEC 2011")
     rules = {"reg_user": Float(lo=0.0), "reg_item": Float(lo=0.0)}
     test_params = {"epochs": 3}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "levels_": Array("float32", ("n_levels",)),
+        "user_estimate_": Array("float32", ("n_users",)),
+        "item_estimate_": Array("float32", ("n_items",)),
+        "user_weight_": Array("float32", ("n_users",)),
+        "item_weight_": Array("float32", ("n_items",)),
+    }
 
     def __init__(self, epochs: int = 10, reg_user: float = 10.0, reg_item: float = 10.0) -> None:
         self.epochs = epochs

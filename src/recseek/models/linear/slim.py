@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from .._params import Bool, Float, Int
-from ..base import Recommender
+from ..base import Recommender, Sparse, StateSpec
 from ..registry import register
 
 
@@ -31,6 +33,10 @@ class SLIM(Recommender):
     rules = {"reg_l1": Float(lo=0.0), "reg": Float(lo=0.0), "tol": Float(lo=0.0),
              "binary": Bool(), "positive": Bool(), "neighbors": Int(lo=1)}
     test_params = {"neighbors": 10, "epochs": 10}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "weights_": Sparse(("n_items", "n_items")),
+        "user_items_": Sparse(("n_users", "n_items")),
+    }
 
     def __init__(
         self,

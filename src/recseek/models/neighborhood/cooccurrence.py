@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from .._params import Bool, Int
-from ..base import RatingPredictor, Recommender
+from ..base import RatingPredictor, Recommender, Sparse, StateSpec
 from ..registry import register
 
 
@@ -45,6 +47,11 @@ class SlopeOne(RatingPredictor):
     name = "SlopeOne"
     family = "neighborhood"
     paper = "Lemire, Maclachlan. Slope One predictors for online rating-based collaborative filtering. SDM 2005"
+    state: ClassVar[dict[str, StateSpec]] = {
+        "deviations_": Sparse(("n_items", "n_items"), "float64"),
+        "counts_": Sparse(("n_items", "n_items"), "float64"),
+        "user_items_": Sparse(("n_users", "n_items"), "float64"),
+    }
 
     def __init__(self) -> None:
         pass
@@ -94,6 +101,10 @@ class AssociationRule(Recommender):
     paper = ("Lin, Alvarez, Ruiz. Efficient adaptive-support association rule mining for recommender "
              "systems. Data Mining and Knowledge Discovery 2002")
     rules = {"neighbors": Int(lo=1, none_ok=True), "binary": Bool()}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "confidence_": Sparse(("n_items", "n_items")),
+        "user_items_": Sparse(("n_users", "n_items")),
+    }
 
     def __init__(self, neighbors: int | None = None, shrinkage: float = 0.0, binary: bool = True) -> None:
         self.neighbors = neighbors

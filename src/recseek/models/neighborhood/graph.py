@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from .._params import Bool, Float
-from ..base import Recommender
+from ..base import Recommender, Sparse, StateSpec
 from ..registry import register
 
 
@@ -45,6 +47,10 @@ class RP3beta(Recommender):
              "recommendations for interactive applications. ACM TiiS 2017")
     rules = {"alpha": Float(lo=0.0, lo_open=True), "beta": Float(lo=0.0), "normalize": Bool()}
     test_params = {"neighbors": 10}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "similarity_": Sparse(("n_items", "n_items")),
+        "user_items_": Sparse(("n_users", "n_items")),
+    }
 
     def __init__(self, neighbors: int = 100, alpha: float = 1.0, beta: float = 0.5, normalize: bool = False) -> None:
         self.neighbors = neighbors

@@ -9,12 +9,14 @@ similar neighbours that rated the target (Koren 2010; the Surprise convention).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from .._params import Bool, Choice, Float, Int, UsedWhen
-from ..base import RatingPredictor, Recommender
+from ..base import Array, RatingPredictor, Recommender, Sparse, StateSpec
 from ..registry import register
 from ._similarity import WEIGHTINGS, apply_weighting, idf_weights
 
@@ -51,6 +53,9 @@ class _RankingKNN(Recommender):
         "binary": Bool(),
     }
     test_params = {"neighbors": 10}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "user_items_": Sparse(("n_users", "n_items")),
+    }
 
     def __init__(
         self,
@@ -93,6 +98,9 @@ class ItemKNNRanking(_RankingKNN):
 
     name = "ItemKNNRanking"
     paper = "Sarwar, Karypis, Konstan, Riedl. Item-based collaborative filtering recommendation algorithms. WWW 2001"
+    state: ClassVar[dict[str, StateSpec]] = {
+        "similarity_": Sparse(("n_items", "n_items")),
+    }
 
     def _fit(self, train: Interactions) -> None:
         from ._similarity import pairwise_topk
@@ -139,6 +147,9 @@ class UserKNNRanking(_RankingKNN):
 
     name = "UserKNNRanking"
     paper = "Resnick, Iacovou, Suchak, Bergstrom, Riedl. GroupLens: an open architecture for collaborative filtering of netnews. CSCW 1994"
+    state: ClassVar[dict[str, StateSpec]] = {
+        "similarity_": Sparse(("n_users", "n_users")),
+    }
 
     def _fit(self, train: Interactions) -> None:
         from ._similarity import pairwise_topk
@@ -177,6 +188,11 @@ class _RatingKNN(RatingPredictor):
 
     family = "neighborhood"
     user_based = False
+    state: ClassVar[dict[str, StateSpec]] = {
+        "user_bias_": Array("float32", ("n_users",)),
+        "item_bias_": Array("float32", ("n_items",)),
+        "residuals_": Sparse(("n_users", "n_items")),
+    }
 
     def _baselines(self, train: Interactions) -> tuple[np.ndarray, np.ndarray]:
         """User and item offsets from the global mean: ``b_ui = mu + b_u + b_i``."""
@@ -303,6 +319,9 @@ class ItemKNNRating(_RatingKNN):
     rules = _KNN_RATING_RULES
     test_params = {"neighbors": 10}
     user_based = False
+    state: ClassVar[dict[str, StateSpec]] = {
+        "similarity_": Sparse(("n_items", "n_items")),
+    }
 
     def __init__(self, neighbors: int = 50, shrinkage: float = 0.0, similarity: str = "pearson", min_k: int = 1) -> None:
         self.neighbors = neighbors
@@ -333,6 +352,9 @@ class UserKNNRating(_RatingKNN):
     rules = _KNN_RATING_RULES
     test_params = {"neighbors": 10}
     user_based = True
+    state: ClassVar[dict[str, StateSpec]] = {
+        "similarity_": Sparse(("n_users", "n_users")),
+    }
 
     def __init__(self, neighbors: int = 50, shrinkage: float = 0.0, similarity: str = "pearson", min_k: int = 1) -> None:
         self.neighbors = neighbors
@@ -371,6 +393,10 @@ class KNNBaseline(_RatingKNN):
     rules = {"min_k": Int(lo=1), "reg_user": Float(lo=0.0), "reg_item": Float(lo=0.0),
              "baseline_epochs": Int(lo=1), "user_based": Bool(), "min_support": Int(lo=1)}
     test_params = {"neighbors": 10}
+    state: ClassVar[dict[str, StateSpec]] = {
+        # item-item, or user-user when user_based
+        "similarity_": Sparse(("n_neighbours", "n_neighbours")),
+    }
 
     def __init__(
         self,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from .._params import Float
-from ..base import RatingPredictor
+from ..base import Array, RatingPredictor, Sparse, StateSpec
 from ..registry import register
 
 
@@ -37,6 +39,11 @@ class PersonalityDiagnosis(RatingPredictor):
     paper = ("Pennock, Horvitz, Lawrence, Giles. Collaborative filtering by personality diagnosis: "
              "a hybrid memory- and model-based approach. UAI 2000")
     rules = {"sigma": Float(lo=0.0, lo_open=True)}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "levels_": Array("float64", ("n_levels",)),
+        "user_items_": Sparse(("n_users", "n_items"), "float64"),
+        "level_sums_": Array("float64", ("n_levels", "n_items")),
+    }
 
     def __init__(self, sigma: float = 2.0) -> None:
         self.sigma = sigma

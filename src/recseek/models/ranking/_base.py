@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from ...data._interactions import Interactions
 from ...errors import DataError
 from .._params import Choice, Float, Int
-from ..base import Recommender
+from ..base import Array, Recommender, StateSpec
 
 #: Rules shared by the models of this package.
 COMMON_RULES: dict[str, Any] = {
@@ -36,6 +36,11 @@ class FactorRanker(Recommender):
     #: Fold-in: BPR steps per interaction of the new user and their learning rate.
     fold_in_steps: ClassVar[int] = 150
     fold_in_learning_rate: ClassVar[float] = 0.05
+    state: ClassVar[dict[str, StateSpec]] = {
+        "user_factors_": Array("float32", ("n_users", "factors")),
+        "item_factors_": Array("float32", ("n_items", "factors")),
+        "item_bias_": Array("float32", ("n_items",)),
+    }
 
     # ------------------------------------------------------------ helpers
     def _rng(self) -> np.random.Generator:

@@ -121,7 +121,7 @@ class BPR(_BPRFamily):
         ``epochs``, at least 1) passes are run over the new records only, with negatives
         rejected against each user's full history.
         """
-        self._check_fitted()
+        self._require_history("partial_fit")
         if not isinstance(new_interactions, Interactions):
             raise DataError(f"BPR.partial_fit expects Interactions, got {type(new_interactions).__name__}")
         if new_interactions.nnz == 0:

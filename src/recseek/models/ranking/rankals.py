@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from ...data import Interactions
 from ...errors import DataError
 from .._params import Bool, Float
-from ..registry import register
+from ..base import Array, StateSpec
 from ..factorization._implicit import FactorModel, csr_parts, gram, implicit_values
+from ..registry import register
 
 
 @register
@@ -45,6 +48,9 @@ class RankALS(FactorModel):
     paper = "G. Takacs, D. Tikk: Alternating Least Squares for Personalized Ranking, RecSys 2012"
     rules = {"support_weight": Bool(), "init_std": Float(lo=0.0), "reg": Float(lo=0.0, lo_open=True)}
     test_params = {"factors": 8, "epochs": 4}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "support_": Array("float32", ("n_items",)),
+    }
 
     def __init__(
         self,
