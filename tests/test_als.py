@@ -9,14 +9,14 @@ import scipy.sparse as sp
 from recseek.data import Interactions
 from recseek.errors import DataError, ParameterError, TrainingError
 from recseek.models import registry
+from recseek.models.base import Recommender
 from recseek.models.factorization import _implicit as _base
 from recseek.models.factorization import _implicit_kernels as K
 from recseek.models.factorization._implicit import gram
 from recseek.models.factorization.eals import EALS
 from recseek.models.factorization.ialspp import IALSPlusPlus
-from recseek.models.ranking.rankals import RankALS
 from recseek.models.factorization.wrmf import WRMF
-from recseek.models.base import Recommender
+from recseek.models.ranking.rankals import RankALS
 from recseek.testing.fixtures import holdout_last, ml100k_sample, synthetic
 
 
@@ -270,7 +270,7 @@ def test_deterministic_for_a_seed_and_any_thread_count(data: Interactions, monke
         ("IALSPlusPlus", {"block_size": 0}, "block_size"),
         ("IALSPlusPlus", {"reg_exponent": 2.0}, "reg_exponent"),
         ("IALSPlusPlus", {"unobserved_weight": -1.0}, "unobserved_weight"),
-        ("EALS", {"weighting": "random"}, "weighting"),
+        ("EALS", {"missing_weighting": "random"}, "missing_weighting"),
         ("EALS", {"missing_weight": -3.0}, "missing_weight"),
         ("RankALS", {"reg": 0.0}, "reg"),
         ("RankALS", {"support_weight": "yes"}, "support_weight"),
@@ -291,9 +291,9 @@ def test_negative_values_rejected(name: str) -> None:
 def test_divergence_detected(data: Interactions) -> None:
     # initial factors near the float32 limit overflow the Gram matrices: caught, naming the epoch
     # (eALS divides by the infinite cache and resets such coordinates to 0 instead)
-    for name in ("WRMF", "IALSPlusPlus", "RankALS"):
+    for name, init in (("WRMF", "init_std"), ("IALSPlusPlus", "init_scale"), ("RankALS", "init_std")):
         with pytest.raises(TrainingError, match="epoch 0"):
-            registry.create(name, factors=4, epochs=2, init_scale=1e25).fit(data)
+            registry.create(name, factors=4, epochs=2, **{init: 1e25}).fit(data)
 
 
 def test_confidence_overflow_names_alpha(data: Interactions) -> None:

@@ -24,7 +24,7 @@ SMALL = {
     "BPMF": {"factors": 5, "epochs": 30, "burn_in": 10, "samples": 5},
     "FMSGD": {"factors": 8, "epochs": 30},
     "FFM": {"factors": 8, "epochs": 30},
-    "FMALS": {"factors": 8, "epochs": 10, "reg": 1.0, "bias_reg": 1.0},
+    "FMALS": {"factors": 8, "epochs": 10, "reg": 1.0, "reg_bias": 1.0},
 }
 
 
@@ -90,7 +90,7 @@ def test_biased_mf_learns_exact_biases() -> None:
     u, i = np.meshgrid(np.arange(30), np.arange(20), indexing="ij")
     r = 3.0 + bu[u.ravel()] + bi[i.ravel()]
     data = Interactions.from_arrays(u.ravel(), i.ravel(), r)
-    model = create("BiasedMF", factors=2, epochs=200, reg=0.0, bias_reg=0.0, learning_rate=0.02,
+    model = create("BiasedMF", factors=2, epochs=200, reg=0.0, reg_bias=0.0, learning_rate=0.02,
                    init_std=0.01).fit(data)
     uu, ii, rr, _ = data.to_coo()
     np.testing.assert_allclose(model.predict(uu, ii), rr, atol=0.05)
@@ -150,7 +150,7 @@ def test_huge_learning_rate_is_reported(name: str) -> None:
         ("BiasedMF", {"factors": 0}),
         ("BiasedMF", {"reg": -1.0}),
         ("PMF", {"learning_rate": 0.0}),
-        ("SVDPlusPlus", {"implicit_reg": -0.1}),
+        ("SVDPlusPlus", {"reg_implicit": -0.1}),
         ("CCD", {"inner": 0}),
         ("BPMF", {"burn_in": 50, "epochs": 10}),
         ("BPMF", {"precision": 0.0}),

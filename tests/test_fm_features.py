@@ -57,7 +57,7 @@ def test_encode_column_one_hot_multi_hot_and_deciles() -> None:
 
 
 TRAIN = {"FMSGD": {"epochs": 40, "learning_rate": 0.05}, "FFM": {"epochs": 40, "learning_rate": 0.05},
-         "FMALS": {"epochs": 20, "reg": 1.0, "bias_reg": 1.0}}
+         "FMALS": {"epochs": 20, "reg": 1.0, "reg_bias": 1.0}}
 
 
 @pytest.mark.parametrize("name", ["FMSGD", "FFM", "FMALS"])

@@ -61,7 +61,7 @@ def test_puresvd_too_many_factors(data):
 
 def test_slim_satisfies_optimality_conditions(data):
     l1, l2 = 0.5, 2.0
-    model = SLIM(neighbors=data.n_items, l1_reg=l1, l2_reg=l2, epochs=500, tol=1e-9).fit(data)
+    model = SLIM(neighbors=data.n_items, reg_l1=l1, reg=l2, epochs=500, tol=1e-9).fit(data)
     w = model.weights_.toarray().astype(np.float64)
     x = _binary(data)
     g = x.T @ x
@@ -82,7 +82,7 @@ def test_slim_candidates_limit_nonzeros(data):
 
 
 def test_slim_unconstrained_allows_negative_weights(data):
-    model = SLIM(neighbors=data.n_items, l1_reg=0.0, l2_reg=1.0, positive=False).fit(data)
+    model = SLIM(neighbors=data.n_items, reg_l1=0.0, reg=1.0, positive=False).fit(data)
     assert (model.weights_.data < 0).any()
 
 
@@ -91,7 +91,7 @@ def test_slim_unconstrained_allows_negative_weights(data):
     [
         ("EASE", {"reg": 0.0}, "reg"),
         ("EASE", {"reg": -5.0}, "reg"),
-        ("SLIM", {"l1_reg": -1.0}, "l1_reg"),
+        ("SLIM", {"reg_l1": -1.0}, "reg_l1"),
         ("SLIM", {"neighbors": 0}, "neighbors"),
         ("PureSVD", {"factors": 0}, "factors"),
     ],
