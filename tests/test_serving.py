@@ -107,7 +107,8 @@ def _model(store, version="1"):
 # ---------------------------------------------------------------- health, docs, metrics
 def test_health_and_docs(live):
     _, c = live
-    assert c.get("/ping").json() == {"status": "Healthy"}
+    assert c.get("/ping").json() == {"health": "healthy!",
+                                     "models": {"docs/1": "READY", "mf/1": "READY", "pop/1": "READY"}}
     assert c.get("/v2/health/live").json() == {"live": True}
     r = c.get("/v2/health/ready")
     assert r.status_code == 200 and r.json() == {"ready": True}
@@ -184,28 +185,28 @@ def test_recommend_bad_input(live, params, status, text):
     _, c = live
     r = c.get("/recommend/mf", params=params)
     assert r.status_code == status, r.text
-    assert text in r.json()["error"]
+    assert text in r.json()["message"]
 
 
 def test_unknown_model_and_wrong_kind(live):
     _, c = live
     r = c.get("/recommend/nothing", params={"user": 1})
-    assert r.status_code == 404 and "no model named 'nothing'" in r.json()["error"]
+    assert r.status_code == 404 and "no model named 'nothing'" in r.json()["message"]
     r = c.get("/recommend/docs", params={"user": 1})
-    assert r.status_code == 404 and "search index, not a model" in r.json()["error"]
+    assert r.status_code == 404 and "search index, not a model" in r.json()["message"]
     r = c.post("/search/mf", json={"query": "space"})
-    assert r.status_code == 404 and "a model, not a search index" in r.json()["error"]
+    assert r.status_code == 404 and "a model, not a search index" in r.json()["message"]
 
 
 def test_recommend_post_bad_bodies(live):
     _, c = live
     assert c.post("/recommend/mf", json={"users": []}).status_code == 422
     r = c.post("/recommend/mf", json={"users": [1], "colour": "red"})
-    assert r.status_code == 422 and "colour" in r.json()["error"]
+    assert r.status_code == 422 and "colour" in r.json()["message"]
     r = c.post("/recommend/mf", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422
     r = c.post("/recommend/mf", json={"users": [1, "ghost"]})
-    assert r.status_code == 404 and "ghost" in r.json()["error"]
+    assert r.status_code == 404 and "ghost" in r.json()["message"]
     r = c.post("/recommend/mf", json={"users": [1], "filter": {"genre": [{"x": 1}]}})
     assert r.status_code == 422
 
@@ -220,7 +221,7 @@ def test_similar_items(live, store):
     assert [x["item"] for x in r.json()["items"]] == model.items_.lookup(expected.ids[0]).tolist()
     assert c.get("/similar-items/mf", params={"item": 999}).status_code == 404
     r = c.get("/similar-items/pop", params={"item": 4})
-    assert r.status_code == 400 and "MostPopular" in r.json()["error"]
+    assert r.status_code == 400 and "MostPopular" in r.json()["message"]
 
 
 def test_predict_rating(live, store):
@@ -239,7 +240,7 @@ def test_predict_rating(live, store):
     assert c.post("/predict-rating/mf", json={"user": 3}).status_code == 422
     assert c.post("/predict-rating/mf", json={"user": 3, "items": [0], "pairs": []}).status_code == 422
     r = c.post("/predict-rating/pop", json={"user": 3, "items": [0]})
-    assert r.status_code == 400 and "does not predict ratings" in r.json()["error"]
+    assert r.status_code == 400 and "does not predict ratings" in r.json()["message"]
 
 
 # ---------------------------------------------------------------- search
@@ -289,14 +290,15 @@ def test_predictions_route(live):
 # ---------------------------------------------------------------- security
 def test_auth_required_for_management_and_feedback(live):
     _, c = live
-    for method, path in [("get", "/models"), ("get", "/models/mf"), ("post", "/models?name=mf&version=2"),
+    for method, path in [("get", "/models"), ("get", "/models/mf"), ("post", "/models?url=mf/2"),
                          ("put", "/models/mf?batch_size=4"), ("delete", "/models/mf/1"),
-                         ("put", "/models/mf/1/set-default"), ("post", "/models/mf/retrain")]:
+                         ("put", "/models/mf/1/set-default"), ("post", "/models/mf/retrain"),
+                         ("get", "/feedback"), ("delete", "/feedback?user=a"), ("delete", "/feedback/1")]:
         r = getattr(c, method)(path)
         assert r.status_code == 401, (method, path)
         assert r.headers["www-authenticate"] == "Bearer"
         r = getattr(c, method)(path, headers={"Authorization": "Bearer wrong"})
-        assert r.status_code == 401 and "not valid" in r.json()["error"]
+        assert r.status_code == 401 and "not valid" in r.json()["message"]
     r = c.post("/feedback", json={"user": "a", "item": 1})
     assert r.status_code == 401
     assert c.get("/models", headers=AUTH).status_code == 200
@@ -306,7 +308,7 @@ def test_body_size_limit(store, tmp_path):
     app = create_app(make_config(store, tmp_path / "f.db", max_body_bytes=200))
     with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
         r = c.post("/recommend/mf", json={"users": list(range(100))})
-        assert r.status_code == 413 and "200 bytes" in r.json()["error"]
+        assert r.status_code == 413 and "200 bytes" in r.json()["message"]
 
         def chunks():
             yield b'{"users": ['
@@ -362,10 +364,13 @@ def test_pickled_model_is_refused(fresh, store):
         manifest = {"format_version": 1, "kind": "model", "model": "MostPopular", "params": {},
                     "files": {"arrays.npz": _sha256(bad / "arrays.npz")}}
         (bad / "manifest.json").write_text(json.dumps(manifest))
-        r = c.post("/models", params={"name": "evil", "version": "1"})
-        assert r.status_code == 422 and "without pickle" in r.json()["error"]
-        r = c.post("/models", params={"name": "..", "version": "1"})
-        assert r.status_code == 422 and "not a valid name" in r.json()["error"]
+        r = c.post("/models", params={"url": "evil/1"})
+        assert r.status_code == 422 and "pickle" in r.json()["message"], r.text
+        assert str(store[0]) not in r.text  # store-relative paths only
+        listed = {(m["modelName"], m["version"]): m for m in c.get("/models").json()["models"]}
+        assert listed[("evil", "1")]["status"] == "FAILED" and "pickle" in listed[("evil", "1")]["message"]
+        r = c.post("/models", params={"url": "../1"})
+        assert r.status_code == 422 and "not a valid name" in r.json()["message"]
     finally:
         import shutil
 
@@ -376,29 +381,34 @@ def test_pickled_model_is_refused(fresh, store):
 def test_management_lifecycle(fresh):
     _, c, _ = fresh
     listing = c.get("/models").json()
-    assert {m["name"] for m in listing["models"]} == {"mf", "pop", "docs"}
-    r = c.post("/models", params={"name": "mf", "version": "2", "batch_size": 8})
-    assert r.status_code == 200 and r.json()["default_version"] == "1"
-    assert c.post("/models", params={"name": "mf", "version": "2"}).status_code == 409
-    assert c.post("/models", params={"name": "mf", "version": "7"}).status_code == 404
-    assert c.post("/models", params={"name": "ghost"}).status_code == 404
-    assert c.post("/models", params={"name": "mf", "version": "3", "batch_size": 0}).status_code == 422
+    assert {(m["modelName"], m["version"], m["status"]) for m in listing["models"]} == {
+        ("mf", "1", "READY"), ("pop", "1", "READY"), ("docs", "1", "READY")}
+    r = c.post("/models", params={"url": "mf/2", "batch_size": 8})
+    assert r.status_code == 200 and r.json() == {"status": 'Model "mf" registered.', "modelName": "mf", "version": "2"}
+    assert c.post("/models", params={"url": "mf/2"}).status_code == 409
+    assert c.post("/models", params={"url": "mf/7"}).status_code == 404
+    assert c.post("/models", params={"model_name": "ghost"}).status_code == 404
+    assert c.post("/models", params={"url": "mf/3", "batch_size": 0}).status_code == 422
     desc = c.get("/models/mf").json()
-    assert [v["version"] for v in desc["versions"]] == ["1", "2"]
-    v2 = desc["versions"][1]
-    assert v2["batch_size"] == 8 and v2["workers"] == 1 and v2["queue_depth"] == 0 and v2["status"] == "ready"
+    assert [m["version"] for m in desc[0]["models"]] == ["1", "2"]
+    v2 = desc[0]["models"][1]
+    assert v2["batchSize"] == 8 and v2["requestInQueue"] == 0 and v2["status"] == "Healthy"
+    assert len(v2["workerGroups"][0]["workers"]) == 1 and v2["default"] is False
     assert c.get("/models/ghost").status_code == 404
     # scale
-    r = c.put("/models/mf/2", params={"min_worker": 2, "max_worker": 3, "max_batch_delay_ms": 1})
-    assert r.status_code == 200
-    v2 = r.json()["versions"][1]
-    assert (v2["min_worker"], v2["max_worker"], v2["workers"], v2["max_batch_delay_ms"]) == (2, 3, 2, 1.0)
-    assert c.put("/models/mf", params={"batch_size": 4}).json()["versions"][0]["batch_size"] == 4
+    r = c.put("/models/mf/2", params={"min_worker": 2, "max_worker": 3, "max_batch_delay": 1})
+    assert r.status_code == 200 and r.json() == {"status": "Worker updated"}
+    v2 = c.get("/models/mf/2").json()[0]["models"][0]
+    group = v2["workerGroups"][0]
+    assert (group["minWorkers"], group["maxWorkers"], len(group["workers"]), v2["maxBatchDelayMillis"]) == (2, 3, 2, 1.0)
+    assert c.put("/models/mf", params={"batch_size": 4}).status_code == 200
+    assert c.get("/models/mf/1").json()[0]["models"][0]["batchSize"] == 4
     assert c.put("/models/mf", params={"colour": 4}).status_code == 422
     assert c.put("/models/mf", params={"min_worker": 5, "max_worker": 2}).status_code == 422
     assert c.put("/models/mf", params={"batch_size": "x"}).status_code == 422
     # default version
-    assert c.put("/models/mf/2/set-default").json()["default_version"] == "2"
+    r = c.put("/models/mf/2/set-default")
+    assert r.json()["version"] == "2"
     assert c.get("/recommend/mf", params={"user": 1}).json()["version"] == "2"
     assert c.get("/recommend/mf", params={"user": 1, "version": "1"}).json()["version"] == "1"
     assert c.put("/models/mf/9/set-default").status_code == 404
@@ -406,11 +416,11 @@ def test_management_lifecycle(fresh):
     assert c.delete("/models/mf/1").json()["versions"] == ["1"]
     assert c.get("/recommend/mf", params={"user": 1, "version": "1"}).status_code == 404
     assert c.delete("/models/mf/1").status_code == 404
-    assert c.delete("/models/pop").json()["versions"] == ["1"]
+    assert c.delete("/models/pop").json() == {"status": 'Model "pop" unregistered', "versions": ["1"]}
     assert c.get("/recommend/pop", params={"user": 1}).status_code == 404
     # an index registers the same way
     assert c.delete("/models/docs").status_code == 200
-    assert c.post("/models", params={"name": "docs"}).json()["version"] == "1"
+    assert c.post("/models", params={"model_name": "docs"}).json()["version"] == "1"
     assert c.post("/search/docs", json={"query": "ocean"}).status_code == 200
 
 
@@ -435,7 +445,7 @@ def test_version_switch_under_load_drops_nothing(fresh):
         t.start()
     try:
         time.sleep(0.3)
-        assert c.post("/models", params={"name": "mf", "version": "2"}).status_code == 200
+        assert c.post("/models", params={"url": "mf/2"}).status_code == 200
         time.sleep(0.2)
         assert c.put("/models/mf/2/set-default").status_code == 200
         time.sleep(0.2)
@@ -477,9 +487,9 @@ def test_full_queue_answers_503_and_timeout_504(store, tmp_path):
         status = sorted(r.status_code for r in codes)
         assert 503 in status and 200 in status and 504 in status, status
         r503 = next(r for r in codes if r.status_code == 503)
-        assert r503.headers["retry-after"] == "1" and "overloaded" in r503.json()["error"]
+        assert r503.headers["retry-after"] == "1" and "overloaded" in r503.json()["message"]
         r504 = next(r for r in codes if r.status_code == 504)
-        assert "did not answer within 400 ms" in r504.json()["error"]
+        assert "did not answer within 400 ms" in r504.json()["message"]
         time.sleep(0.8)
         ep.batcher.execute = app.state.server.registry.resolve("mf").servable.execute
         with httpx.Client(base_url=srv.url) as c:
@@ -534,14 +544,16 @@ def test_batcher_overload_and_timeout_unit():
 
     async def scenario():
         ex = ThreadPoolExecutor(2)
-        b = Batcher("m", "1", execute, BatchSettings(batch_size=1, max_batch_delay_ms=0, max_queue=1),
+        b = Batcher("m", "1", execute, BatchSettings(batch_size=1, max_batch_delay_ms=0, max_queue=2),
                     executor=ex, timeout_s=0.3)
         b.start()
         f1 = b.submit("op", 1)
         await asyncio.sleep(0.02)  # f1 is executing
         f2 = b.submit("op", 2)
+        # max_queue counts requests waiting or running; a rejected request queues none of its jobs
         with pytest.raises(Overloaded):
-            b.submit("op", 3)
+            b.submit_many([("op", 3), ("op", 4)])
+        assert b.queue_depth == 1 and b.requests == 2
         assert await f1 == 1
         with pytest.raises(RequestTimeout):
             await f2
@@ -583,7 +595,8 @@ def test_feedback_fold_in_and_restart(store, tmp_path):
         assert rec["version"] == "3" and len(rec["items"]) == 5
         assert not {"1", "4"} & {x["item"] for x in rec["items"]}  # ids are text once users mix types
         desc = c.get("/models/mf").json()
-        assert desc["default_version"] == "3" and desc["versions"][-1]["users"] == 62
+        newest = desc[0]["models"][-1]
+        assert newest["version"] == "3" and newest["default"] and newest["users"] == 62
         assert c.post("/models/pop/retrain").status_code == 422
     import shutil
 
@@ -656,13 +669,33 @@ def test_config_file_and_environment(tmp_path):
         load_config(None, env={"RECSEEK_SERVE_PORT": "x"})
 
 
-def test_startup_fails_clearly_for_missing_model(store, tmp_path):
+def test_startup_skips_a_missing_model_and_the_cli_refuses_it(store, tmp_path):
+    """The server starts without a model it cannot load (shown failed); ``recseek serve`` refuses the config."""
     raw = {"store": {"models": str(store[0]), "feedback": f"sqlite:///{tmp_path / 'f.db'}"},
-           "models": [{"name": "absent"}]}
+           "models": [{"name": "absent"}, {"name": "pop"}]}
     app = create_app(parse_config(raw, tmp_path))
-    with pytest.raises(Exception, match="stopped during start-up"):
-        BackgroundServer(app).start(timeout=30)
+    with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        listed = {(m["modelName"], m["status"]) for m in c.get("/models").json()["models"]}
+        assert listed == {("absent", "FAILED"), ("pop", "READY")}
+        assert c.get("/recommend/pop", params={"user": 1}).status_code == 200
+    from click.testing import CliRunner
 
+    from recseek.cli import cli
+
+    items = store[1]
+    cases = [('name = "absent"', "has no versions of 'absent'"),
+             ('name = "mf"\nversion = "9"', "has no version '9'"),
+             (f'name = "mf"\nitem_data = "{items}.missing"', "item_data file"),
+             ]
+    for entry, text in cases:
+        toml = tmp_path / "serve.toml"
+        toml.write_text(f'[store]\nmodels = "{store[0]}"\nfeedback = "sqlite:///{tmp_path / "g.db"}"\n'
+                        f"[[models]]\n{entry}\n")
+        res = CliRunner().invoke(cli, ["serve", str(toml)])
+        assert res.exit_code == 2, (entry, res.output)
+        lines = [x for x in res.output.splitlines() if x.strip()]
+        assert lines[-1].startswith("error: ") and text in lines[-1], res.output
+        assert "Traceback" not in res.output
 
 
 def test_routed_recommend_equals_fast_path(store, tmp_path, live):

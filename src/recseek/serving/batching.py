@@ -13,9 +13,18 @@ running mean of a batch's compute time is below ``inline_below_ms``, batches run
 event loop itself, which saves two thread switches and the GIL hand-overs that would cost
 more than the batch (the first batch always runs in a thread, to measure it).
 
+Batches close early when waiting cannot help (adaptive batching): with a :class:`Load`
+shared by the server, a worker stops collecting as soon as the queue is empty and no
+other HTTP request is in progress that could still join the batch, so a lone client never
+waits out ``max_batch_delay_ms``, while concurrent clients still fill batches.
+
+The queue limit ``max_queue`` counts requests (DJL's ``job_queue_size``), waiting or
+running: a request for many users takes one place, and its jobs are queued together or
+not at all.
+
 ``min_worker`` workers always run; up to ``max_worker`` run while the queue holds more
-than a batch, extra ones stopping after one idle second. Closing a batcher drains it:
-queued requests are still answered before the workers stop.
+than a batch, extra ones stopping after ``max_idle_time`` idle seconds. Closing a batcher
+drains it: queued requests are still answered before the workers stop.
 """
 
 from __future__ import annotations
@@ -31,10 +40,24 @@ from ..errors import RecseekError
 from .config import BatchSettings
 from .metrics import Metrics
 
-__all__ = ["Batcher", "Job", "Overloaded", "RequestTimeout"]
+__all__ = ["Batcher", "Job", "Load", "Overloaded", "RequestTimeout"]
 
-#: Seconds an extra worker (beyond ``min_worker``) waits for work before it stops.
-EXTRA_WORKER_IDLE_S = 1.0
+
+class Load:
+    """Requests in the server: HTTP requests in progress and requests held by batchers.
+
+    Both counters change on the event loop only. When every request in progress already
+    sits in a batcher, nothing else can join a batch being collected.
+    """
+
+    __slots__ = ("http", "held")
+
+    def __init__(self) -> None:
+        self.http = 0
+        self.held = 0
+
+    def others_coming(self) -> bool:
+        return self.http > self.held
 
 
 class Overloaded(RecseekError):
@@ -71,7 +94,7 @@ class Batcher:
 
     def __init__(self, name: str, version: str, execute: Execute, settings: BatchSettings, *,
                  executor: Executor, metrics: Metrics | None = None, timeout_s: float = 5.0,
-                 inline_below_ms: float = 0.0) -> None:
+                 inline_below_ms: float = 0.0, load: Load | None = None) -> None:
         self.name = name
         self.version = version
         self.execute = execute
@@ -80,11 +103,14 @@ class Batcher:
         self.metrics = metrics
         self.timeout_s = timeout_s
         self.inline_below_ms = inline_below_ms
+        self.load = load
+        self._held = 0  # requests submitted and not yet fully answered
         self._cost_ms = float("inf")  # running mean of one batch's compute time
         self._labels = (name, version)
         self._queue: deque[Job] = deque()
         self._waiters: deque[asyncio.Future] = deque()
         self._workers: set[asyncio.Task] = set()
+        self._worker_started: dict[asyncio.Task, float] = {}
         self._busy = 0
         self._closing = False
         self._idle = asyncio.Event()
@@ -98,6 +124,11 @@ class Batcher:
         return len(self._queue)
 
     @property
+    def requests(self) -> int:
+        """Requests waiting or running (what ``max_queue`` limits)."""
+        return self._held
+
+    @property
     def workers(self) -> int:
         return len(self._workers)
 
@@ -108,8 +139,8 @@ class Batcher:
     def describe(self) -> dict[str, Any]:
         s = self.settings
         return {"batch_size": s.batch_size, "max_batch_delay_ms": s.max_batch_delay_ms, "max_queue": s.max_queue,
-                "min_worker": s.min_worker, "max_worker": s.max_worker, "workers": self.workers,
-                "queue_depth": self.queue_depth, "busy_workers": self._busy, "batches": self.batches}
+                "min_worker": s.min_worker, "max_worker": s.max_worker, "max_idle_time": s.max_idle_time,
+                "workers": self.workers, "queue_depth": self.queue_depth, "requests": self._held, "busy_workers": self._busy, "batches": self.batches}
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -143,25 +174,45 @@ class Batcher:
 
     # ------------------------------------------------------------ submitting
     def submit(self, op: str, payload: Any) -> asyncio.Future:
-        """Queue one request (synchronously) and return the future of its result.
+        """Queue one request of one job (synchronously) and return the future of its result.
 
-        Raises :class:`Overloaded` when the queue is full.
+        Raises :class:`Overloaded` when ``max_queue`` requests are already held.
         """
-        if len(self._queue) >= self.settings.max_queue:
+        return self.submit_many(((op, payload),))[0]
+
+    def submit_many(self, jobs: Sequence[tuple[str, Any]]) -> list[asyncio.Future]:
+        """Queue one request of several ``(operation, payload)`` jobs (all or none); their futures."""
+        if not jobs:
+            raise ValueError("a request needs at least one job")
+        if self._held >= self.settings.max_queue:
             if self.metrics is not None:
                 self.metrics.rejected.inc((*self._labels, "queue_full"))
             raise Overloaded(f"model {self.name} version {self.version} is overloaded "
                              f"({self.settings.max_queue} requests queued); retry later", 1)
         loop = self._loop or asyncio.get_running_loop()
-        fut = loop.create_future()
-        job = Job(op, payload, fut, loop.time())
-        job.timer = loop.call_later(self.timeout_s, self._expire, job)
-        self._queue.append(job)
+        now = loop.time()
+        request = _Request(len(jobs), self)
+        futures = []
+        for op, payload in jobs:
+            fut = loop.create_future()
+            fut.add_done_callback(request.one_done)
+            job = Job(op, payload, fut, now)
+            job.timer = loop.call_later(self.timeout_s, self._expire, job)
+            self._queue.append(job)
+            futures.append(fut)
+        self._held += 1
+        if self.load is not None:
+            self.load.held += 1
         self._wake_one()
         if (len(self._queue) > self.settings.batch_size and self._busy >= len(self._workers)
                 and len(self._workers) < self.settings.max_worker and not self._closing):
             self._spawn(extra=True)
-        return fut
+        return futures
+
+    def _request_done(self) -> None:
+        self._held -= 1
+        if self.load is not None:
+            self.load.held -= 1
 
     def _expire(self, job: Job) -> None:
         if not job.future.done():
@@ -171,10 +222,19 @@ class Batcher:
                 f"model {self.name} version {self.version} did not answer within {self.timeout_s * 1000:.0f} ms"))
 
     # ------------------------------------------------------------ workers
+    def worker_start_times(self) -> list[float]:
+        """Wall-clock start time (Unix seconds) of each running worker, oldest first."""
+        return sorted(self._worker_started.values())
+
     def _spawn(self, extra: bool) -> None:
         task = asyncio.get_running_loop().create_task(self._work(extra))
         self._workers.add(task)
-        task.add_done_callback(self._workers.discard)
+        self._worker_started[task] = time.time()
+        task.add_done_callback(self._worker_done)
+
+    def _worker_done(self, task: asyncio.Task) -> None:
+        self._workers.discard(task)
+        self._worker_started.pop(task, None)
 
     def _wake_one(self) -> None:
         while self._waiters:
@@ -219,8 +279,9 @@ class Batcher:
                     self._idle.set()
                     return
                 idle_start = loop.time()
-                await self._wait(EXTRA_WORKER_IDLE_S if extra else None)
-                if extra and not self._queue and loop.time() - idle_start >= EXTRA_WORKER_IDLE_S:
+                idle = self.settings.max_idle_time
+                await self._wait(idle if extra else None)
+                if extra and not self._queue and loop.time() - idle_start >= idle:
                     return
                 continue
             self._busy += 1  # collecting counts as busy, so close() waits for this batch
@@ -235,6 +296,8 @@ class Batcher:
                 remaining = deadline - loop.time()
                 if remaining <= 0 or self._closing:
                     break
+                if self.load is not None and not self.load.others_coming():
+                    break  # adaptive: no request in progress could still join this batch
                 await self._wait(remaining)
             try:
                 await self._run(batch, loop)
@@ -274,6 +337,21 @@ class Batcher:
             m.inference.observe(self._labels, time.perf_counter() - t0)
         for j, r in zip(live, results, strict=True):
             _answer(j, r)
+
+
+class _Request:
+    """The jobs of one request: the batcher holds one queue place until all are answered."""
+
+    __slots__ = ("remaining", "batcher")
+
+    def __init__(self, n: int, batcher: Batcher) -> None:
+        self.remaining = n
+        self.batcher = batcher
+
+    def one_done(self, _fut: asyncio.Future) -> None:
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.batcher._request_done()
 
 
 def _timed(execute: Execute, jobs: Sequence[Job]) -> tuple[list[Any], float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -24,18 +25,32 @@ def run_server(app: object, host: str, port: int, log_level: str = "info") -> No
 
 @click.command("serve")
 @click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--store", "store", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Serve the newest version of every model folder in STORE (STORE/<name>/<version>/).")
+@click.option("--demo", is_flag=True,
+              help="Train EASE on the offline ML-100K once (kept in --demo-dir) and serve it as 'movies'.")
+@click.option("--demo-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where --demo keeps its model store (default: recseek's cache folder).")
 @click.option("--host", default=None, help="Address to bind (default from the config, else 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default from the config, else 8080).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve_cmd(config: Path | None, host: str | None, port: int | None, log_level: str) -> None:
-    """Serve the models and indexes of CONFIG (serve.toml) over HTTP."""
+def serve_cmd(config: Path | None, store: Path | None, demo: bool, demo_dir: Path | None, host: str | None,
+              port: int | None, log_level: str) -> None:
+    """Serve the models and indexes of CONFIG (serve.toml), of a --store, or a --demo model over HTTP."""
     from dataclasses import replace
 
     from .app import create_app
     from .config import load_config
 
+    if demo and store is not None:
+        raise RecseekError("give --demo or --store, not both")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_config(config)
+    if demo:
+        cfg = demo_config(cfg, demo_dir)
+    elif store is not None:
+        cfg = store_config(cfg, store)
     if host is not None:
         cfg = replace(cfg, host=host)
     if port is not None:
@@ -43,11 +58,100 @@ def serve_cmd(config: Path | None, host: str | None, port: int | None, log_level
             raise RecseekError(f"--port must be in 0..65535, got {port}")
         cfg = replace(cfg, port=port)
     cfg.check_bind()
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    feedback = preflight(cfg)
     if not cfg.token:
         logging.getLogger("recseek.serving").warning(
             "no token configured: management and feedback endpoints are open to local clients")
-    run_server(create_app(cfg), cfg.host, cfg.port, log_level)
+    try:
+        run_server(create_app(cfg, feedback=feedback), cfg.host, cfg.port, log_level)
+    finally:
+        feedback.close()
+
+
+def preflight(cfg: Any) -> Any:
+    """Check what the server needs before it binds; one :class:`RecseekError` naming the first problem.
+
+    Returns the opened feedback store.
+    """
+    from .registry import ModelStore
+    from .store import FeedbackStore
+
+    store = ModelStore(cfg.model_store)
+    if cfg.servables and not store.root.is_dir():
+        raise RecseekError(f"{cfg.source}: the model store {store.root} does not exist")
+    for spec in cfg.servables:
+        where = f"{cfg.source}: {spec.kind} {spec.name!r}"
+        if spec.version is None:
+            if not store.versions(spec.name):
+                raise RecseekError(f"{where}: the model store {store.root} has no versions of {spec.name!r}")
+        elif not (store.root / spec.name / spec.version).is_dir():
+            raise RecseekError(f"{where}: the model store {store.root} has no version {spec.version!r} "
+                               f"(versions: {', '.join(store.versions(spec.name)) or 'none'})")
+        if spec.item_data is not None and not spec.item_data.is_file():
+            raise RecseekError(f"{where}: item_data file {spec.item_data} does not exist")
+    return FeedbackStore(cfg.feedback_url)
+
+
+def store_config(cfg: Any, root: Path) -> Any:
+    """``cfg`` serving the newest version of every model folder in ``root`` (besides its own entries)."""
+    from dataclasses import replace
+
+    from .config import ServableSpec
+    from .registry import ModelStore
+
+    store = ModelStore(root)
+    if not store.root.is_dir():
+        raise RecseekError(f"--store {root}: no such folder")
+    names = [n for n in store.names() if store.versions(n)]
+    if not names:
+        raise RecseekError(f"--store {root} holds no model folders (expected {root}/<name>/<version>/)")
+    same_store = store.root == Path(cfg.model_store).expanduser().resolve()
+    specs = list(cfg.servables) if same_store else []
+    configured = {s.name for s in specs}
+    specs += [ServableSpec(n, "model", batching=cfg.batching) for n in names if n not in configured]
+    return replace(cfg, model_store=store.root, servables=tuple(specs), source=f"--store {root}")
+
+
+def demo_config(cfg: Any, folder: Path | None) -> Any:
+    """``cfg`` serving EASE trained on ML-100K as ``movies`` (trained once, kept in ``folder``)."""
+    from dataclasses import replace
+
+    from ..datasets import default_cache_dir
+    from .config import ServableSpec
+
+    root = (folder or default_cache_dir() / "serve-demo").expanduser().resolve()
+    model_dir = root / "store" / "movies" / "1"
+    items = root / "movies-items.tsv"
+    if not (model_dir / "manifest.json").is_file() or not items.is_file():
+        _train_demo(model_dir, items)
+    spec = ServableSpec("movies", "model", "1", batching=cfg.batching, item_data=items)
+    return replace(cfg, model_store=root / "store", servables=(spec,),
+                   feedback_url=f"sqlite:///{root / 'feedback.db'}", source="--demo")
+
+
+def _train_demo(model_dir: Path, items: Path) -> None:
+    import os
+    import tempfile
+
+    from ..datasets import load
+    from ..models import registry
+
+    log = logging.getLogger("recseek.serving")
+    log.info("--demo: training EASE on ML-100K (once; kept in %s)", model_dir.parent.parent.parent)
+    data = load("ml-100k")
+    model = registry.create("EASE").fit(data)
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    model.save(model_dir)
+    frame = data.item_data
+    cols = [c for c in ("title", "genres", "genre", "class") if frame is not None and c in frame.columns]
+    lines = ["item_id\t" + "\t".join(cols)]
+    for idx, raw in enumerate(data.items.ids):
+        values = [str(frame[c].iloc[idx]).replace("\t", " ") for c in cols]
+        lines.append("\t".join([str(raw), *values]))
+    fd, tmp = tempfile.mkstemp(dir=items.parent, prefix=".items-")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, items)
 
 
 @click.command("retrain")

@@ -11,6 +11,10 @@ Layout of ``serve.toml`` (every key optional)::
     kernel_threads = 1          # threads of a model's multi-core kernels per batch (0: all cores)
     inline_below_ms = 2.0       # batches cheaper than this run on the event loop (0: always a thread)
     fast_path = true            # GET /recommend answered straight from ASGI (skips FastAPI's routing)
+    max_results = 100000        # users x k of one request (bounds the size of an answer)
+    max_header_bytes = 65536    # request headers over this get 431
+    warmup = true               # run a dummy batch on each version before it reports ready
+    adaptive_batching = true    # close a batch at once when no other request could join it
 
     [store]
     models = "model-store"      # RECSEEK_SERVE_MODEL_STORE: STORE/<name>/<version>/
@@ -22,6 +26,7 @@ Layout of ``serve.toml`` (every key optional)::
     max_queue = 1000
     min_worker = 1
     max_worker = 1
+    max_idle_time = 1.0         # seconds an extra worker waits for work before stopping
 
     [[models]]                  # loaded at start (indexes the same way under [[indexes]])
     name = "movies"
@@ -66,41 +71,60 @@ def check_name(value: Any, what: str) -> str:
     return value
 
 
+#: Upper bounds of what an operator or client may ask for (a request can name any number).
+MAX_BATCH_SIZE = 1000
+MAX_QUEUE = 100_000
+MAX_WORKERS = max(4, 4 * (os.cpu_count() or 1))
+MAX_IDLE_S = 3600.0
+MAX_DELAY_MS = 60_000.0
+
+
 @dataclass(frozen=True)
 class BatchSettings:
-    """Dynamic batching of one model version (DJL semantics)."""
+    """Dynamic batching of one model version (DJL semantics).
+
+    ``max_queue`` counts requests (DJL's ``job_queue_size``), not the users inside them;
+    ``max_idle_time`` is how long (s) a worker beyond ``min_worker`` waits for work before it stops.
+    """
 
     batch_size: int = 32
     max_batch_delay_ms: float = 5.0
     max_queue: int = 1000
     min_worker: int = 1
     max_worker: int = 1
+    max_idle_time: float = 1.0
 
     def checked(self, where: str) -> BatchSettings:
-        for name in ("batch_size", "max_queue", "min_worker", "max_worker"):
+        limits = {"batch_size": MAX_BATCH_SIZE, "max_queue": MAX_QUEUE, "min_worker": MAX_WORKERS,
+                  "max_worker": MAX_WORKERS}
+        for name, hi in limits.items():
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ParameterError(f"{where}: {name} must be a positive integer, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+                raise ParameterError(f"{where}: {name} must be an integer in 1..{hi}, got {v!r}")
         d = self.max_batch_delay_ms
-        if isinstance(d, bool) or not isinstance(d, int | float) or not (0 <= d <= 60_000):
-            raise ParameterError(f"{where}: max_batch_delay_ms must be a number in [0, 60000], got {d!r}")
+        if isinstance(d, bool) or not isinstance(d, int | float) or not (0 <= d <= MAX_DELAY_MS):
+            raise ParameterError(f"{where}: max_batch_delay_ms must be a number in [0, {MAX_DELAY_MS:.0f}], got {d!r}")
+        t = self.max_idle_time
+        if isinstance(t, bool) or not isinstance(t, int | float) or not (0 < t <= MAX_IDLE_S):
+            raise ParameterError(f"{where}: max_idle_time must be a number of seconds in (0, {MAX_IDLE_S:.0f}], "
+                                 f"got {t!r}")
         if self.max_worker < self.min_worker:
             raise ParameterError(
                 f"{where}: max_worker ({self.max_worker}) must be at least min_worker ({self.min_worker})"
             )
-        return replace(self, max_batch_delay_ms=float(d))
+        return replace(self, max_batch_delay_ms=float(d), max_idle_time=float(t))
 
     def updated(self, where: str, **changes: Any) -> BatchSettings:
         unknown = set(changes) - set(BATCH_KEYS)
         if unknown:
             raise ParameterError(f"{where}: unknown batching setting {sorted(unknown)[0]!r} (valid: {', '.join(BATCH_KEYS)})")
         new = replace(self, **{k: v for k, v in changes.items() if v is not None})
-        if "min_worker" in changes and changes["min_worker"] is not None and "max_worker" not in changes:
+        if changes.get("min_worker") is not None and changes.get("max_worker") is None:
             new = replace(new, max_worker=max(new.max_worker, new.min_worker))
         return new.checked(where)
 
 
-BATCH_KEYS = ("batch_size", "max_batch_delay_ms", "max_queue", "min_worker", "max_worker")
+BATCH_KEYS = ("batch_size", "max_batch_delay_ms", "max_queue", "min_worker", "max_worker", "max_idle_time")
 
 
 @dataclass(frozen=True)
@@ -136,6 +160,10 @@ class ServeConfig:
     kernel_threads: int = 1
     inline_below_ms: float = 2.0
     fast_path: bool = True
+    max_results: int = 100_000
+    max_header_bytes: int = 65_536
+    warmup: bool = True
+    adaptive_batching: bool = True
     model_store: Path = Path("model-store")
     feedback_url: str = "sqlite:///feedback.db"
     batching: BatchSettings = field(default_factory=BatchSettings)
@@ -144,6 +172,13 @@ class ServeConfig:
 
     def spec(self, name: str) -> ServableSpec | None:
         return next((s for s in self.servables if s.name == name), None)
+
+    def check_delay(self, settings: BatchSettings, where: str) -> BatchSettings:
+        """Refuse a ``max_batch_delay_ms`` that a request could not outlive."""
+        if settings.max_batch_delay_ms >= self.request_timeout_ms:
+            raise ParameterError(f"{where}: max_batch_delay_ms ({settings.max_batch_delay_ms:g}) must be below the "
+                                 f"request timeout ({self.request_timeout_ms:g} ms)")
+        return settings
 
     def check_bind(self) -> None:
         """Refuse a non-loopback address without a token."""
@@ -262,7 +297,8 @@ def parse_config(raw: Mapping[str, Any], base: Path = Path("."), source: str = "
     store = _table(raw, "store", source)
     batching_t = _table(raw, "batching", source)
     _reject_unknown(server, ("host", "port", "token", "max_body_bytes", "request_timeout_ms", "kernel_threads",
-                                    "inline_below_ms", "fast_path"),
+                                    "inline_below_ms", "fast_path", "max_results", "max_header_bytes", "warmup",
+                                    "adaptive_batching"),
                     f"{source} [server]")
     _reject_unknown(store, ("models", "feedback"), f"{source} [store]")
     _reject_unknown(batching_t, BATCH_KEYS, f"{source} [batching]")
@@ -286,6 +322,14 @@ def parse_config(raw: Mapping[str, Any], base: Path = Path("."), source: str = "
         if not isinstance(server["fast_path"], bool):
             raise ParameterError(f"{source} [server] fast_path must be true or false")
         kw["fast_path"] = server["fast_path"]
+    for key in ("warmup", "adaptive_batching"):
+        if key in server:
+            if not isinstance(server[key], bool):
+                raise ParameterError(f"{source} [server] {key} must be true or false")
+            kw[key] = server[key]
+    for key, lo in (("max_results", 1), ("max_header_bytes", 1024)):
+        if key in server:
+            kw[key] = _int(server[key], f"{source} [server] {key}", lo)
     if "inline_below_ms" in server:
         kw["inline_below_ms"] = _num(server["inline_below_ms"], f"{source} [server] inline_below_ms")
     if "kernel_threads" in server:
@@ -313,7 +357,11 @@ def parse_config(raw: Mapping[str, Any], base: Path = Path("."), source: str = "
     if dup is not None:
         raise ParameterError(f"{source}: {dup!r} is configured twice")
     kw["servables"] = tuple(specs)
-    return replace(cfg, **kw)
+    out = replace(cfg, **kw)
+    for spec in (None, *specs):
+        b = out.batching if spec is None else spec.batching
+        out.check_delay(b, f"{source} [batching]" if spec is None else f"{source}: {spec.kind} {spec.name!r}")
+    return out
 
 
 def _port(v: Any, where: str) -> int:

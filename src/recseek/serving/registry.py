@@ -9,19 +9,25 @@ Model store layout::
                           (lexical/ and optionally dense/)
 
 Names and versions are letters, digits, ``.``, ``_`` and ``-``; a path that would leave
-the store (``..``, separators, symbolic links pointing outside) is refused. Objects load
-through :mod:`recseek.persistence`, which never unpickles. "Latest" is the highest
-version, compared numerically when versions are numbers.
+the store (``..``, separators, symbolic links pointing outside) is refused, and a version
+folder that is a broken or escaping link is left out of the listing with a logged error.
+Objects load through :mod:`recseek.persistence`, which never unpickles and verifies every
+file. "Latest" is the highest version, compared numerically when versions are numbers.
+Error messages name paths relative to the store, never its absolute location.
 
 The registry holds every loaded version of every name with its batcher. Several versions
 live at once; the default version answers requests that name none. Switching the default
 is atomic for new requests, and requests already queued on the old version still get
-their answer; unregistering a version drains its queue first.
+their answer; unregistering a version drains its queue first. Each version loads on its
+own: one that fails (a corrupt file, say) is recorded as failed with its one-sentence
+reason and the others keep serving. A version answers only after a warm-up batch (the
+first call compiles or loads kernels), so its first real request is as fast as the next.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -30,13 +36,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, ModelFileError, ParameterError
-from .batching import Batcher
+from ..errors import DataError, ModelFileError, ParameterError, RecseekError
+from .batching import Batcher, Load
 from .config import BatchSettings, ServableSpec, ServeConfig, check_name
 from .metrics import Metrics
 from .servables import Conflict, IndexServable, ItemCategories, ModelServable, NotFound
 
 __all__ = ["Endpoint", "ModelStore", "ServingRegistry", "retrain"]
+
+log = logging.getLogger("recseek.serving")
 
 
 def _version_key(v: str) -> tuple[int, float, str]:
@@ -58,17 +66,29 @@ class ModelStore:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def versions(self, name: str) -> list[str]:
+        """Versions of ``name`` that are folders inside the store (bad links are logged and left out)."""
         check_name(name, "model name")
         folder = self.root / name
         if not folder.is_dir():
             return []
-        vs = [p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        vs = []
+        for p in folder.iterdir():
+            if p.name.startswith("."):
+                continue
+            if p.is_symlink():
+                target = p.resolve()
+                if not target.is_dir() or not target.is_relative_to(self.root):
+                    log.error("model store: %s/%s is a link that %s; left out", name, p.name,
+                              "points outside the store" if target.exists() else "is broken")
+                    continue
+            if p.is_dir():
+                vs.append(p.name)
         return sorted(vs, key=_version_key)
 
     def latest(self, name: str) -> str:
         vs = self.versions(name)
         if not vs:
-            raise NotFound(f"model store {self.root} has no versions of {name!r}")
+            raise NotFound(f"the model store has no versions of {name!r}")
         return vs[-1]
 
     def next_version(self, name: str) -> str:
@@ -83,8 +103,35 @@ class ModelStore:
         if not p.is_relative_to(self.root):
             raise ParameterError(f"{name}/{version} points outside the model store")
         if not p.is_dir():
-            raise NotFound(f"model store {self.root} has no {name!r} version {version!r}")
+            raise NotFound(f"the model store has no {name!r} version {version!r}")
         return p
+
+    def relative(self, message: str) -> str:
+        """``message`` with the store's absolute location replaced by store-relative paths."""
+        root = str(self.root)
+        return message.replace(root + "/", "").replace(root, "the model store")
+
+    def from_url(self, url: str) -> tuple[str, str | None]:
+        """``(name, version or None)`` of a DJL ``url``: ``name[/version]`` inside the store or ``file://`` there."""
+        if "://" in url:
+            scheme, _, rest = url.partition("://")
+            if scheme != "file":
+                raise ParameterError(f"url {url!r}: only paths inside the model store (or file:// URLs there) "
+                                     "can be registered")
+            p = Path(rest).expanduser()
+            p = p.resolve() if p.is_absolute() else (self.root / p).resolve()
+            if not p.is_relative_to(self.root):
+                raise ParameterError(f"url {url!r} is outside the model store")
+            parts = p.relative_to(self.root).parts
+        else:
+            if url.startswith("/") or "\\" in url:
+                raise ParameterError(f"url {url!r} must be a path inside the model store, like name or name/version")
+            parts = tuple(x for x in url.split("/") if x)
+        if not 1 <= len(parts) <= 2:
+            raise ParameterError(f"url {url!r} must name a model folder (name or name/version) inside the model store")
+        name = check_name(parts[0], "model name")
+        version = check_name(parts[1], "version") if len(parts) == 2 else None
+        return name, version
 
     def load(self, name: str, version: str, spec: ServableSpec | None = None) -> ModelServable | IndexServable:
         """Load ``name``/``version`` (blocking; run it in a thread)."""
@@ -101,6 +148,8 @@ class ModelStore:
             cats = None
             if spec is not None and spec.item_data is not None:
                 cats = ItemCategories.read(spec.item_data, model.items_)
+            else:
+                cats = ItemCategories.from_bundle(path, model.items_)
             return ModelServable(model, name, version, path, cats)
         if kind in ("search-index", "index-folder"):
             return IndexServable.load(path, name, version, personalize=spec.personalize if spec else None)
@@ -115,6 +164,7 @@ class Endpoint:
     batcher: Batcher
     status: str = "ready"
     loaded_at: float = field(default_factory=time.time)
+    at_startup: bool = False
 
     @property
     def version(self) -> str:
@@ -132,15 +182,27 @@ class _Entry:
     default: str | None = None
 
 
+@dataclass
+class Problem:
+    """A version that is not served: still loading, or failed with its reason."""
+
+    name: str
+    version: str
+    status: str  # "pending" or "failed"
+    message: str = ""
+
+
 class ServingRegistry:
     """Every served name, its versions and the default version."""
 
-    def __init__(self, config: ServeConfig, executor: Executor, metrics: Metrics) -> None:
+    def __init__(self, config: ServeConfig, executor: Executor, metrics: Metrics, load: Load | None = None) -> None:
         self.config = config
         self.store = ModelStore(config.model_store)
         self.executor = executor
         self.metrics = metrics
+        self.load = load
         self._entries: dict[str, _Entry] = {}
+        self.problems: dict[tuple[str, str], Problem] = {}
         self._lock = asyncio.Lock()
         metrics.add_gauge("recseek_queue_depth", "Requests waiting in a batch queue.", self._depths)
         metrics.add_gauge("recseek_workers", "Batch workers running.", self._workers)
@@ -174,37 +236,82 @@ class ServingRegistry:
         return all(e.default is not None for e in self._entries.values())
 
     # ------------------------------------------------------------ management
-    async def register(self, name: str, version: str | None = None, *, settings: dict[str, Any] | None = None,
-                       make_default: bool | None = None) -> Endpoint:
-        """Load ``name``/``version`` (latest when None) from the store and start serving it."""
-        check_name(name, "model name")
-        version = self.store.latest(name) if version is None else check_name(str(version), "version")
+    def settings_for(self, name: str, settings: dict[str, Any] | None) -> BatchSettings:
+        """Batching of ``name`` with ``settings`` applied (bounded; delay below the request timeout)."""
         spec = self.config.spec(name)
         base = spec.batching if spec is not None else self.config.batching
-        batch = base.updated(f"register {name}", **(settings or {})) if settings else base
-        async with self._lock:
-            entry = self._entries.get(name)
-            if entry is not None and version in entry.versions:
-                raise Conflict(f"{name!r} version {version!r} is already registered")
-        loop = asyncio.get_running_loop()
-        servable = await loop.run_in_executor(self.executor, self.store.load, name, version, spec)
+        batch = base.updated(f"register {name}", **settings) if settings else base
+        return self.config.check_delay(batch, f"register {name}")
+
+    async def register(self, name: str, version: str | None = None, *, settings: dict[str, Any] | None = None,
+                       make_default: bool | None = None, at_startup: bool = False) -> Endpoint:
+        """Load ``name``/``version`` (latest when None) from the store, warm it up and start serving it.
+
+        A failure is recorded in :attr:`problems` (shown as failed by the management API) and raised.
+        """
+        version, batch = self.reserve(name, version, settings)
+        return await self.complete(name, version, batch, make_default=make_default, at_startup=at_startup)
+
+    def reserve(self, name: str, version: str | None, settings: dict[str, Any] | None = None
+                ) -> tuple[str, BatchSettings]:
+        """Check a registration and mark it pending (event loop, no await); ``(version, settings)``."""
+        check_name(name, "model name")
+        version = self.store.latest(name) if version is None else check_name(str(version), "version")
+        self.store.path(name, version)
+        batch = self.settings_for(name, settings)
+        entry = self._entries.get(name)
+        if entry is not None and version in entry.versions:
+            raise Conflict(f"{name!r} version {version!r} is already registered")
+        problem = self.problems.get((name, version))
+        if problem is not None and problem.status == "pending":
+            raise Conflict(f"{name!r} version {version!r} is being registered")
+        self.problems[(name, version)] = Problem(name, version, "pending")
+        return version, batch
+
+    async def complete(self, name: str, version: str, batch: BatchSettings, *, make_default: bool | None = None,
+                       at_startup: bool = False) -> Endpoint:
+        """Load a reserved version and start serving it."""
+        try:
+            servable = await asyncio.get_running_loop().run_in_executor(self.executor, self._load_warm, name,
+                                                                        version)
+        except RecseekError as e:
+            msg = self.store.relative(str(e))
+            self.problems[(name, version)] = Problem(name, version, "failed", msg)
+            raise _same_kind(e, msg) from None
+        except Exception as e:  # an unexpected failure of one version must not stop the others
+            log.exception("loading %s/%s failed", name, version)
+            msg = f"{name}/{version} cannot be loaded ({type(e).__name__})"
+            self.problems[(name, version)] = Problem(name, version, "failed", msg)
+            raise ModelFileError(msg) from None
         async with self._lock:
             entry = self._entries.get(name)
             if entry is not None and entry.kind != servable.kind:
-                raise Conflict(f"{name!r} is served as a {entry.kind}; version {version!r} holds a {servable.kind}")
-            if entry is not None and version in entry.versions:
-                raise Conflict(f"{name!r} version {version!r} is already registered")
+                msg = f"{name!r} is served as a {entry.kind}; version {version!r} holds a {servable.kind}"
+                self.problems[(name, version)] = Problem(name, version, "failed", msg)
+                raise Conflict(msg)
+            self.problems.pop((name, version), None)
             batcher = Batcher(name, version, servable.execute, batch, executor=self.executor, metrics=self.metrics,
                               timeout_s=self.config.request_timeout_ms / 1000.0,
-                              inline_below_ms=self.config.inline_below_ms)
+                              inline_below_ms=self.config.inline_below_ms,
+                              load=self.load if self.config.adaptive_batching else None)
             batcher.start()
-            ep = Endpoint(servable, batcher)
+            ep = Endpoint(servable, batcher, at_startup=at_startup)
             if entry is None:
                 entry = self._entries[name] = _Entry(servable.kind)
             entry.versions[version] = ep
             if entry.default is None or make_default:
                 entry.default = version
             return ep
+
+    def record_failure(self, name: str, version: str, message: str) -> None:
+        """Show ``name``/``version`` as failed (a start-up registration that could not even begin)."""
+        self.problems[(name, version)] = Problem(name, version, "failed", self.store.relative(message))
+
+    def _load_warm(self, name: str, version: str) -> ModelServable | IndexServable:
+        servable = self.store.load(name, version, self.config.spec(name))
+        if self.config.warmup:
+            servable.warm()
+        return servable
 
     def set_default(self, name: str, version: str) -> None:
         entry = self._entries.get(name)
@@ -219,7 +326,8 @@ class ServingRegistry:
         if entry is None:
             raise NotFound(f"no model or index named {name!r} is registered")
         targets = list(entry.versions.values()) if version is None else [self.resolve(name, version)]
-        new = [(ep, ep.batcher.settings.updated(f"scale {name}", **settings)) for ep in targets]
+        new = [(ep, self.config.check_delay(ep.batcher.settings.updated(f"scale {name}", **settings),
+                                            f"scale {name}")) for ep in targets]
         for ep, s in new:
             ep.batcher.rescale(s)
         return targets
@@ -227,10 +335,16 @@ class ServingRegistry:
     async def unregister(self, name: str, version: str | None = None) -> list[str]:
         """Stop serving ``version`` (every version when None) after draining its queue."""
         async with self._lock:
+            failed = [k for k, p in self.problems.items()
+                      if k[0] == name and (version is None or k[1] == version) and p.status == "failed"]
+            for k in failed:
+                del self.problems[k]
             entry = self._entries.get(name)
-            if entry is None:
-                raise NotFound(f"no model or index named {name!r} is registered")
-            if version is not None and version not in entry.versions:
+            if entry is None or (version is not None and version not in entry.versions):
+                if failed:
+                    return [k[1] for k in failed]
+                if entry is None:
+                    raise NotFound(f"no model or index named {name!r} is registered")
                 raise NotFound(f"{name!r} has no registered version {version!r}")
             gone = list(entry.versions) if version is None else [version]
             eps = [entry.versions.pop(v) for v in gone]
@@ -241,7 +355,7 @@ class ServingRegistry:
         for ep in eps:
             ep.status = "draining"
         await asyncio.gather(*(ep.batcher.close() for ep in eps))
-        return gone
+        return gone + [k[1] for k in failed]
 
     def describe(self, name: str) -> dict[str, Any]:
         entry = self._entries.get(name)
@@ -251,9 +365,23 @@ class ServingRegistry:
         return {"name": name, "kind": entry.kind, "default_version": entry.default,
                 "versions": [entry.versions[v].describe(v == entry.default) for v in versions]}
 
-    def listing(self) -> list[dict[str, Any]]:
-        return [{"name": n, "kind": e.kind, "default_version": e.default,
-                 "versions": sorted(e.versions, key=_version_key)} for n, e in sorted(self._entries.items())]
+    def entries(self, name: str | None = None) -> list[tuple[str, str, Endpoint | Problem, bool]]:
+        """``(name, version, endpoint or problem, is_default)`` of every version, sorted."""
+        out: list[tuple[str, str, Endpoint | Problem, bool]] = []
+        for n, e in self._entries.items():
+            out += [(n, v, ep, v == e.default) for v, ep in e.versions.items()]
+        out += [(p.name, p.version, p, False) for p in self.problems.values()]
+        if name is not None:
+            out = [x for x in out if x[0] == name]
+        return sorted(out, key=lambda x: (x[0], _version_key(x[1])))
+
+    def kind_of(self, name: str) -> str | None:
+        e = self._entries.get(name)
+        return e.kind if e is not None else None
+
+    def default_of(self, name: str) -> str | None:
+        e = self._entries.get(name)
+        return e.default if e is not None else None
 
     async def close(self) -> None:
         for name in list(self._entries):
@@ -334,5 +462,9 @@ def retrain(config: ServeConfig, name: str, feedback: Any) -> tuple[str, Path, i
     return version, path, int(events["user"].size)
 
 
-def batch_settings(spec: ServableSpec | None, config: ServeConfig) -> BatchSettings:
-    return spec.batching if spec is not None else config.batching
+def _same_kind(exc: RecseekError, message: str) -> RecseekError:
+    """An error of the same class as ``exc`` with another message."""
+    try:
+        return type(exc)(message)
+    except TypeError:
+        return ModelFileError(message)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
-Id = str | int
+Id = StrictStr | StrictInt
 MAX_K = 1000
 MAX_BATCH = 1000
+#: Largest |value| of a feedback event and the latest accepted timestamp (year 2500, Unix seconds).
+MAX_FEEDBACK_VALUE = 1e6
+MAX_TIMESTAMP = 16_725_225_600.0
 
 
 class _Strict(BaseModel):
@@ -24,8 +27,8 @@ class RecommendRequest(_Strict):
     """Top-k items for several users in one request."""
 
     users: list[Id] = Field(min_length=1, max_length=MAX_BATCH)
-    k: int = Field(10, ge=1, le=MAX_K)
-    exclude_seen: bool = True
+    k: StrictInt = Field(10, ge=1, le=MAX_K)
+    exclude_seen: StrictBool = True
     exclude: list[Id] | None = Field(None, max_length=100_000, description="Item ids never to return.")
     filter: dict[str, Any] | None = Field(None, description="Item fields to match, e.g. {\"genre\": [\"Comedy\"]}.")
 
@@ -33,6 +36,7 @@ class RecommendRequest(_Strict):
 class ScoredItem(BaseModel):
     item: Id
     score: float
+    title: str | None = Field(None, description="The item's title, when the model carries item data.")
 
 
 class Recommendation(BaseModel):
@@ -82,9 +86,9 @@ class PredictRatingResponse(BaseModel):
 
 class SearchRequest(_Strict):
     query: str = Field(min_length=1, max_length=10_000)
-    k: int = Field(10, ge=1, le=MAX_K)
+    k: StrictInt = Field(10, ge=1, le=MAX_K)
     filter: dict[str, Any] | None = Field(None, description="Metadata conditions, e.g. {\"year\": {\"gte\": 1990}}.")
-    hybrid: bool = Field(False, description="Fuse lexical and dense results (index built with a dense part).")
+    hybrid: StrictBool = Field(False, description="Fuse lexical and dense results (index built with a dense part).")
     user: Id | None = Field(None, description="Re-rank with this user's scores from the index's personalize model.")
     personalization: float = Field(0.5, ge=0.0, le=1.0, description="Weight of the user's model scores.")
     version: str | None = None
@@ -101,11 +105,15 @@ class SearchResponse(BaseModel):
     hits: list[Hit]
 
 
+_Value = StrictFloat | StrictInt
+
+
 class FeedbackItem(_Strict):
     user: Id
     item: Id
-    value: float = 1.0
-    timestamp: float | None = Field(None, description="Unix seconds; the time of arrival when omitted.")
+    value: _Value = Field(1.0, ge=-MAX_FEEDBACK_VALUE, le=MAX_FEEDBACK_VALUE)
+    timestamp: _Value | None = Field(None, ge=0, le=MAX_TIMESTAMP,
+                                     description="Unix seconds; the time of arrival when omitted.")
 
 
 class FeedbackRequest(_Strict):
@@ -113,8 +121,8 @@ class FeedbackRequest(_Strict):
 
     user: Id | None = None
     item: Id | None = None
-    value: float = 1.0
-    timestamp: float | None = None
+    value: _Value = Field(1.0, ge=-MAX_FEEDBACK_VALUE, le=MAX_FEEDBACK_VALUE)
+    timestamp: _Value | None = Field(None, ge=0, le=MAX_TIMESTAMP)
     events: list[FeedbackItem] | None = Field(None, max_length=10_000)
 
 
@@ -122,32 +130,162 @@ class FeedbackResponse(BaseModel):
     stored: int
 
 
+class StoredEvent(BaseModel):
+    id: int
+    user: str
+    item: str
+    value: float
+    timestamp: float
+
+
+class FeedbackListResponse(BaseModel):
+    events: list[StoredEvent]
+    nextPageToken: str | None = None
+
+
+class FeedbackDeleteResponse(BaseModel):
+    deleted: int
+
+
 class ErrorResponse(BaseModel):
+    """DJL Serving's error body."""
+
+    code: int
+    type: str
+    message: str
+
+
+class OipError(BaseModel):
+    """The Open Inference Protocol's error body."""
+
     error: str
-    status: int
 
 
-class RegisterResponse(BaseModel):
+class StatusResponse(BaseModel):
     status: str
-    name: str
+
+
+class RegisterStatus(BaseModel):
+    status: str
+    modelName: str
+    version: str | None = None
+
+
+class ListedModel(BaseModel):
+    modelName: str
     version: str
-    default_version: str | None
+    modelUrl: str
+    status: str
+    kind: str | None = None
+    default: bool = False
+    message: str | None = None
 
 
-class ServableVersion(BaseModel):
+class ListModelsResponse(BaseModel):
+    models: list[ListedModel]
+    nextPageToken: str | None = None
+
+
+class Device(BaseModel):
+    deviceType: str
+    deviceId: int
+
+
+class Worker(BaseModel):
+    id: int
+    startTime: str
+    status: str
+
+
+class WorkerGroup(BaseModel):
+    device: Device
+    minWorkers: int
+    maxWorkers: int
+    workers: list[Worker]
+
+
+class DescribedModel(BaseModel):
     model_config = ConfigDict(extra="allow")
+    modelName: str
     version: str
-    default: bool
+    modelUrl: str
+    batchSize: int | None = None
+    maxBatchDelayMillis: float | None = None
+    maxIdleSeconds: float | None = None
+    queueSize: int | None = None
+    requestInQueue: int | None = None
     status: str
-    kind: str
-    queue_depth: int
-    workers: int
-    batch_size: int
-    max_batch_delay_ms: float
+    loadedAtStartup: bool
+    workerGroups: list[WorkerGroup]
 
 
-class DescribeResponse(BaseModel):
+class DescribedWorkflow(BaseModel):
+    workflowName: str
+    models: list[DescribedModel]
+
+
+class UnregisterResponse(BaseModel):
+    status: str
+    versions: list[str]
+
+
+class PingResponse(BaseModel):
+    health: str
+    models: dict[str, str] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- Open Inference Protocol v2
+class OipTensor(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    shape: list[StrictInt] = Field(max_length=4)
+    datatype: str
+    parameters: dict[str, Any] | None = None
+    data: list[Any] = Field(max_length=100_000)
+
+
+class OipRequestedOutput(_Strict):
     name: str
-    kind: str
-    default_version: str | None
-    versions: list[ServableVersion]
+    parameters: dict[str, Any] | None = None
+
+
+class OipInferRequest(_Strict):
+    id: str | None = Field(None, max_length=256)
+    parameters: dict[str, Any] | None = None
+    inputs: list[OipTensor] = Field(min_length=1, max_length=8)
+    outputs: list[OipRequestedOutput] | None = Field(None, max_length=8)
+
+
+class OipInferResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    outputs: list[dict[str, Any]]
+
+
+class OipTensorMeta(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class OipModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[OipTensorMeta]
+    outputs: list[OipTensorMeta]
+
+
+class OipServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class OipReady(BaseModel):
+    name: str
+    ready: bool
+
+
+

@@ -40,19 +40,22 @@ _TOKEN_SPLIT = re.compile(r"[|,\s]+")
 
 
 class ItemCategories:
-    """Category fields of items for recommendation filters.
+    """Titles and category fields of items, for responses and recommendation filters.
 
     Read from a CSV (``,``), TSV / RecBole ``.item`` (tab) or Parquet file whose first
-    column holds item ids; RecBole type suffixes (``genre:token_seq``) are dropped. A
-    filter ``{"genre": ["Comedy", "Drama"]}`` keeps items whose ``genre`` equals one of the
-    values or contains one of them as a token (values split on ``|``, ``,`` and spaces);
-    conditions on several fields must all hold.
+    column holds item ids (RecBole type suffixes such as ``genre:token_seq`` are dropped),
+    or from the item data saved inside a model bundle. A column named ``title`` (or
+    ``movie_title``) gives response titles. A filter ``{"genre": ["Comedy", "Drama"]}``
+    keeps items whose ``genre`` equals one of the values or contains one of them as a
+    token (values split on ``|``, ``,`` and spaces); conditions on several fields must all hold.
     """
 
-    def __init__(self, columns: Mapping[str, dict[str, np.ndarray]], n_items: int, source: str) -> None:
+    def __init__(self, columns: Mapping[str, dict[str, np.ndarray]], n_items: int, source: str,
+                 titles: np.ndarray | None = None) -> None:
         self.columns = dict(columns)
         self.n_items = n_items
         self.source = source
+        self.titles = titles
 
     @classmethod
     def read(cls, path: Path, items: Any) -> ItemCategories:
@@ -73,21 +76,43 @@ class ItemCategories:
         if df.shape[1] < 2:
             raise DataError(f"item_data file {path} needs an item id column and at least one category column")
         df.columns = [str(c).split(":", 1)[0] for c in df.columns]
-        idx = items.indices(df.iloc[:, 0].tolist(), missing="negative")
+        return cls.from_frame(df.set_index(df.columns[0]), items, str(path))
+
+    @classmethod
+    def from_bundle(cls, path: Path, items: Any) -> ItemCategories | None:
+        """The item data saved inside the model bundle at ``path`` (None when it has none)."""
+        from .. import persistence
+
+        reader = getattr(persistence, "read_item_data", None)
+        if reader is None:
+            return None
+        df = reader(path)
+        return None if df is None or df.shape[1] == 0 else cls.from_frame(df, items, f"{path.name}/item data")
+
+    @classmethod
+    def from_frame(cls, df: Any, items: Any, source: str) -> ItemCategories:
+        """From a DataFrame indexed by raw item id (rows of unknown items are ignored)."""
+        idx = items.indices(df.index.tolist(), missing="negative")
         keep = idx >= 0
+        rows_known = idx[keep]
         n_items = len(items)
+        titles = None
         columns: dict[str, dict[str, np.ndarray]] = {}
-        for col in df.columns[1:]:
+        for col in df.columns:
+            values = df[col].astype(str).to_numpy()[keep]
+            if str(col) in ("title", "movie_title") and titles is None:
+                titles = np.full(n_items, None, dtype=object)
+                titles[rows_known] = values
+                continue
             table: dict[str, list[int]] = {}
-            for row, raw in zip(idx[keep], df[col].astype(str).to_numpy()[keep], strict=True):
+            for row, raw in zip(rows_known, values, strict=True):
                 raw = raw.strip()
                 if not raw:
                     continue
-                tokens = {raw, *[t for t in _TOKEN_SPLIT.split(raw) if t]}
-                for t in tokens:
+                for t in {raw, *[t for t in _TOKEN_SPLIT.split(raw) if t]}:
                     table.setdefault(t, []).append(int(row))
-            columns[col] = {t: np.asarray(rows, dtype=np.int64) for t, rows in table.items()}
-        return cls(columns, n_items, str(path))
+            columns[str(col)] = {t: np.asarray(r, dtype=np.int64) for t, r in table.items()}
+        return cls(columns, n_items, source, titles)
 
     def allowed(self, flt: Mapping[str, Any]) -> np.ndarray:
         """Boolean mask over items for a filter ``{field: value or [values]}``."""
@@ -188,11 +213,30 @@ class ModelServable:
 
     def _rows(self, ids: np.ndarray, scores: np.ndarray, ks: Sequence[int]) -> list[dict[str, list]]:
         out = []
-        raw = self._item_ids[np.clip(ids, 0, None)]
+        safe = np.clip(ids, 0, None)
+        raw = self._item_ids[safe]
+        titles = self.categories.titles if self.categories is not None else None
         for r, k in enumerate(ks):
             keep = ids[r, :k] >= 0
-            out.append({"items": raw[r, :k][keep].tolist(), "scores": scores[r, :k][keep].tolist()})
+            row = {"items": raw[r, :k][keep].tolist(), "scores": scores[r, :k][keep].tolist()}
+            if titles is not None:
+                row["titles"] = titles[safe[r, :k][keep]].tolist()
+            out.append(row)
         return out
+
+    def warm(self) -> None:
+        """Run one small call of each operation the model supports (compiles and loads what it needs)."""
+        if self.n_users == 0 or self.n_items == 0:
+            return
+        k = min(10, self.n_items)
+        self.model.recommend(np.zeros(1, dtype=np.int64), k)
+        if self.task == "rating":
+            self.model.predict(np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
+        if hasattr(self.model, "similar_items"):
+            try:
+                self.model.similar_items(np.zeros(1, dtype=np.int64), k)
+            except RecseekError:
+                pass  # models without item similarity say so; requests get the same answer
 
     def _exclude_csr(self, users: np.ndarray, seen: Sequence[bool], extra: Sequence[np.ndarray | None],
                      include_seen: bool) -> sp.csr_array:
@@ -313,6 +357,12 @@ class IndexServable:
         if self.personalize:
             out["personalize"] = self.personalize
         return out
+
+    def warm(self) -> None:
+        """Search once with every retriever of this version (builds scoring state, loads encoders)."""
+        for retriever in {id(r): r for r in (self.retriever, self.hybrid) if r is not None}.values():
+            with self._lock:
+                retriever.search(["warm up"], k=1)
 
     def pick(self, hybrid: bool | None) -> Any:
         if hybrid and self.hybrid is None and type(self.retriever).__name__ != "HybridRetriever":

@@ -142,6 +142,30 @@ class FeedbackStore:
         return {"user": np.asarray(users, dtype=str), "item": np.asarray(items, dtype=str),
                 "value": np.asarray(values, dtype=np.float64), "timestamp": np.asarray(ts, dtype=np.float64)}
 
+    def list_events(self, user: str | None = None, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Stored events with id above ``after`` (of one user when given), oldest first, at most ``limit``."""
+        import sqlalchemy as sa
+
+        t = self.table
+        q = sa.select(t.c.id, t.c.user_id, t.c.item_id, t.c.value, t.c.ts).where(t.c.id > int(after))
+        if user is not None:
+            q = q.where(t.c.user_id == str(user))
+        q = q.order_by(t.c.id).limit(int(limit))
+        with self.engine.connect() as conn:
+            return [{"id": int(i), "user": u, "item": it, "value": float(v), "timestamp": float(ts)}
+                    for i, u, it, v, ts in conn.execute(q)]
+
+    def delete(self, ids: Sequence[int] | None = None, user: str | None = None) -> int:
+        """Delete the events with the given ids, or every event of ``user``; returns how many went."""
+        import sqlalchemy as sa
+
+        if (ids is None) == (user is None):
+            raise ParameterError("delete events by ids or by user, not both or neither")
+        t = self.table
+        cond = t.c.id.in_([int(i) for i in ids]) if ids is not None else t.c.user_id == str(user)
+        with self.engine.begin() as conn:
+            return int(conn.execute(sa.delete(t).where(cond)).rowcount or 0)
+
     def ping(self) -> bool:
         import sqlalchemy as sa
 
