@@ -7,6 +7,8 @@ fast settings in their ``test_params`` class attribute.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,28 @@ from ..data import Interactions
 from ..errors import RecseekError
 from ..models import registry
 from ..models.base import RatingPredictor, Recommender
-from .fixtures import holdout_last, ml100k_sample, synthetic
+from .fixtures import PlantedBlocks, holdout_last, ml100k_sample, planted_blocks, synthetic
+
+#: Models that by design rank every user's unseen items alike or at random: the JStarCraft
+#: baselines, and three rating models whose prediction is a sum of a user part and an
+#: item part (UserCluster: a per-user expected rating; ItemCluster: per item; RFRec:
+#: user and item rating-frequency estimates), so their ranking is the same for every
+#: user. The personalisation check asserts that these *fail* it, so the list cannot hide
+#: a model that does personalise, and a model added here by mistake turns the suite red.
+NOT_PERSONALISED = frozenset({"RandomGuess", "MostPopular", "ConstantGuess", "GlobalAverage", "ItemAverage",
+                              "UserAverage", "UserCluster", "ItemCluster", "RFRec"})
+
+#: Floors of the personalisation check on :func:`~recseek.testing.fixtures.planted_blocks`
+#: (96 users in 4 blocks, 2 withheld items per user among 38 (ranking) or 31 (rating)
+#: unseen candidates). Popularity and item means are flat there, so a model that ignores
+#: the user scores every candidate alike (AUC exactly 0.5), and a random one has AUC 0.5
+#: with a standard deviation of the 96-user mean of about 0.03 (one user's AUC over
+#: 2 x 36 pairs has sd <= 0.25): 0.8 is ten standard deviations above both. Random
+#: recall@2 is about 2/38 = 0.05 (sd of the mean about 0.02); 0.5 is far above it, and a
+#: model that uses the user's history finds both withheld items of nearly every user
+#: (every model outside :data:`NOT_PERSONALISED` reaches AUC >= 0.9 with its test_params).
+MIN_PERSONALISED_AUC = 0.8
+MIN_PERSONALISED_RECALL = 0.5
 
 
 def make_model(name: str, **extra) -> Recommender:
@@ -35,6 +58,64 @@ def recall_at_k(model: Recommender, train: Interactions, test: Interactions, k: 
         relevant = test.items_of(u)
         hits += np.isin(ranking.ids[r], relevant).sum() / min(len(relevant), k)
     return hits / len(users)
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run numba kernels on one thread (deterministic for a seed, so quality checks cannot flake)."""
+    from .._numba import get_num_threads, set_num_threads
+
+    threads = get_num_threads()
+    set_num_threads(1)
+    try:
+        yield
+    finally:
+        set_num_threads(threads)
+
+
+def personalisation(model: Recommender, train: Interactions, test: Interactions) -> tuple[float, float]:
+    """``(auc, recall)`` of a fitted model's ranking of each user's withheld items.
+
+    AUC: over the user's unseen candidates (items outside ``train``), the share of
+    (withheld, other) pairs the model orders correctly, ties counting one half; an item
+    the model cannot score (NaN) ranks last. Recall: share of the withheld items in the
+    user's ``recommend`` list of that many items (training items excluded). Both are
+    averaged over the users of ``test``.
+    """
+    users = np.flatnonzero(np.diff(test.matrix.indptr) > 0)
+    scores = np.asarray(model.score(users), dtype=np.float64)
+    scores = np.where(np.isnan(scores), -np.inf, scores)
+    n_held = int(np.diff(test.matrix.indptr)[users].max())
+    ranking = model.recommend(users, k=n_held)
+    aucs, recalls = [], []
+    for row, u in enumerate(users):
+        held = test.items_of(u)
+        candidates = np.setdiff1d(np.arange(train.n_items), train.items_of(u))
+        others = np.setdiff1d(candidates, held)
+        pos, neg = scores[row, held][:, None], scores[row, others][None, :]
+        aucs.append(float(np.mean((pos > neg) + 0.5 * (pos == neg))))
+        recalls.append(np.isin(held, ranking.ids[row]).mean())
+    return float(np.mean(aucs)), float(np.mean(recalls))
+
+
+def check_personalisation(name: str, data: PlantedBlocks | None = None, **params) -> tuple[float, float]:
+    """Fit model ``name`` (its ``test_params``) on the planted blocks and assert it finds
+    each user's withheld items far better than popularity or chance would.
+
+    Raises ``AssertionError`` naming the measured and required figures; returns
+    ``(auc, recall)`` when the model passes.
+    """
+    data = planted_blocks() if data is None else data
+    cls = registry.get(name)
+    train, test = data.for_task(cls.task)
+    model = make_model(name, **params).fit(train)
+    auc, recall = personalisation(model, train, test)
+    assert auc >= MIN_PERSONALISED_AUC and recall >= MIN_PERSONALISED_RECALL, (
+        f"{cls.name} does not personalise on planted blocks: AUC {auc:.3f} (needs >= {MIN_PERSONALISED_AUC}; "
+        f"popularity and random give 0.5), recall@2 {recall:.3f} (needs >= {MIN_PERSONALISED_RECALL}; "
+        "random gives about 0.05)"
+    )
+    return auc, recall
 
 
 class RecommenderConformance:
@@ -72,10 +153,16 @@ class RecommenderConformance:
     def test_exclude_seen(self, fitted: Recommender, data: Interactions) -> None:
         users = np.arange(data.n_users)
         r = fitted.recommend(users, k=10)
+        everything = fitted.recommend(users, k=data.n_items, exclude_seen=False)
+        scores = fitted.score(users)
         for u in users:
-            assert not np.isin(r.ids[u][r.ids[u] >= 0], data.items_of(u)).any()
-        r2 = fitted.recommend(users, k=data.n_items, exclude_seen=False)
-        assert (r2.ids >= 0).sum() >= (r.ids >= 0).sum()
+            listed = r.ids[u][r.ids[u] >= 0]
+            assert not np.isin(listed, data.items_of(u)).any()
+            # without the filter every item the model can score is listed, the seen ones included
+            full = np.sort(everything.ids[u][everything.ids[u] >= 0])
+            np.testing.assert_array_equal(full, np.flatnonzero(np.isfinite(scores[u])))
+            unseen = np.setdiff1d(np.flatnonzero(np.isfinite(scores[u])), data.items_of(u))
+            assert len(listed) == min(10, len(unseen)), f"user {u}: {len(listed)} items listed, {len(unseen)} unseen"
 
     def test_batch_equals_single(self, fitted: Recommender, data: Interactions) -> None:
         users = np.array([0, 5, 17, 3])
@@ -146,25 +233,27 @@ class RecommenderConformance:
         with pytest.raises(RecseekError):
             make_model(self.model_name).fit(empty)
 
+    def test_personalisation(self) -> None:
+        """Planted blocks with flat popularity: a real model finds each user's withheld
+        items; a model in :data:`NOT_PERSONALISED` must be seen to fail."""
+        cls = registry.get(self.model_name)
+        with single_thread():
+            if cls.name in NOT_PERSONALISED:
+                with pytest.raises(AssertionError, match="does not personalise"):
+                    check_personalisation(cls.name)
+            else:
+                check_personalisation(cls.name)
+
     def test_beats_random_on_real_sample(self) -> None:
         cls = registry.get(self.model_name)
         if not cls.conformance_quality or cls.name == "RandomGuess":
             pytest.skip("quality check not applicable")
-        try:
-            data = ml100k_sample(300)
-        except FileNotFoundError:
-            pytest.skip("MovieLens sample not available")
+        data = ml100k_sample(300)
         if cls.task == "ranking":
             data = data.binarize(4)
         train, test = holdout_last(data)
-        from .._numba import get_num_threads, set_num_threads
-
-        threads = get_num_threads()
-        set_num_threads(1)  # one thread: deterministic for the seed, so the check cannot flake
-        try:
+        with single_thread():
             model = make_model(self.model_name).fit(train)
-        finally:
-            set_num_threads(threads)
         rand = make_model("RandomGuess").fit(train)
         if cls.task == "rating":
             users, items, truth, _ = test.to_coo()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from ..data import Interactions
+from ..data import Interactions, Vocabulary
 
 
 def synthetic(
@@ -88,3 +89,72 @@ def holdout_last(data: Interactions, ratio: float = 0.2) -> tuple[Interactions, 
     n_train = np.floor((1 - ratio) * counts).astype(np.int64)
     test = rank >= n_train[u]
     return data.subset(~test), data.subset(test)
+
+
+@dataclass(frozen=True)
+class PlantedBlocks:
+    """A planted-structure data set on which popularity carries no information.
+
+    Users and items fall into ``blocks`` taste groups. Every user likes (rating 5) the
+    items of their own block and dislikes (rating 1) ``disliked`` items of the next block
+    (block b dislikes b + 1, the last dislikes the first: one way round, so that for
+    item-item deviations a like is never mirrored by an equal and opposite dislike);
+    ``withheld`` liked items per user are held out as ``test``. The liked, disliked and
+    withheld items rotate through each block so that every item has exactly the same
+    number of training records and the same mean rating: a model that ignores the user
+    (popularity, item average) or guesses (random) cannot find the withheld items,
+    while any model that uses the user's history finds them easily. Ids are shuffled so
+    that a block is not a run of consecutive indices (tie-breaking by index finds nothing).
+    """
+
+    train: Interactions
+    test: Interactions
+    user_block: np.ndarray
+    item_block: np.ndarray
+
+    def for_task(self, task: str) -> tuple[Interactions, Interactions]:
+        """``(train, test)``: ratings for rating models, the liked items only for ranking models."""
+        return (self.train, self.test) if task == "rating" else (self.train.binarize(4), self.test)
+
+
+def planted_blocks(
+    blocks: int = 4,
+    users_per_block: int = 24,
+    items_per_block: int = 12,
+    withheld: int = 2,
+    disliked: int = 3,
+    seed: int = 0,
+) -> PlantedBlocks:
+    """Build :class:`PlantedBlocks` (see there); ``users_per_block`` must be a multiple of
+    ``items_per_block`` so that the rotation gives every item the same counts."""
+    if users_per_block % items_per_block or withheld + 1 > items_per_block or disliked > items_per_block:
+        raise ValueError("users_per_block must be a multiple of items_per_block and withheld < items_per_block")
+    rng = np.random.default_rng(seed)
+    n_users, n_items = blocks * users_per_block, blocks * items_per_block
+    user_of = rng.permutation(n_users)  # logical (block, slot) -> shuffled index
+    item_of = rng.permutation(n_items)
+    step = max(1, items_per_block // withheld)
+    dstep = max(1, items_per_block // max(disliked, 1))
+    rows: list[tuple[int, int, float, bool]] = []
+    for b in range(blocks):
+        for j in range(users_per_block):
+            u = user_of[b * users_per_block + j]
+            held = {(j + step * w) % items_per_block for w in range(withheld)}
+            for s in range(items_per_block):
+                rows.append((u, item_of[b * items_per_block + s], 5.0, s in held))
+            for other in (b + np.arange(1, blocks)) % blocks:
+                for d in range(disliked):
+                    s = (j + d * dstep + 1) % items_per_block
+                    rows.append((u, item_of[other * items_per_block + s], 1.0, False))
+    u, i, v, held = (np.array(c) for c in zip(*rows, strict=True))
+    held = held.astype(bool)
+    users, _ = Vocabulary.from_values(np.arange(n_users), "user")
+    items, _ = Vocabulary.from_values(np.arange(n_items), "item")
+    times = rng.permutation(len(u)).astype(float)
+    train = Interactions.from_arrays(u[~held], i[~held], v[~held], times[~held], user_vocab=users, item_vocab=items)
+    test = Interactions.from_arrays(u[held], i[held], v[held], times[held], user_vocab=users, item_vocab=items)
+    user_block = np.empty(n_users, dtype=np.int64)
+    user_block[user_of] = np.repeat(np.arange(blocks), users_per_block)
+    item_block = np.empty(n_items, dtype=np.int64)
+    item_block[item_of] = np.repeat(np.arange(blocks), items_per_block)
+    return PlantedBlocks(train, test, user_block, item_block)

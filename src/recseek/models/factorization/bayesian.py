@@ -71,7 +71,7 @@ class BPMF(LatentRatingModel):
              "ICML 2008")
     rules = {"burn_in": Int(lo=0), "samples": Int(lo=1), "precision": Float(lo=0.0, lo_open=True),
              "beta0": Float(lo=0.0, lo_open=True), "wishart_scale": Float(lo=0.0, lo_open=True)}
-    test_params = {"factors": 5, "epochs": 12, "burn_in": 4, "samples": 4}
+    test_params = {"factors": 8, "epochs": 12, "burn_in": 4, "samples": 4}
     fold_in_bias = False
     state: ClassVar[dict[str, StateSpec]] = {
         # one block of factors per kept sample, concatenated

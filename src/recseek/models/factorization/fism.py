@@ -118,7 +118,7 @@ class FISMRMSE(_FISM):
     """
 
     name = "FISMRMSE"
-    test_params = {"factors": 4, "epochs": 3}
+    test_params = {"factors": 8, "epochs": 20, "learning_rate": 0.05}
     pairwise = False
 
 
@@ -134,5 +134,5 @@ class FISMAUC(_FISM):
     """
 
     name = "FISMAUC"
-    test_params = {"factors": 4, "epochs": 3}
+    test_params = {"factors": 8, "epochs": 10}
     pairwise = True

@@ -40,7 +40,7 @@ class IRRG(RatingPredictor):
     family = "factorization"
     paper = "Zhao, Guo, Zhang, Lu, Zhao. Exploiting implicit item relationships for recommender systems. UMAP 2015"
     rules = {"reliability": Float(lo=0.0), "init_range": Float(lo=0.0), "neighbors": Int(lo=1)}
-    test_params = {"factors": 4, "epochs": 20}
+    test_params = {"factors": 8, "epochs": 100, "learning_rate": 0.05}
     state: ClassVar[dict[str, StateSpec]] = {
         "item_rules_": Sparse(("n_items", "n_items")),
         "group_rules_": Array("float32", ("n_group_rules", 4)),

@@ -76,8 +76,8 @@ class LLORMA(RatingPredictor):
         "global_reg": Float(lo=0.0),
         "init_std": Float(lo=0.0),
     }
-    test_params = {"factors": 4, "epochs": 30, "learning_rate": 0.05, "anchors": 8, "global_factors": 8, "global_epochs": 30,
-                   "global_learning_rate": 0.01, "init_std": 0.1}
+    test_params = {"factors": 4, "epochs": 30, "learning_rate": 0.05, "anchors": 8, "global_factors": 8, "global_epochs": 100,
+                   "global_learning_rate": 0.05, "init_std": 0.1}
     state: ClassVar[dict[str, StateSpec]] = {
         "loss_": Scalar(float, finite=False),
         "global_user_factors_": Array("float32", ("n_users", "global_factors")),

@@ -41,7 +41,7 @@ class CLiMF(_PerUserModel):
     paper = ("Shi, Karatzoglou, Baltrunas, Larson, Oliver, Hanjalic. CLiMF: Learning to Maximize Reciprocal "
              "Rank with Collaborative Less-is-More Filtering. RecSys 2012")
     rules = {**COMMON_RULES}
-    test_params = {"factors": 8, "epochs": 100, "learning_rate": 0.001}
+    test_params = {"factors": 8, "epochs": 300, "learning_rate": 0.001}
 
     def __init__(
         self,

@@ -26,7 +26,7 @@ class RankSGD(FactorRanker):
     paper = ("Jahrer, Töscher. Collaborative Filtering Ensemble for Ranking. JMLR Workshop and Conference "
              "Proceedings 18 (KDD Cup 2011), 2012")
     rules = {**COMMON_RULES}
-    test_params = {"factors": 8, "epochs": 10}
+    test_params = {"factors": 8, "epochs": 30, "learning_rate": 0.05}
 
     def __init__(
         self,
