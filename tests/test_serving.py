@@ -416,7 +416,7 @@ def test_management_lifecycle(fresh):
     assert c.delete("/models/mf/1").json()["versions"] == ["1"]
     assert c.get("/recommend/mf", params={"user": 1, "version": "1"}).status_code == 404
     assert c.delete("/models/mf/1").status_code == 404
-    assert c.delete("/models/pop").json() == {"status": 'Model "pop" unregistered', "versions": ["1"]}
+    assert c.delete("/models/pop").json() == {"status": 'Workflow "pop" unregistered', "versions": ["1"]}
     assert c.get("/recommend/pop", params={"user": 1}).status_code == 404
     # an index registers the same way
     assert c.delete("/models/docs").status_code == 200

@@ -199,7 +199,7 @@ def parse_json(body: bytes) -> Any:
 
 # ---------------------------------------------------------------- the guard
 #: Paths that change the server's state (management, feedback).
-_STATEFUL_PREFIXES = ("/models", "/feedback")
+_STATEFUL_PREFIXES = ("/models", "/workflows", "/feedback")
 _UNCOUNTED = ("/ping", "/metrics", "/v2/health/live", "/v2/health/ready")
 
 

@@ -1,4 +1,5 @@
-"""DJL Serving's management API (``/models``), plus recseek's default-version and retrain routes.
+"""DJL Serving's management API (``/models``, and ``/workflows`` for the same single-model
+workflows), plus recseek's default-version and retrain routes.
 
 Query parameters follow DJL's names (``url``, ``model_name``, ``model_version``,
 ``batch_size``, ``max_batch_delay``, ``job_queue_size``, ``max_idle_time``,
@@ -154,6 +155,8 @@ def _describe(server: Server, name: str, version: str | None) -> list[dict[str, 
 
 
 # ---------------------------------------------------------------- routes
+@router.get("/workflows", response_model=ListModelsResponse, responses=_ERR,
+            openapi_extra={"parameters": _PAGE_PARAMS})
 @router.get("/models", response_model=ListModelsResponse, responses=_ERR,
             openapi_extra={"parameters": _PAGE_PARAMS})
 async def list_models(request: Request, server: Server = Depends(server_of)) -> JSON:
@@ -172,8 +175,12 @@ async def list_models(request: Request, server: Server = Depends(server_of)) -> 
     return JSON(out)
 
 
-@router.post("/models", response_model=RegisterStatus, status_code=200,
-             responses={**_ERR, 202: {"model": RegisterStatus, "description": "Registration scheduled"}},
+_REGISTER_RESPONSES = {**_ERR, 202: {"model": RegisterStatus, "description": "Registration scheduled"}}
+
+
+@router.post("/workflows", response_model=RegisterStatus, responses=_REGISTER_RESPONSES,
+             openapi_extra={"parameters": _REGISTER_PARAMS})
+@router.post("/models", response_model=RegisterStatus, responses=_REGISTER_RESPONSES,
              openapi_extra={"parameters": _REGISTER_PARAMS})
 async def register_model(request: Request, server: Server = Depends(server_of)) -> JSON:
     """Register a model folder of the store (DJL's register API)."""
@@ -184,12 +191,13 @@ async def register_model(request: Request, server: Server = Depends(server_of)) 
     make_default = q.boolean("default", False)
     reg = server.registry
     version, batch = reg.reserve(name, version, settings or None)
+    what = "Workflow" if request.url.path.startswith("/workflows") else "Model"
     if not q.boolean("synchronous", True):
         server.spawn(_register_later(server, name, version, batch, make_default))
-        return JSON({"status": f'Model "{name}" registration scheduled.', "modelName": name, "version": version},
+        return JSON({"status": f'{what} "{name}" registration scheduled.', "modelName": name, "version": version},
                     status_code=202)
     await reg.complete(name, version, batch, make_default=make_default)
-    return JSON({"status": f'Model "{name}" registered.', "modelName": name, "version": version})
+    return JSON({"status": f'{what} "{name}" registered.', "modelName": name, "version": version})
 
 
 async def _register_later(server: Server, name: str, version: str, batch: Any, make_default: bool) -> None:
@@ -200,12 +208,14 @@ async def _register_later(server: Server, name: str, version: str, batch: Any, m
         log.error("registration of %s version %s failed: %s", name, version, e)
 
 
+@router.get("/workflows/{name}", response_model=list[DescribedWorkflow], responses=_ERR)
 @router.get("/models/{name}", response_model=list[DescribedWorkflow], responses=_ERR)
 async def describe_model(name: str, server: Server = Depends(server_of)) -> JSON:
     """DJL's describe answer: one workflow with one entry per version."""
     return JSON(_describe(server, name, None))
 
 
+@router.get("/workflows/{name}/{version}", response_model=list[DescribedWorkflow], responses=_ERR)
 @router.get("/models/{name}/{version}", response_model=list[DescribedWorkflow], responses=_ERR)
 async def describe_version(name: str, version: str, server: Server = Depends(server_of)) -> JSON:
     """DJL's describe answer for one version."""
@@ -224,6 +234,8 @@ async def _scale(server: Server, name: str, version: str | None, request: Reques
 _SCALE_RESPONSES = {**_ERR, 202: {"model": StatusResponse, "description": "Accepted"}}
 
 
+@router.put("/workflows/{name}", response_model=StatusResponse, responses=_SCALE_RESPONSES,
+            openapi_extra={"parameters": [_NAME, *_SCALE_PARAMS]})
 @router.put("/models/{name}", response_model=StatusResponse, responses=_SCALE_RESPONSES,
             openapi_extra={"parameters": [_NAME, *_SCALE_PARAMS]})
 async def scale_model(request: Request, server: Server = Depends(server_of)) -> JSON:
@@ -231,6 +243,8 @@ async def scale_model(request: Request, server: Server = Depends(server_of)) -> 
     return await _scale(server, request.path_params["name"], None, request)
 
 
+@router.put("/workflows/{name}/{version}", response_model=StatusResponse, responses=_SCALE_RESPONSES,
+            openapi_extra={"parameters": [_NAME, _VERSION, *_SCALE_PARAMS]})
 @router.put("/models/{name}/{version}", response_model=StatusResponse, responses=_SCALE_RESPONSES,
             openapi_extra={"parameters": [_NAME, _VERSION, *_SCALE_PARAMS]})
 async def scale_version(request: Request, server: Server = Depends(server_of)) -> JSON:
@@ -245,18 +259,20 @@ async def set_default(name: str, version: str, server: Server = Depends(server_o
     return JSON({"status": "Default version set", "modelName": name, "version": version})
 
 
+@router.delete("/workflows/{name}", response_model=UnregisterResponse, responses=_ERR)
 @router.delete("/models/{name}", response_model=UnregisterResponse, responses=_ERR)
 async def unregister_all(name: str, server: Server = Depends(server_of)) -> JSON:
     """Stop serving every version of ``name`` (queued requests are answered first)."""
     gone = await server.registry.unregister(name)
-    return JSON({"status": f'Model "{name}" unregistered', "versions": gone})
+    return JSON({"status": f'Workflow "{name}" unregistered', "versions": gone})
 
 
+@router.delete("/workflows/{name}/{version}", response_model=UnregisterResponse, responses=_ERR)
 @router.delete("/models/{name}/{version}", response_model=UnregisterResponse, responses=_ERR)
 async def unregister_version(name: str, version: str, server: Server = Depends(server_of)) -> JSON:
     """Stop serving one version (a failed one is forgotten)."""
     gone = await server.registry.unregister(name, version)
-    return JSON({"status": f'Model "{name}" version "{version}" unregistered', "versions": gone})
+    return JSON({"status": f'Workflow "{name}" version "{version}" unregistered', "versions": gone})
 
 
 @router.post("/models/{name}/retrain", responses=_ERR)
