@@ -246,6 +246,11 @@ def naming_problems(cls: Any) -> list[str]:
 
 
 # ---------------------------------------------------------------- conventions page
+def _cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell."""
+    return text.replace("|", "\\|")
+
+
 def _users(models: list[Any]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for cls in models:
@@ -292,11 +297,11 @@ def render_conventions() -> str:
     ]
     for n, text in GLOSSARY.items():
         used = ", ".join(users.get(n, [])) or "(none yet)"
-        out.append(f"| `{n}` | {text} | {used} |")
+        out.append(f"| `{n}` | {_cell(text)} | {used} |")
     out += ["", "## Model-specific names", "", "| model | name | meaning |", "|---|---|---|"]
     for model in sorted(MODEL_SPECIFIC, key=str.lower):
         for n, text in MODEL_SPECIFIC[model].items():
-            out.append(f"| {model} | `{n}` | {text} |")
+            out.append(f"| {model} | `{n}` | {_cell(text)} |")
     out += [
         "",
         "## Settings without effect are refused",
