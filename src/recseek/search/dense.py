@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, ModelFileError, ParameterError
+from ..errors import DataError, ModelFileError, ParameterError, RecseekError
 from ..models._params import Bool, Choice, Float, Int
 from .base import Document, Hits, as_doc_ids, as_queries, check_k, check_text
 from .filters import MetadataStore
@@ -642,37 +642,57 @@ class DenseRetriever:
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, encoder: Any = None, mmap: bool = True) -> DenseRetriever:
-        """Load a saved index; embeddings are memory-mapped when ``mmap`` (read-only until changed)."""
-        from ..persistence import read_bundle
+        """Load a saved index; embeddings are memory-mapped when ``mmap`` (read-only until changed).
 
-        manifest, arrays = read_bundle(path, mmap=mmap)
+        Every array (and the HNSW graph file) is checked against the others before use; a damaged
+        or inconsistent index is a :class:`ModelFileError`.
+        """
+        from ._checks import IndexFile, check_hnsw, read_index_bundle
+
+        manifest, arrays = read_index_bundle(path, mmap=mmap)
         if manifest.get("kind") != "search-index" or manifest.get("retriever") != "DenseRetriever":
             raise ModelFileError(f"{path} does not hold a DenseRetriever index")
+        f = IndexFile(path, manifest, arrays)
         try:
-            params = dict(manifest["params"])
-            obj = cls(**params, encoder=encoder)
-            if encoder is None:
-                obj._model_key = manifest.get("model_key")
-            obj.ids_ = np.asarray(arrays["ids"])
-            obj.embeddings_ = arrays["embeddings"]
-            obj.meta_ = MetadataStore.from_arrays(arrays, manifest["metadata"])
-        except (KeyError, TypeError) as e:
-            raise ModelFileError(f"{path}: incomplete DenseRetriever index ({e})") from None
-        if obj.embeddings_.shape[0] != obj.ids_.shape[0] or len(obj.meta_) != obj.ids_.shape[0]:
-            raise ModelFileError(f"{path}: ids, embeddings and metadata have different lengths")
-        dead = obj.meta_.deleted
-        obj._rows = {d: r for r, d in enumerate(obj.ids_.tolist()) if not dead[r]}
+            obj = cls(**dict(f.entry("params", dict)), encoder=encoder)
+        except (RecseekError, TypeError) as e:
+            raise ModelFileError(f"{path}: the saved settings are invalid ({e})") from None
+        if encoder is None:
+            key = manifest.get("model_key")
+            if key is not None and not isinstance(key, str):
+                raise f.fail("model_key is not a string")
+            obj._model_key = key
+        ids = f.array("ids", "U", (None,))
+        dim = f.count("dim")
+        emb = f.array("embeddings", np.float32, (ids.shape[0], dim if ids.shape[0] else None))
+        f.finite("embeddings", emb)
+        try:
+            meta = MetadataStore.from_arrays(arrays, f.entry("metadata", dict))
+        except DataError as e:
+            raise f.fail(str(e)) from None
+        if len(meta) != ids.shape[0]:
+            raise f.fail(f"metadata covers {len(meta)} documents but there are {ids.shape[0]} ids")
+        live = ~meta.deleted
+        f.unique_ids("ids", ids, live)
+        obj.ids_, obj.embeddings_, obj.meta_ = ids, emb, meta
+        obj._rows = {d: r for r, d in enumerate(ids.tolist()) if live[r]}
         if "hnsw" in arrays:
-            import hnswlib
-
-            with tempfile.TemporaryDirectory() as tmp:
-                f = Path(tmp) / "hnsw.bin"
-                np.asarray(arrays["hnsw"]).tofile(f)
-                index = hnswlib.Index(space="ip", dim=obj.dim)
-                index.load_index(str(f), max_elements=obj.embeddings_.shape[0])
-            index.set_ef(obj.ef_search)
-            obj._hnsw = index
+            check_hnsw(f, "hnsw", arrays["hnsw"], emb, obj.hnsw_m)
+            obj._hnsw = _load_hnsw(np.asarray(arrays["hnsw"]), emb.shape, obj.ef_search)
         return obj
+
+
+def _load_hnsw(blob: np.ndarray, shape: tuple[int, int], ef_search: int) -> Any:
+    """An hnswlib index from the (checked) bytes of its file."""
+    import hnswlib
+
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / "hnsw.bin"
+        blob.tofile(f)
+        index = hnswlib.Index(space="ip", dim=shape[1])
+        index.load_index(str(f), max_elements=shape[0])
+    index.set_ef(ef_search)
+    return index
 
 
 def _encoder_key(encoder: Any) -> str | None:
