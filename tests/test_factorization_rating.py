@@ -30,11 +30,7 @@ SMALL = {
 
 @pytest.fixture(scope="module")
 def ml_split() -> tuple[Interactions, Interactions]:
-    try:
-        data = ml100k_sample(300)
-    except FileNotFoundError:
-        pytest.skip("MovieLens sample not available")
-    return holdout_last(data)
+    return holdout_last(ml100k_sample(300))
 
 
 def rmse(model, test: Interactions) -> float:

@@ -76,10 +76,7 @@ def test_scores_are_dot_products_plus_bias(data):
 
 
 def test_bpr_beats_popularity_on_movielens():
-    try:
-        data = ml100k_sample(300).binarize(4)
-    except FileNotFoundError:
-        pytest.skip("MovieLens sample not available")
+    data = ml100k_sample(300).binarize(4)
     from recseek.testing.conformance import recall_at_k
 
     train, test = holdout_last(data)

