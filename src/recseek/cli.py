@@ -34,6 +34,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "search-eval": ("recseek.search.cli", "search_eval_cmd", "search", "Evaluate retrieval against relevance judgements."),
     "serve": ("recseek.serving.cli", "serve_cmd", "serve", "Serve models over HTTP."),
     "retrain": ("recseek.serving.cli", "retrain_cmd", "serve", "Retrain a served model on new data."),
+    "report": ("recseek.evaluation.report_cli", "report_cmd", "", "Write a report (HTML, Markdown, LaTeX) from run --json results."),
 }
 
 _USER_ERRORS = (RecseekError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
@@ -165,16 +166,29 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
 @click.option("--data", "data_path", type=click.Path(path_type=Path), help="Data file or folder (overrides [data] path).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the results as JSON.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar over models.")
-def run_cmd(experiment: Path, data_path: Path | None, json_path: Path | None, progress: bool) -> None:
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a report (.html, .md or .tex) with per-user statistics.")
+@click.option("--baseline", default=None, help="Model label the report tests every other model against (default: the first).")
+def run_cmd(experiment: Path, data_path: Path | None, json_path: Path | None, progress: bool,
+            report_path: Path | None, baseline: str | None) -> None:
     """Run the models of EXPERIMENT (a TOML file) and print a comparison table."""
     from .evaluation.experiment import run_experiment
 
-    results = run_experiment(experiment, data_path=data_path, progress=progress)
+    if report_path is not None or baseline is not None:
+        from .evaluation.report_cli import check_report_options
+
+        check_report_options(experiment, report_path, baseline)  # fails before any training
+    keep = json_path is not None or report_path is not None
+    results = run_experiment(experiment, data_path=data_path, progress=progress, details=keep)
     click.echo(f"protocol: {results[0]['protocol']}" if results else "no models")
     click.echo(results_table(results))
     if json_path is not None:
         _write_json_atomic(json_path, results)
         click.echo(f"wrote {json_path}")
+    if report_path is not None:
+        from .evaluation.report_cli import write_run_report
+
+        write_run_report(results, report_path, None, baseline, 0)
 
 
 @cli.command("models")

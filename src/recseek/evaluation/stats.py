@@ -66,7 +66,7 @@ def bootstrap_ci(
     level: float = 0.95,
     n_resamples: int = 10_000,
     seed: int = 0,
-) -> tuple[float, float]:
+) -> tuple[float, float] | tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap confidence interval of the mean.
 
     Definition: draw ``n_resamples`` samples of the ``n`` values with replacement,
@@ -76,8 +76,10 @@ def bootstrap_ci(
 
     Parameters
     ----------
-    values : array (n,)
-        Per-user metric values.
+    values : array (n,) or (n, m)
+        Per-user metric values; with ``m`` columns (several metrics of the same
+        users) every column gets its interval from the same resamples, and ``low``
+        and ``high`` are arrays of ``m`` values.
     level : float
         Coverage, strictly between 0 and 1.
     n_resamples : int
@@ -89,19 +91,28 @@ def bootstrap_ci(
     -------
     (low, high)
     """
-    v = _values(values, "values")
+    v = np.asarray(values, dtype=np.float64)
+    columns = v.ndim == 2
+    v = _values(v.T if columns else v, "values") if not columns else v
+    if columns and (v.shape[0] == 0 or not np.all(np.isfinite(v))):
+        raise ParameterError(f"values must be finite per-user values with at least one row, got shape {v.shape}")
     b = _check_count(n_resamples, "n_resamples")
     if not 0.0 < float(level) < 1.0:
         raise ParameterError(f"level must be between 0 and 1, got {level!r}")
     rng = np.random.default_rng(seed)
-    n = v.size
-    means = np.empty(b, dtype=np.float64)
+    n = v.shape[0]
+    table = np.ascontiguousarray((v if columns else v[:, None]).T).T
+    means = np.empty((b, table.shape[1]), dtype=np.float64)
     for s in range(0, b, _CHUNK):
         m = min(_CHUNK, b - s)
-        means[s : s + m] = v[rng.integers(0, n, size=(m, n))].mean(axis=1)
+        idx = rng.integers(0, n, size=(m, n), dtype=np.int32 if n < 2**31 else np.int64)
+        for j in range(table.shape[1]):  # the same resamples for every column
+            means[s : s + m, j] = table[:, j][idx].mean(axis=1)
     alpha = (1.0 - float(level)) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+    low, high = np.quantile(means, [alpha, 1.0 - alpha], axis=0)
+    if columns:
+        return low, high
+    return float(low[0]), float(high[0])
 
 
 def permutation_test(
@@ -131,11 +142,16 @@ def permutation_test(
     # equal sums reached by a different order of additions must still count as ties
     tol = 1e-9 * max(1.0, float(np.abs(d).sum()))
     rng = np.random.default_rng(seed)
+    total = d.sum()
+    n_bytes = (d.size + 7) // 8
     extreme = 0
     for s in range(0, n_perm, _CHUNK):
         m = min(_CHUNK, n_perm - s)
-        signs = np.where(rng.random((m, d.size)) < 0.5, -1.0, 1.0)
-        extreme += int(np.count_nonzero(np.abs(signs @ d) >= observed - tol))
+        # one random bit per user: bit 1 keeps the sign, bit 0 flips it, so the flipped
+        # sum is 2 * (sum of the kept differences) - sum(d)
+        bits = np.unpackbits(rng.integers(0, 256, size=(m, n_bytes), dtype=np.uint8), axis=1, count=d.size)
+        flipped = 2.0 * (bits @ d) - total
+        extreme += int(np.count_nonzero(np.abs(flipped) >= observed - tol))
     return (1.0 + extreme) / (1.0 + n_perm)
 
 
