@@ -19,78 +19,28 @@ published times come from another machine, so read them as orders of magnitude).
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as _dt
 import os
 import platform
 import sys
-import time
-import tomllib
 from pathlib import Path
+
+from recseek.evaluation.jstarcraft import (
+    PUBLISHED_NAME,
+    RANKING_METRICS,
+    key_metric,
+    load_dataset_split,
+    load_split,
+    published_row,
+    published_tasks,
+    read_anchors,
+    read_model_specs,
+    run_model,
+)
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = Path("/work/shared/data/jstarcraft/filmtrust")
 DEFAULT_ANCHORS = Path("/work/shared/anchors")
-RANKING_METRICS = ["auc", "map_capped", "mrr", "ndcg", "novelty", "precision", "recall"]
-#: Our metric name -> the column of JStarCraft's table (its MAP divides by min(|test|, 10)).
-PUBLISHED_NAME = {"map_capped": "map"}
-RATING_METRICS = ["mae", "mse", "rmse", "mpe"]
-
-
-def read_anchors(folder: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """{"ranking"|"rating": {model: row}} from jstarcraft_ranking.csv / jstarcraft_rating.csv."""
-    out: dict[str, dict[str, dict[str, float]]] = {"ranking": {}, "rating": {}}
-    for task in out:
-        path = folder / f"jstarcraft_{task}.csv"
-        if not path.exists():
-            continue
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                key = row["model"].lower() if row["dataset"] == "filmtrust" else f"{row['model'].lower()}@{row['dataset']}"
-                out[task][key] = {k: float(v) for k, v in row.items() if k not in ("model", "dataset")}
-    return out
-
-
-def read_model_files(pattern_dir: Path) -> list[tuple[str, dict]]:
-    """[(file name, model spec)] of every ``[[models]]`` in ``benchmarks/p1/*.toml``."""
-    specs = []
-    for path in sorted(pattern_dir.glob("*.toml")):
-        try:
-            doc = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as e:
-            sys.exit(f"error: {path}: invalid TOML: {e}")
-        for m in doc.get("models", []):
-            specs.append((path.name, dict(m)))
-    return specs
-
-
-def load_split(data_dir: Path, order: str = "time"):
-    """Per-user 80/20 split; by time (FilmTrust) or seeded at random (files without time)."""
-    from recseek.data.readers import read
-    from recseek.data.split import split
-
-    data = read(data_dir, format="jstarcraft")
-    train, test = split(data, "ratio", ratio=0.8, by="user", order=order, seed=0)
-    return data, train, test
-
-
-def run_one(name: str, params: dict, task: str, train, test) -> dict:
-    from recseek.evaluation import evaluate_ranking, evaluate_rating
-    from recseek.models import registry
-
-    model = registry.create(name, **params)
-    t0 = time.perf_counter()
-    model.fit(train)
-    t1 = time.perf_counter()
-    if task == "ranking":
-        metrics = evaluate_ranking(model, train, test, k=10, metrics=RANKING_METRICS)
-        metrics = {k.split("@")[0]: v for k, v in metrics.items()}
-    else:
-        metrics = evaluate_rating(model, test, metrics=RATING_METRICS)
-    t2 = time.perf_counter()
-    return {"metrics": metrics, "train_ms": (t1 - t0) * 1000, "predict_ms": (t2 - t1) * 1000}
-
-
 def fmt(v: float | None, digits: int = 4) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
@@ -107,45 +57,44 @@ def main(argv: list[str] | None = None) -> int:
     from recseek.errors import RecseekError
     from recseek.models import registry
 
-    anchors = read_anchors(args.anchors)
-    specs = read_model_files(args.models_dir)
+    try:
+        anchors = read_anchors(args.anchors)
+        specs = read_model_specs(args.models_dir)
+    except RecseekError as e:
+        sys.exit(f"error: {e}")
     only = None if args.only is None else {s.strip().lower() for s in args.only.split(",")}
     data, train, test = load_split(args.data)
     print(f"FilmTrust: {data.n_users} users x {data.n_items} items, {data.nnz} ratings; "
           f"train {train.nnz}, test {test.nnz}")
 
     rows = []
-    other: dict[str, tuple] = {}
+    splits: dict[str, tuple] = {"filmtrust": (train, test)}
     for fname, spec in specs:
         spec = dict(spec)
         name = spec.pop("name")
         dataset = spec.pop("dataset", "filmtrust")
         if only is not None and name.lower() not in only:
             continue
-        if dataset == "filmtrust":
-            d_train, d_test, key_suffix, label = train, test, "", ""
-        else:
-            # other JStarCraft data sets lie beside the FilmTrust folder (e.g. product/scores.txt);
-            # they have no time column, so the per-user 80/20 split is seeded at random
-            if dataset not in other:
-                path = args.data.parent / dataset
-                if not path.exists():
-                    print(f"{name}: skipped ({dataset} data not found at {path})")
-                    continue
-                other[dataset] = load_split(path, order="random")[1:]
-            d_train, d_test = other[dataset]
-            key_suffix, label = f"@{dataset}", f" ({dataset})"
+        if dataset not in splits:
+            try:
+                splits[dataset] = load_dataset_split(args.data, dataset)[1:]
+            except RecseekError as e:
+                print(f"{name}: skipped ({e})")
+                continue
+        d_train, d_test = splits[dataset]
+        label = "" if dataset == "filmtrust" else f" ({dataset})"
         try:
             cls = registry.get(name)
         except RecseekError as e:
             rows.append({"model": name, "task": "?", "file": fname, "error": str(e)})
             continue
-        tasks = [t for t in ("ranking", "rating") if cls.name.lower() + key_suffix in anchors[t]] or [cls.task]
-        for task in tasks:
-            pub = anchors[task].get(cls.name.lower() + key_suffix)
+        for task in published_tasks(cls, anchors, dataset):
+            pub = published_row(cls, task, anchors, dataset)
             row = {"model": cls.name + label, "task": task, "file": fname, "params": spec, "published": pub}
             try:
-                row.update(run_one(cls.name, spec, task, d_train, d_test))
+                result = run_model(cls.name, spec, task, d_train, d_test)
+                result.pop("model")
+                row.update(result)
             except Exception as e:  # a benchmark reports every failure and goes on
                 kind = "" if isinstance(e, RecseekError) else f"{type(e).__name__}: "
                 row["error"] = kind + " ".join(str(e).split())
@@ -158,10 +107,6 @@ def main(argv: list[str] | None = None) -> int:
         write_markdown(args.markdown, rows, data, train, test, args)
         print(f"\nwrote {args.markdown}")
     return 0
-
-
-def key_metric(task: str) -> str:
-    return "ndcg" if task == "ranking" else "mae"
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
