@@ -11,12 +11,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recseek.data import readers
-from recseek.data.readers import read, read_jstarcraft, read_movielens, read_recbole, read_table
+from recseek.data.readers import _text, read, read_jstarcraft, read_movielens, read_recbole, read_table
 from recseek.errors import DataError, ParameterError
 from recseek.testing.fixtures import shared_data_dir
 
 SHARED = shared_data_dir()
 needs_shared = pytest.mark.skipif(SHARED is None, reason="shared test data not found")
+
+
+@pytest.fixture(autouse=True, params=["pyarrow", "pandas"])
+def parser(request, monkeypatch) -> str:
+    """Every reader test runs with both text parsers (pyarrow is optional)."""
+    if request.param == "pandas":
+        monkeypatch.setattr(_text, "has_pyarrow", lambda: False)
+    return request.param
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -385,3 +393,94 @@ def test_guess_format(tmp_path: Path, recbole_dir: Path) -> None:
     assert readers.guess_format(write(tmp_path / "ml" / "u.data", "1\t2\t3\t4\n").parent) == "movielens"
     assert readers.guess_format(write(tmp_path / "ft" / "score.txt", "1 2 3 4\n").parent) == "jstarcraft"
     assert readers.guess_format(tmp_path / "ft" / "score.txt") == "jstarcraft"
+
+
+# ---------------------------------------------------------------------- parsers, gzip
+def _same(a, b) -> None:
+    assert np.array_equal(a.users.ids, b.users.ids) and a.users.ids.dtype == b.users.ids.dtype
+    assert np.array_equal(a.items.ids, b.items.ids) and a.items.ids.dtype == b.items.ids.dtype
+    assert (a.matrix != b.matrix).nnz == 0 and np.array_equal(a.matrix.indptr, b.matrix.indptr)
+    assert (a.timestamps is None) == (b.timestamps is None)
+    if a.timestamps is not None:
+        assert np.array_equal(a.timestamps, b.timestamps)
+    if a.item_data is not None:
+        pd.testing.assert_frame_equal(a.item_data, b.item_data)
+
+
+def test_both_parsers_read_real_files_alike(monkeypatch, parser) -> None:
+    if SHARED is None:
+        pytest.fail("this check needs the shared data sets (../shared/data or RECSEEK_TEST_DATA)")
+    root = SHARED / "jstarcraft"
+    for fn in (lambda: read_recbole(SHARED / "ml-100k"),
+               lambda: read_jstarcraft(root / "filmtrust" / "score.txt"),
+               lambda: read_jstarcraft(root / "musical_instruments.txt")):
+        here = fn()
+        with monkeypatch.context() as m:
+            m.setattr(_text, "has_pyarrow", lambda: parser == "pandas")  # the other parser
+            other = fn()
+        _same(here, other)
+
+
+def test_pandas_parser_quoted_csv(tmp_path: Path) -> None:
+    f = write(tmp_path / "q.csv", 'user,item,rating\n"a,1",x,4\n"b",y,2.5\n')
+    data = read_table(f)
+    assert entries(data) == {("a,1", "x"): 4.0, ("b", "y"): 2.5}
+
+
+def test_short_line_named_even_when_the_missing_field_is_unused(tmp_path: Path) -> None:
+    # an empty trailing field is allowed; a missing one is not (pandas alone would pad it)
+    ok = write(tmp_path / "ok.csv", "user,item,rating,note\n1,2,3,\n4,5,6,x\n")
+    assert read_table(ok).nnz == 2
+    bad = write(tmp_path / "bad.csv", "user,item,rating,note\n1,2,3,\n1,3,4\n")
+    with pytest.raises(DataError, match=r"bad\.csv, line 3: expected 4 fields separated by commas, found 3"):
+        read_table(bad)
+    tabs = write(tmp_path / "u.data", "1\t2\t3\t100\n1\t3\t4\n")
+    with pytest.raises(DataError, match=r"u\.data, line 2: expected 4 fields separated by tabs, found 3"):
+        read_movielens(tabs)
+
+
+def test_gzip_files_read_transparently(tmp_path: Path) -> None:
+    import gzip
+
+    text = "user,item,rating,timestamp\n1,2,3,10\n1,3,4,11\n2,2,5,12\n"
+    plain = read_table(write(tmp_path / "r.csv", text))
+    for name in ("r.csv.gz", "r.csv"):  # by extension and by content
+        gz = tmp_path / "gz" / name
+        gz.parent.mkdir(exist_ok=True)
+        gz.write_bytes(gzip.compress(text.encode()))
+        _same(plain, read(gz))
+        _same(plain, read_table(gz))
+    tsv = tmp_path / "r.tsv.gz"
+    tsv.write_bytes(gzip.compress(text.replace(",", "\t").encode()))
+    assert readers.guess_format(tsv) == "tsv"
+    _same(plain, read(tsv))
+
+
+def test_gzip_bad_line_named_in_text(tmp_path: Path) -> None:
+    import gzip
+
+    gz = tmp_path / "r.csv.gz"
+    gz.write_bytes(gzip.compress(b"user,item,rating\n1,2,3\n1,3,lots\n"))
+    with pytest.raises(DataError, match=r"r\.csv\.gz, line 3: rating 'lots' \(column 3\) is not a number"):
+        read(gz)
+    broken = tmp_path / "cut.csv.gz"
+    broken.write_bytes(gzip.compress(b"user,item,rating\n1,2,3\n" * 50)[:30])
+    with pytest.raises(DataError, match=r"cut\.csv\.gz: damaged gzip file"):
+        read(broken)
+
+
+def test_missing_column_hint_in_toml_form(tmp_path: Path) -> None:
+    from recseek._interface import calling_from
+
+    f = write(tmp_path / "m.csv", "person,thing\n1,2\n")
+    with pytest.raises(DataError, match=r"columns=\{'user': \.\.\.\}"):
+        read_table(f)
+    with calling_from("toml"), pytest.raises(DataError, match=r'options = \{ columns = \{ user = "\.\.\." \} \}'):
+        read_table(f)
+
+
+def test_id_array_keeps_non_canonical_ids() -> None:
+    assert _text.id_array(np.array(["42", "7", "-3"], dtype=object)).dtype == np.int64
+    for ids in (["42", "007"], ["1", "+2"], ["1", "2.0"], ["1", "-0"], ["9" * 30, "1"], ["1", " 2"]):
+        out = _text.id_array(np.array(ids, dtype=object))
+        assert out.dtype.kind == "U" and out.tolist() == ids

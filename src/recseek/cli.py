@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
+import textwrap
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +27,8 @@ from typing import Any
 
 import click
 
+from ._interface import calling_from
+from ._optional import MissingDependencyError, explain
 from .errors import RecseekError
 
 #: Sub-commands that live in optional packages: name -> (module, attribute, extra, help).
@@ -69,8 +73,7 @@ class _Group(click.Group):
 
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as e:
-            detail = " ".join(str(e).split())
-            return _unavailable(name, extra, detail)
+            return _unavailable(name, extra, e)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
@@ -87,19 +90,36 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with calling_from("cli"):
+                return super().invoke(ctx)
         except _USER_ERRORS as e:
-            click.echo(f"error: {_one_line(e)}", err=True)
-            ctx.exit(2)
+            _fail(ctx, e)
+        except ModuleNotFoundError as e:
+            # an optional package imported deep inside a command (not at module load)
+            missing = explain(e)
+            if missing is None:
+                raise
+            _fail(ctx, missing)
 
 
-def _unavailable(name: str, extra: str, detail: str) -> click.Command:
+def _fail(ctx: click.Context, exc: BaseException) -> None:
+    click.echo(f"error: {_one_line(exc)}", err=True)
+    ctx.exit(2)
+
+
+def _unavailable(name: str, extra: str, exc: Exception) -> click.Command:
+    """A stand-in for a command whose module cannot be imported: it fails with one sentence."""
+    known = explain(exc) if isinstance(exc, ImportError) else None
+    if known is not None:
+        reason = f"the '{name}' command is not available: {known}"
+    else:
+        detail = " ".join(str(exc).split())
+        reason = f"the '{name}' command is not available ({detail}); install it with pip install 'recseek[{extra}]'"
+
     @click.command(name=name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
                    add_help_option=False)
     def missing() -> None:
-        raise RecseekError(
-            f"the '{name}' command is not available ({detail}); install it with pip install 'recseek[{extra}]'"
-        )
+        raise MissingDependencyError(reason)
 
     return missing
 
@@ -119,15 +139,26 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain fixed-width table: numbers right-aligned, text left-aligned."""
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None) -> str:
+    """A plain fixed-width table: numbers right-aligned, text left-aligned.
+
+    With ``width``, a text last column too wide for it is wrapped onto continuation
+    lines indented under that column, so that no line is longer than ``width``.
+    """
     cells = [[str(h) for h in headers]] + [[_fmt(v) for v in r] for r in rows]
     numeric = [all(isinstance(r[i], int | float) for r in rows) for i in range(len(headers))]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    indent = sum(widths[:-1]) + 2 * (len(widths) - 1)
+    wrap_at = None
+    if width is not None and not numeric[-1] and indent + widths[-1] > width:
+        wrap_at = max(width - indent, 20)
+        widths[-1] = min(widths[-1], wrap_at)
     lines = []
     for n, r in enumerate(cells):
-        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric, strict=True)]
-        lines.append("  ".join(parts).rstrip())
+        last = (textwrap.wrap(r[-1], wrap_at) or [""]) if wrap_at and n > 0 else [r[-1]]
+        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r[:-1], widths, numeric, strict=False)]
+        lines.append("  ".join([*parts, last[0]]).rstrip())
+        lines.extend(" " * indent + more for more in last[1:])
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -193,12 +224,16 @@ def run_cmd(experiment: Path, data_path: Path | None, json_path: Path | None, pr
 
 @cli.command("models")
 @click.option("--task", type=click.Choice(["ranking", "rating"]), default=None, help="Only models of this task.")
-def models_cmd(task: str | None) -> None:
+@click.option("--width", type=click.IntRange(min=40), default=None,
+              help="Line width (default: the terminal's, or 100 when not a terminal).")
+def models_cmd(task: str | None, width: int | None) -> None:
     """List the available models."""
-    from .models import registry
+    from ._catalogue import entries
 
-    rows = [[c.name, c.task, c.family, c.paper] for c in registry.available(task)]
-    click.echo(format_table(["name", "task", "family", "paper"], rows))
+    if width is None:
+        width = shutil.get_terminal_size((100, 24)).columns
+    rows = [[e.name, e.task, e.family, e.paper] for e in entries(task)]
+    click.echo(format_table(["name", "task", "family", "paper"], rows, width=width))
 
 
 @cli.command("recommend")
@@ -264,6 +299,10 @@ def _run_demo(data_path: Path | None, user: str | None) -> None:
 
     data = datasets.load("ml-100k", path=None if data_path is None else str(data_path))
     positives = data.filter_min_rating(4).binarize()
+    if user is not None and user not in positives.users:
+        # checked before any model is trained
+        where = "MovieLens-100K" if user not in data.users else "MovieLens-100K's users with a rating >= 4"
+        raise RecseekError(f"--user {user!r} is not in {where}")
     train, test = split(positives, "ratio", ratio=0.8, by="user", order="time")
     click.echo(
         f"MovieLens-100K: {positives.nnz} ratings >= 4 of {data.n_users} users on {data.n_items} items; "
@@ -299,8 +338,6 @@ def _run_demo(data_path: Path | None, user: str | None) -> None:
     if user is None:
         u = int(np.flatnonzero(np.diff(test.matrix.indptr) > 0)[0])
     else:
-        if user not in train.users:
-            raise RecseekError(f"user {user!r} is not in MovieLens-100K")
         u = train.users.index(user)
     ids, scores = model.recommend([u], 10).row(0)
     titles = None

@@ -141,12 +141,9 @@ class Analyzer:
             stop = frozenset(w.lower() for w in words)
         self._stemmer_obj = None
         if stemmer is not None:
-            try:
-                import Stemmer
-            except ImportError:  # pragma: no cover - PyStemmer is a dependency of the search extra
-                raise ParameterError(
-                    "Analyzer: stemming needs PyStemmer (pip install PyStemmer), or pass stemmer=None"
-                ) from None
+            from .._optional import require
+
+            Stemmer = require("Stemmer", purpose="stemming", python="pass stemmer=None", cli="pass --stemmer none")
             if stemmer not in Stemmer.algorithms():
                 raise ParameterError(
                     f"Analyzer: unknown stemmer {stemmer!r}; known: {', '.join(Stemmer.algorithms())}"

@@ -34,21 +34,24 @@ Errors
 Bad input raises :class:`~recseek.errors.DataError` with one sentence naming the file
 and, where it applies, the line and column: a missing path, an empty file, a missing
 column (with the columns found), a line with the wrong number of fields, an empty id,
-or a rating / timestamp that is not a finite number (with the value). Files are parsed
-with ``pyarrow.csv``; the line-by-line scan that names the bad line only runs when
-parsing fails.
+or a rating / timestamp that is not a finite number (with the value). Text files are
+parsed in C (``pyarrow.csv`` when pyarrow is installed, else pandas); the line-by-line
+scan that names the bad line only runs when parsing fails. Gzip-compressed files
+(``ratings.csv.gz``) are read transparently; Parquet needs the ``parquet`` extra.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..._interface import advice
 from ...errors import DataError, ParameterError
 from .._interactions import Interactions
 from ._jstarcraft import read_jstarcraft
 from ._movielens import read_movielens
 from ._recbole import read_recbole
 from ._table import read_table
+from ._text import plain_suffix
 
 #: Formats understood by :func:`read`.
 FORMATS = ("recbole", "movielens", "jstarcraft", "csv", "tsv", "parquet")
@@ -77,8 +80,8 @@ def guess_format(path: str | Path) -> str:
             return "movielens"
         if any((p / n).exists() for n in ("score.txt", "scores.txt", "ratings.txt", "rating.txt")):
             return "jstarcraft"
-        raise DataError(f"{p}: cannot tell the format of this folder; pass format= (one of {', '.join(FORMATS)})")
-    name, suffix = p.name, p.suffix.lower()
+        raise DataError(f"{p}: cannot tell the format of this folder; {_format_hint()}")
+    name, suffix = p.name, plain_suffix(p)
     if suffix == ".inter":
         return "recbole"
     if name in ("u.data", "ratings.dat") or (name == "ratings.csv" and (p.parent / "movies.csv").exists()):
@@ -91,7 +94,13 @@ def guess_format(path: str | Path) -> str:
         return "csv"
     if suffix == ".txt":
         return "jstarcraft"
-    raise DataError(f"{p}: cannot tell the format from the file name; pass format= (one of {', '.join(FORMATS)})")
+    raise DataError(f"{p}: cannot tell the format from the file name; {_format_hint()}")
+
+
+def _format_hint() -> str:
+    names = ", ".join(FORMATS)
+    return advice(f"pass format= (one of {names})", cli=f"pass --format (one of {names})",
+                  toml=f'set format = "..." in [data] (one of {names})')
 
 
 def read(path: str | Path, format: str | None = None, **kwargs) -> Interactions:

@@ -60,7 +60,7 @@ def _read_trust(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if "value" in names:
         kinds["value"] = NUMBER
     cols = read_delimited(path, sep=sep, names=names, kinds=kinds, labels=_LABELS)
-    values = cols["value"].to_numpy() if "value" in cols else np.ones(len(cols["trustor"]))
+    values = cols["value"] if "value" in cols else np.ones(len(cols["trustor"]))
     return id_array(cols["trustor"]), id_array(cols["trustee"]), values
 
 
@@ -114,13 +114,13 @@ def read_jstarcraft(path: str | Path, *, duplicates: str = "last") -> Interactio
     if extra_users is not None and extra_users.dtype.kind != trust[1].dtype.kind:
         extra_users = np.concatenate([trust[0].astype(str), trust[1].astype(str)])
     data = build_interactions(
-        id_array(cols["user"]), id_array(cols["item"]), cols["score"].to_numpy(),
-        cols["instant"].to_numpy() if "instant" in cols else None,
+        id_array(cols["user"]), id_array(cols["item"]), cols["score"],
+        cols["instant"] if "instant" in cols else None,
         duplicates=duplicates, source=str(p), extra_users=extra_users,
     )
     meta: dict = {"source": str(p), "format": "jstarcraft"}
     if "comment" in cols:
-        comments = cols["comment"].to_numpy(zero_copy_only=False).astype(np.dtypes.StringDType())
+        comments = cols["comment"].astype(np.dtypes.StringDType())
         meta["comments"] = comments[data.order]
     trust_matrix = None
     if trust is not None:

@@ -21,6 +21,7 @@ from ._text import (
     first_line,
     id_array,
     looks_numeric,
+    plain_suffix,
     read_delimited,
 )
 
@@ -58,7 +59,7 @@ def _read_ratings(path: Path) -> dict:
     line = first_line(path)
     if path.name == "ratings.dat" or "::" in line:
         sep, header = "::", False
-    elif path.suffix == ".csv" or ("," in line and "\t" not in line):
+    elif plain_suffix(path) == ".csv" or ("," in line and "\t" not in line):
         sep, header = ",", not looks_numeric(line.split(",")[0])
     else:
         sep, header = "\t", not looks_numeric(line.split("\t")[0])
@@ -72,8 +73,8 @@ def _genre_names(folder: Path) -> list[str]:
         return list(ML100K_GENRES)
     cols = read_delimited(genre_file, sep="|", names=["name", "index"], kinds={"name": TEXT, "index": NUMBER},
                           encoding=_encoding(genre_file))
-    order = cols["index"].to_numpy().argsort(kind="stable")
-    return [str(x) for x in cols["name"].to_numpy(zero_copy_only=False)[order]]
+    order = cols["index"].argsort(kind="stable")
+    return [str(x) for x in cols["name"][order]]
 
 
 def _read_items(folder: Path) -> tuple | None:
@@ -87,14 +88,14 @@ def _read_items(folder: Path) -> tuple | None:
         cols = read_delimited(path, sep="|", names=names, kinds=kinds, encoding=_encoding(path))
         genre_text = np.full(len(cols["item"]), "", dtype=object)
         for g in genres:
-            genre_text = np.where(cols[g].to_numpy(zero_copy_only=False) == "1", genre_text + g + "|", genre_text)
-        title, year = split_year(pd.Series(cols["title"].to_numpy(zero_copy_only=False)))
+            genre_text = np.where(cols[g] == "1", genre_text + g + "|", genre_text)
+        title, year = split_year(pd.Series(cols["title"]))
         frame = pd.DataFrame({
             "title": title,
             "year": year,
             "genres": pd.Series(genre_text, dtype="string").str.rstrip("|"),
-            "release_date": pd.Series(cols["release_date"].to_numpy(zero_copy_only=False), dtype="string"),
-            "imdb_url": pd.Series(cols["imdb_url"].to_numpy(zero_copy_only=False), dtype="string"),
+            "release_date": pd.Series(cols["release_date"], dtype="string"),
+            "imdb_url": pd.Series(cols["imdb_url"], dtype="string"),
         })
         return id_array(cols["item"]), frame
     for name, sep, header, quote in (("movies.dat", "::", 0, False), ("movies.csv", ",", 1, True)):
@@ -103,8 +104,8 @@ def _read_items(folder: Path) -> tuple | None:
             cols = read_delimited(path, sep=sep, names=["item", "title", "genres"],
                                   kinds={"item": ID, "title": TEXT, "genres": TEXT}, skip_rows=header,
                                   encoding=_encoding(path), quote=quote)
-            title, year = split_year(pd.Series(cols["title"].to_numpy(zero_copy_only=False)))
-            genres = join_genres(pd.Series(cols["genres"].to_numpy(zero_copy_only=False)), "|")
+            title, year = split_year(pd.Series(cols["title"]))
+            genres = join_genres(pd.Series(cols["genres"]), "|")
             return id_array(cols["item"]), pd.DataFrame({"title": title, "year": year, "genres": genres})
     return None
 
@@ -120,7 +121,7 @@ def _read_users(folder: Path) -> tuple | None:
             kinds["user"] = ID
             cols = read_delimited(path, sep=sep, names=names, kinds=kinds, encoding=_encoding(path))
             frame = pd.DataFrame({
-                n: pd.Series(cols[n].to_numpy(zero_copy_only=False), dtype="string") for n in names[1:]
+                n: pd.Series(cols[n], dtype="string") for n in names[1:]
             })
             frame["age"] = pd.to_numeric(frame["age"], errors="coerce").astype("Int64")
             return id_array(cols["user"]), frame
@@ -155,7 +156,7 @@ def read_movielens(path: str | Path, *, duplicates: str = "last") -> Interaction
     items_side = _read_items(ratings.parent)
     users_side = _read_users(ratings.parent)
     data = build_interactions(
-        id_array(cols["user"]), id_array(cols["item"]), cols["rating"].to_numpy(), cols["timestamp"].to_numpy(),
+        id_array(cols["user"]), id_array(cols["item"]), cols["rating"], cols["timestamp"],
         duplicates=duplicates, source=str(ratings),
         extra_users=None if users_side is None else users_side[0],
         extra_items=None if items_side is None else items_side[0],

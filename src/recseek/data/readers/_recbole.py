@@ -74,7 +74,7 @@ def _side_table(path: Path, key: str) -> tuple[pd.Series, pd.DataFrame]:
     for name, typ in zip(names, types, strict=True):
         if name == key:
             continue
-        values = pd.Series(cols[name].to_numpy(zero_copy_only=False), dtype="string")
+        values = pd.Series(cols[name], dtype="string")
         frame[name] = pd.to_numeric(values, errors="coerce") if typ == "float" else values
     return ids, pd.DataFrame(frame)
 
@@ -161,8 +161,8 @@ def read_recbole(
     cols = read_delimited(inter, sep="\t", names=names, kinds=kinds, skip_rows=1, labels=labels)
     users = id_array(cols[spec["user"]])
     items = id_array(cols[spec["item"]])
-    values = None if spec["rating"] is None else cols[spec["rating"]].to_numpy()
-    times = None if spec["timestamp"] is None else cols[spec["timestamp"]].to_numpy()
+    values = None if spec["rating"] is None else cols[spec["rating"]]
+    times = None if spec["timestamp"] is None else cols[spec["timestamp"]]
 
     item_file = inter.with_suffix(".item")
     user_file = inter.with_suffix(".user")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from ..._interface import advice
+from ..._optional import require
 from ...errors import DataError, ParameterError
 from .._interactions import Interactions
 from ._text import (
@@ -19,6 +20,8 @@ from ._text import (
     check_file,
     first_line,
     id_array,
+    is_gzip,
+    plain_suffix,
     read_delimited,
     sniff_sep,
 )
@@ -59,9 +62,11 @@ def _resolve(
         elif header:
             out[role] = next((g for g in _GUESSES[role] if g in available), None)
             if out[role] is None and role in ("user", "item"):
+                hint = advice(f"name it with columns={{{role!r}: ...}}",
+                              toml=f'name it in [data] with options = {{ columns = {{ {role} = "..." }} }}')
                 raise DataError(
                     f"{where}: missing {role} column (tried {', '.join(_GUESSES[role])}; columns found: {found}); "
-                    f"name it with columns={{{role!r}: ...}}"
+                    f"{hint}"
                 )
         else:
             out[role] = pos if pos < len(available) else None
@@ -73,15 +78,31 @@ def _guess_format(path: Path, format: str | None) -> str:
         if format not in TABLE_FORMATS:
             raise DataError(f"unknown table format {format!r}; expected one of {', '.join(TABLE_FORMATS)}")
         return format
-    fmt = _EXTENSIONS.get(path.suffix.lower())
+    fmt = _EXTENSIONS.get(plain_suffix(path))
     if fmt is None:
         with open(path, "rb") as f:
             fmt = "parquet" if f.read(4) == b"PAR1" else "csv"
     return fmt
 
 
-def _numeric(col: pa.ChunkedArray, role: str, where: Path) -> np.ndarray:
+def _arrow_ids(col: Any) -> np.ndarray:
+    """A Parquet id column (pyarrow ChunkedArray) as :func:`id_array` ids."""
+    import pyarrow as pa
+
+    if pa.types.is_integer(col.type):
+        return col.to_numpy().astype(np.int64, copy=False)
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if pa.types.is_floating(col.type) or pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return id_array(col.to_numpy(zero_copy_only=False))
+    return id_array(col.cast(pa.string()).to_numpy(zero_copy_only=False))
+
+
+def _numeric(col: Any, role: str, where: Path) -> np.ndarray:
     """A Parquet column as float64 (finite); temporal types become seconds since the epoch."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     t = col.type
     if col.null_count:
         row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
@@ -142,8 +163,11 @@ def read_table(
     p = check_file(path)
     fmt = _guess_format(p, format)
     if fmt == "parquet":
-        import pyarrow.parquet as pq
+        pq = require("pyarrow.parquet", purpose="reading Parquet files")
+        import pyarrow as pa
 
+        if is_gzip(p):
+            raise DataError(f"{p}: a gzip-compressed Parquet file; decompress it first (Parquet compresses itself)")
         try:
             schema = pq.read_schema(p)
         except (pa.ArrowInvalid, OSError) as exc:
@@ -158,13 +182,13 @@ def read_table(
             if col.null_count:
                 row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
                 raise DataError(f"{p}, row {row + 1}: {role} id is missing")
-        users, items = id_array(table.column(roles["user"])), id_array(table.column(roles["item"]))
+        users, items = _arrow_ids(table.column(roles["user"])), _arrow_ids(table.column(roles["item"]))
         values = None if roles["rating"] is None else _numeric(table.column(roles["rating"]), "rating", p)
         times = None if roles["timestamp"] is None else _numeric(table.column(roles["timestamp"]), "timestamp", p)
     else:
         line = first_line(p)
         if sep is None:
-            sep = {"csv": ",", "tsv": "\t"}[fmt] if p.suffix.lower() in _EXTENSIONS else sniff_sep(line)
+            sep = {"csv": ",", "tsv": "\t"}[fmt] if plain_suffix(p) in _EXTENSIONS else sniff_sep(line)
         fields = next(csv.reader([line], delimiter=sep)) if len(sep) == 1 else line.split(sep)
         names = [f.strip() for f in fields] if header else [f"column {i}" for i in range(len(fields))]
         if header and len(set(names)) != len(names):
@@ -180,8 +204,8 @@ def read_table(
         cols = read_delimited(p, sep=sep, names=names, kinds=kinds, skip_rows=int(header), quote=True,
                               labels=labels)
         users, items = id_array(cols[named["user"]]), id_array(cols[named["item"]])
-        values = cols[named["rating"]].to_numpy() if "rating" in named else None
-        times = cols[named["timestamp"]].to_numpy() if "timestamp" in named else None
+        values = cols[named["rating"]] if "rating" in named else None
+        times = cols[named["timestamp"]] if "timestamp" in named else None
     data = build_interactions(users, items, values, times, duplicates=duplicates, source=str(p))
     return Interactions(data.matrix, data.users, data.items, data.timestamps, order=data.order,
                         meta={"source": str(p), "format": fmt})
