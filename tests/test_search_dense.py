@@ -66,11 +66,13 @@ def test_search_ranks_matching_document_first(retriever):
         float(retriever.embed_queries("sweet red apples")[0] @ retriever.embeddings_[0]), rel=1e-5)
 
 
-def test_padding_when_fewer_documents_than_k(retriever):
-    hits = retriever.search("fruit", k=10)
-    assert list(hits.ids[0, 4:]) == [""] * 6
-    assert np.all(np.isneginf(hits.scores[0, 4:]))
-    assert len(hits.row(0)) == 4
+def test_k_beyond_the_collection_is_clipped_and_filtered_rows_are_padded(retriever):
+    hits = retriever.search("fruit", k=10**12)  # clipped to the 4 documents, nothing huge allocated
+    assert hits.ids.shape == (1, 4) and len(hits.row(0)) == 4
+    kept = retriever.search("fruit", k=10, filter={"lang": "en"})
+    assert kept.ids.shape == (1, 4)
+    n = len(kept.row(0))
+    assert 0 < n < 4 and list(kept.ids[0, n:]) == [""] * (4 - n) and np.all(np.isneginf(kept.scores[0, n:]))
 
 
 def test_filter_equality_and_range(retriever):

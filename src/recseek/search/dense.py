@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,18 @@ def exact_search(
 
 
 # ---------------------------------------------------------------------- retriever
+class _DenseView:
+    """What an exact search reads: ids, embeddings and metadata as of one moment (never changed in place)."""
+
+    __slots__ = ("ids", "emb", "meta", "n_live")
+
+    def __init__(self, ids: np.ndarray, emb: np.ndarray, meta: MetadataStore) -> None:
+        self.ids = ids
+        self.emb = emb
+        self.meta = meta
+        self.n_live = int(ids.shape[0] - meta.deleted.sum())
+
+
 class DenseRetriever:
     """Bi-encoder retrieval over sentence embeddings (cosine similarity by default).
 
@@ -336,6 +349,8 @@ class DenseRetriever:
         self._encoder = encoder
         self._model_key: str | None = None if encoder is None else _encoder_key(encoder)
         self._cache: EmbeddingCache | None = None
+        self._lock = threading.RLock()  # held by updates, snapshot building and HNSW searches
+        self._encoder_lock = threading.Lock()  # encoders (tokenizers) refuse concurrent use
         self._reset()
 
     # ------------------------------------------------------------ state
@@ -345,6 +360,7 @@ class DenseRetriever:
         self.meta_ = MetadataStore()
         self._rows: dict[str, int] = {}
         self._hnsw: Any = None
+        self._view: _DenseView | None = None
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -383,6 +399,10 @@ class DenseRetriever:
 
     # ------------------------------------------------------------ encoding
     def _get_encoder(self) -> Any:
+        with self._encoder_lock:
+            return self._load_encoder()
+
+    def _load_encoder(self) -> Any:
         if self._encoder is None:
             if self._model_key is not None and self._model_key.startswith("custom:"):
                 raise ParameterError(
@@ -405,10 +425,11 @@ class DenseRetriever:
         parts = []
         for s in starts:
             batch = [texts[i] for i in order[s : s + self.batch_size]]
-            if is_st:
-                e = enc.encode(batch, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
-            else:
-                e = enc.encode(batch)
+            with self._encoder_lock:  # one batch at a time: queries interleave with a long indexing run
+                if is_st:
+                    e = enc.encode(batch, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
+                else:
+                    e = enc.encode(batch)
             e = np.asarray(e, dtype=np.float32)
             if e.ndim != 2 or e.shape[0] != len(batch):
                 raise DataError(f"the encoder returned shape {e.shape} for {len(batch)} texts; expected (n, dim)")
@@ -477,9 +498,10 @@ class DenseRetriever:
         ids, texts, metas = parse_texts(docs, self.fields)
         if not ids:
             raise DataError("no documents to index (the corpus is empty)")
-        emb = self.embed_documents(texts)
-        self._reset()
-        self._append(ids, metas, emb)
+        emb = self.embed_documents(texts)  # the long part, done without the lock
+        with self._lock:
+            self._reset()
+            self._append(ids, metas, emb)
 
     def add(self, docs: Iterable[Document | Mapping[str, Any]]) -> None:
         """Add documents; a document whose id is already indexed replaces the old one."""
@@ -487,22 +509,26 @@ class DenseRetriever:
         if not ids:
             return
         emb = self.embed_documents(texts)
-        if self.embeddings_.shape[0] and emb.shape[1] != self.dim:
-            raise DataError(f"new embeddings have dimension {emb.shape[1]}, the index has {self.dim}")
-        replaced = [self._rows[i] for i in ids if i in self._rows]
-        if replaced:
-            self._tombstone(np.asarray(replaced, dtype=np.int64))
-        self._append(ids, metas, emb)
+        with self._lock:
+            if self.embeddings_.shape[0] and emb.shape[1] != self.dim:
+                raise DataError(f"new embeddings have dimension {emb.shape[1]}, the index has {self.dim}")
+            self.meta_.check(metas)
+            replaced = [self._rows[i] for i in ids if i in self._rows]
+            if replaced:
+                self._tombstone(np.asarray(replaced, dtype=np.int64))
+            self._append(ids, metas, emb)
 
     def delete(self, ids: Sequence[str] | str) -> None:
         """Remove documents by id (strings, or integers as ``index`` accepts; tombstones); unknown ids are an error."""
-        rows = []
-        for i in as_doc_ids(ids, "delete"):
-            r = self._rows.get(i)
-            if r is None:
-                raise DataError(f"cannot delete document {i!r}: it is not in the index")
-            rows.append(r)
-        self._tombstone(np.asarray(rows, dtype=np.int64))
+        wanted = as_doc_ids(ids, "delete")
+        with self._lock:
+            rows = []
+            for i in wanted:
+                r = self._rows.get(i)
+                if r is None:
+                    raise DataError(f"cannot delete document {i!r}: it is not in the index")
+                rows.append(r)
+            self._tombstone(np.asarray(rows, dtype=np.int64))
 
     def _tombstone(self, rows: np.ndarray) -> None:
         if not rows.size:
@@ -512,6 +538,7 @@ class DenseRetriever:
             self._rows.pop(str(self.ids_[r]), None)
             if self._hnsw is not None:
                 self._hnsw.mark_deleted(int(r))
+        self._view = None
 
     def _append(self, ids: list[str], metas: list[dict[str, Any]], emb: np.ndarray) -> None:
         start = self.ids_.shape[0]
@@ -527,6 +554,17 @@ class DenseRetriever:
             self._hnsw.add_items(emb, np.arange(start, start + len(ids)), num_threads=-1)
         elif want_ann and self.embeddings_.shape[0]:
             self._build_hnsw()
+        self._view = None
+
+    def _current_view(self) -> _DenseView:
+        """The snapshot exact searches read (rebuilt under the lock after an update)."""
+        view = self._view
+        if view is not None:
+            return view
+        with self._lock:
+            if self._view is None:
+                self._view = _DenseView(self.ids_, self.embeddings_, self.meta_.frozen())
+            return self._view
 
     def _build_hnsw(self) -> None:
         try:
@@ -548,15 +586,17 @@ class DenseRetriever:
     def search(
         self, queries: str | Sequence[str], k: int = 10, *, filter: Mapping[str, Any] | None = None
     ) -> Hits:
-        """Top-``k`` documents per query by cosine (or inner-product) similarity."""
+        """Top-``k`` documents per query by cosine (or inner-product) similarity.
+
+        ``k`` above the number of documents is clipped to it (the width of the returned hits).
+        """
         k = check_k(k)
         qs = as_queries(queries)
-        if not qs:
-            return empty_hits(0, k)
-        allowed = self.meta_.mask(filter)
-        if not len(self) or not allowed.any():
-            return empty_hits(len(qs), k)
-        return self.search_vectors(self.embed_queries(qs), k, allowed=allowed)
+        view = self._current_view()
+        allowed = view.meta.mask(filter)  # a bad filter fails before any encoding
+        if not qs or not view.n_live or not allowed.any():
+            return empty_hits(len(qs), min(k, view.n_live))
+        return self.search_vectors(self.embed_queries(qs), k, filter=filter)
 
     def search_vectors(self, vectors: np.ndarray, k: int = 10, *, allowed: np.ndarray | None = None,
                        filter: Mapping[str, Any] | None = None, exact: bool = False) -> Hits:
@@ -567,25 +607,40 @@ class DenseRetriever:
         """
         k = check_k(k)
         q = np.ascontiguousarray(np.atleast_2d(np.asarray(vectors, dtype=np.float32)))
-        if q.shape[1] != self.dim and self.embeddings_.shape[0]:
-            raise ParameterError(f"query vectors have dimension {q.shape[1]}, the index has {self.dim}")
-        if allowed is None:
-            allowed = self.meta_.mask(filter)
-        n_allowed = int(allowed.sum())
-        if n_allowed == 0:
-            return empty_hits(q.shape[0], k)
-        if self._hnsw is None or exact:
-            rows, scores = exact_search(q, self.embeddings_, k, None if n_allowed == allowed.shape[0] else allowed)
-        else:
-            rows, scores = self._ann_search(q, k, allowed, n_allowed)
-        return self._hits(rows, scores)
+        if q.ndim != 2 or not np.isfinite(q).all():
+            raise ParameterError("query vectors must be a finite (n, dim) array")
+        if self._hnsw is not None and not exact:
+            with self._lock:  # the graph changes in place: no update while it is searched
+                if self._hnsw is not None:
+                    return self._search_view(self._current_view(), q, k, allowed, filter, False)
+        return self._search_view(self._current_view(), q, k, allowed, filter, True)
 
-    def _ann_search(self, q: np.ndarray, k: int, allowed: np.ndarray, n_allowed: int) -> tuple[np.ndarray, np.ndarray]:
-        n_live = len(self)
+    def _search_view(self, view: _DenseView, q: np.ndarray, k: int, allowed: np.ndarray | None,
+                     filter: Mapping[str, Any] | None, exact: bool) -> Hits:
+        if view.emb.shape[0] and q.shape[1] != view.emb.shape[1]:
+            raise ParameterError(f"query vectors have dimension {q.shape[1]}, the index has {view.emb.shape[1]}")
+        if allowed is None:
+            allowed = view.meta.mask(filter)
+        elif allowed.shape != (view.ids.shape[0],) or allowed.dtype != np.bool_:
+            raise ParameterError(f"allowed must be a boolean array over the {view.ids.shape[0]} rows of the index")
+        k = min(k, view.n_live)
+        n_allowed = int(allowed.sum())
+        if n_allowed == 0 or k == 0:
+            return empty_hits(q.shape[0], k)
+        if exact:
+            rows, scores = exact_search(q, view.emb, k, None if n_allowed == allowed.shape[0] else allowed)
+        else:
+            rows, scores = self._ann_search(view, q, k, allowed, n_allowed)
+        ids = np.where(rows >= 0, view.ids[np.clip(rows, 0, None)], "")
+        return Hits(ids, np.where(rows >= 0, scores, -np.inf).astype(np.float32))
+
+    def _ann_search(self, view: _DenseView, q: np.ndarray, k: int, allowed: np.ndarray,
+                    n_allowed: int) -> tuple[np.ndarray, np.ndarray]:
+        n_live = view.n_live
         share = n_allowed / max(n_live, 1)
         if n_allowed < n_live and (share < MIN_ANN_FILTER_SHARE or n_allowed <= max(k, self.ann_threshold)):
             # few documents pass the filter: searching them exactly is cheaper and exact
-            return exact_search(q, self.embeddings_, k, allowed)
+            return exact_search(q, view.emb, k, allowed)
         filtered = n_allowed < n_live
         fetch = k if not filtered else int(np.ceil(self.overfetch * k / share))
         fetch = min(max(fetch, k), n_live)
@@ -593,7 +648,7 @@ class DenseRetriever:
         try:
             labels, dist = self._hnsw.knn_query(q, k=fetch, num_threads=-1)
         except RuntimeError:
-            return exact_search(q, self.embeddings_, k, allowed)
+            return exact_search(q, view.emb, k, allowed)
         labels = labels.astype(np.int64)
         scores = (1.0 - dist).astype(np.float32)
         if filtered:
@@ -604,13 +659,9 @@ class DenseRetriever:
         rows = np.where(top.ids >= 0, np.take_along_axis(labels, np.clip(top.ids, 0, None), axis=1), -1)
         short = (rows >= 0).sum(axis=1) < k
         if short.any():
-            r2, s2 = exact_search(q[short], self.embeddings_, k, allowed)
+            r2, s2 = exact_search(q[short], view.emb, k, allowed)
             rows[short], top.scores[short] = r2, s2
         return rows, top.scores
-
-    def _hits(self, rows: np.ndarray, scores: np.ndarray) -> Hits:
-        ids = np.where(rows >= 0, self.ids_[np.clip(rows, 0, None)], "")
-        return Hits(ids, np.where(rows >= 0, scores, -np.inf).astype(np.float32))
 
     # ------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,9 @@ def _fuse(hits_list: Sequence[Hits], contributions: list[np.ndarray], base: np.n
     q = np.concatenate(qs)
     d = np.concatenate(docs) if docs else np.zeros(0, dtype="<U1")
     v = np.concatenate(vals).astype(np.float64)
-    width = k if k is not None else max((h.ids.shape[1] for h in hits_list), default=1) * len(hits_list)
-    width = max(int(width), 1)
+    # a fused list never holds more documents than the lists it fuses (a huge k allocates nothing)
+    most = sum(h.ids.shape[1] for h in hits_list)
+    width = max(min(int(k), most) if k is not None else most, 1)
     out_ids = np.full((nq, width), "", dtype=d.dtype if d.size else "<U1")
     out_scores = np.full((nq, width), -np.inf, dtype=np.float32)
     if not d.size:
@@ -211,6 +213,8 @@ class HybridRetriever:
             if not callable(getattr(r, "search", None)):
                 raise ParameterError(f"HybridRetriever: {type(r).__name__} has no search method")
         _check_weights(self.weights, len(self.retrievers))
+        # an update reaches every part before a fused search reads them (parts are thread-safe alone)
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         names = ", ".join(type(r).__name__ for r in self.retrievers)
@@ -224,26 +228,30 @@ class HybridRetriever:
     # ------------------------------------------------------------ building
     def index(self, docs: Iterable[Document | Mapping[str, Any]]) -> None:
         docs = list(docs)
-        for r in self.retrievers:
-            r.index(docs)
+        with self._lock:
+            for r in self.retrievers:
+                r.index(docs)
 
     def add(self, docs: Iterable[Document | Mapping[str, Any]]) -> None:
         docs = list(docs)
-        for r in self.retrievers:
-            r.add(docs)
+        with self._lock:
+            for r in self.retrievers:
+                r.add(docs)
 
     def delete(self, ids: Sequence[str] | str) -> None:
         """Delete documents by id (strings, or integers as ``index`` accepts) from every retriever."""
         ids = as_doc_ids(ids, "delete")
-        for r in self.retrievers:
-            r.delete(ids)
+        with self._lock:
+            for r in self.retrievers:
+                r.delete(ids)
 
     # ------------------------------------------------------------ searching
     def retrieve_all(self, queries: str | Sequence[str], depth: int | None = None, *,
                      filter: Mapping[str, Any] | None = None) -> list[Hits]:
         """Each retriever's own hits (``depth`` per query, default ``self.depth``)."""
         d = check_k(self.depth if depth is None else depth)
-        return [r.search(queries, k=d, filter=filter) for r in self.retrievers]
+        with self._lock:
+            return [r.search(queries, k=d, filter=filter) for r in self.retrievers]
 
     def fuse(self, hits_list: Sequence[Hits], k: int | None = None, weights: Sequence[float] | None = None) -> Hits:
         """Fuse already retrieved lists with this retriever's method and settings."""
@@ -254,8 +262,11 @@ class HybridRetriever:
 
     def search(self, queries: str | Sequence[str], k: int = 10, *,
                filter: Mapping[str, Any] | None = None) -> Hits:
-        """Top-``k`` fused documents per query."""
+        """Top-``k`` fused documents per query (``k`` clipped to the largest retriever's document count)."""
         k = check_k(k)
+        sizes = [len(r) for r in self.retrievers if callable(getattr(r, "__len__", None))]
+        if sizes:
+            k = max(1, min(k, max(sizes)))
         return self.fuse(self.retrieve_all(queries, max(self.depth, k), filter=filter), k)
 
     def tune_alpha(self, queries: Sequence[str], qrels: Sequence[Mapping[str, float]] | Mapping[int, Mapping[str, float]],

@@ -12,13 +12,14 @@ Building Long-Context Retrieval Models with LoCo and M2-BERT").
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, ParameterError
+from ..errors import DataError, ModelFileError, ParameterError, RecseekError
 from ..models._params import Choice, Int
 from .base import Document, Hits, as_doc_ids, as_queries, check_k
 from .dense import DEFAULT_FIELDS, parse_texts
@@ -85,6 +86,9 @@ class PassageRetriever:
             raise ParameterError("PassageRetriever: base_factory must be a retriever or a callable making one")
         self.base_: Any = None
         self._passages: dict[str, int] = {}
+        # updates (delete old passages, add new ones) and searches take turns, so a search never
+        # sees a document with only part of its passages
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return (f"PassageRetriever({type(self.base_).__name__ if self.base_ is not None else self.base_factory!r}, "
@@ -124,44 +128,49 @@ class PassageRetriever:
         passages, counts = self._split(docs)
         if not counts:
             raise DataError("no documents to index (the corpus is empty)")
-        self._base().index(passages)
-        self._passages = counts
+        with self._lock:
+            self._base().index(passages)
+            self._passages = counts
 
     def add(self, docs: Iterable[Document | Mapping[str, Any]]) -> None:
         """Add documents; a document already indexed is replaced (all its passages)."""
         passages, counts = self._split(docs)
         if not counts:
             return
-        old = [f"{d}#{j}" for d in counts if d in self._passages for j in range(self._passages[d])]
-        base = self._base()
-        if old:
-            base.delete(old)
-        base.add(passages)
-        self._passages.update(counts)
+        with self._lock:
+            old = [f"{d}#{j}" for d in counts if d in self._passages for j in range(self._passages[d])]
+            base = self._base()
+            if old:
+                base.delete(old)
+            base.add(passages)
+            self._passages.update(counts)
 
     def delete(self, ids: Sequence[str]) -> None:
         """Remove documents (and all their passages) by id."""
-        ids = as_doc_ids(ids, "delete")
-        for i in ids:
-            if i not in self._passages:
-                raise DataError(f"cannot delete document {i!r}: it is not in the index")
-        self._base().delete([f"{d}#{j}" for d in ids for j in range(self._passages[d])])
-        for d in ids:
-            del self._passages[d]
+        ids = list(dict.fromkeys(as_doc_ids(ids, "delete")))
+        with self._lock:
+            for i in ids:
+                if i not in self._passages:
+                    raise DataError(f"cannot delete document {i!r}: it is not in the index")
+            self._base().delete([f"{d}#{j}" for d in ids for j in range(self._passages[d])])
+            for d in ids:
+                del self._passages[d]
 
     # ------------------------------------------------------------ searching
     def search(self, queries: str | Sequence[str], k: int = 10, *, filter: Mapping[str, Any] | None = None) -> Hits:
-        """Top-``k`` documents per query, scored from their best (or mean) passages."""
-        k = check_k(k)
+        """Top-``k`` documents per query, scored from their best (or mean) passages (``k`` clipped to the documents)."""
         qs = as_queries(queries)
-        depth = max(self.depth, k)
-        hits = self._base().search(qs, k=depth, filter=filter)
-        return self.aggregate_hits(hits, k, depth)
+        with self._lock:
+            k = min(check_k(k), len(self._passages))
+            depth = max(self.depth, k)
+            hits = self._base().search(qs, k=depth, filter=filter)
+            return self.aggregate_hits(hits, k, depth)
 
     def aggregate_hits(self, hits: Hits, k: int, depth: int | None = None) -> Hits:
         """Document hits from passage hits (ids ``"<doc>#<n>"``)."""
         nq, width = hits.ids.shape
         depth = width if depth is None else depth
+        k = min(k, width)  # never more documents than passages
         out_ids = np.full((nq, k), "", dtype=hits.ids.dtype if hits.ids.size else "<U1")
         out_scores = np.full((nq, k), -np.inf, dtype=np.float32)
         valid = hits.ids != ""
@@ -209,20 +218,33 @@ class PassageRetriever:
         """Save the settings and document table (``arrays.npz``) and the base in ``part0/``."""
         from .hybrid import save_composite
 
-        ids = np.array(list(self._passages), dtype=str) if self._passages else np.zeros(0, dtype="<U1")
-        counts = np.array(list(self._passages.values()), dtype=np.int64)
-        return save_composite(path, "PassageRetriever", self.get_params(), [self._base()],
-                              arrays={"doc_ids": ids, "passages": counts})
+        with self._lock:
+            ids = np.array(list(self._passages), dtype=str) if self._passages else np.zeros(0, dtype="<U1")
+            counts = np.array(list(self._passages.values()), dtype=np.int64)
+            return save_composite(path, "PassageRetriever", self.get_params(), [self._base()],
+                                  arrays={"doc_ids": ids, "passages": counts})
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kwargs: Any) -> PassageRetriever:
         """Load a saved passage index; ``kwargs`` (e.g. ``encoder=``) reach the base retriever."""
-        from ..persistence import read_bundle
+        from ._checks import IndexFile, read_index_bundle
         from .hybrid import load_composite
 
         manifest, parts = load_composite(path, "PassageRetriever", **kwargs)
-        _, arrays = read_bundle(path)
-        obj = cls(parts[0], **manifest["params"])
+        _, arrays = read_index_bundle(path)
+        f = IndexFile(path, manifest, arrays)
+        if len(parts) != 1:
+            raise f.fail(f"a passage index has one base retriever, this one lists {len(parts)}")
+        try:
+            obj = cls(parts[0], **f.entry("params", dict))
+        except (RecseekError, TypeError) as e:
+            raise ModelFileError(f"{path}: the saved settings are invalid ({e})") from None
+        ids = f.array("doc_ids", "U", (None,))
+        counts = f.array("passages", np.int64, (ids.shape[0],))
+        f.within("passages", counts, 1, np.iinfo(np.int64).max)
+        f.unique_ids("doc_ids", ids, np.ones(ids.shape[0], dtype=bool))
+        if int(counts.sum()) != len(parts[0]):
+            raise f.fail(f"the document table lists {int(counts.sum())} passages, the base index holds {len(parts[0])}")
         obj.base_ = parts[0]
-        obj._passages = dict(zip(arrays["doc_ids"].tolist(), arrays["passages"].tolist(), strict=True))
+        obj._passages = dict(zip(ids.tolist(), counts.tolist(), strict=True))
         return obj

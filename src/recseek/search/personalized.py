@@ -142,6 +142,7 @@ class ItemSearch:
         qs = as_queries(query)
         users = self._users(user, len(qs))
         hits = self.retriever.search(qs, k=max(self.depth, k), filter=filter)
+        k = min(k, hits.ids.shape[1])  # the retriever clips k to its collection
         if self.weight == 0 or (users < 0).all():
             return Hits(hits.ids[:, :k], hits.scores[:, :k])
         return self._rerank(hits, users, k)
