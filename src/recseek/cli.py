@@ -165,15 +165,19 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: i
 
 
 def results_table(results: list[dict[str, Any]]) -> str:
-    """Models x metrics (+ fit and predict seconds) from :func:`run_experiment` results."""
+    """Models x metrics (+ compile, fit and predict seconds) from :func:`run_experiment` results."""
     keys: list[str] = []
     for r in results:
         for k in r["metrics"]:
             if k not in keys:
                 keys.append(k)
-    rows = [[r["model"], *[r["metrics"].get(k, float("nan")) for k in keys], r["fit_seconds"], r["predict_seconds"]]
+    timing = ["compile_seconds", "fit_seconds", "predict_seconds"]
+    headers = ["compile s", "fit s", "predict s"]
+    if not any("compile_seconds" in r for r in results):
+        timing, headers = timing[1:], headers[1:]
+    rows = [[r["model"], *[r["metrics"].get(k, float("nan")) for k in keys], *[r.get(t, float("nan")) for t in timing]]
             for r in results]
-    return format_table(["model", *keys, "fit s", "predict s"], rows)
+    return format_table(["model", *keys, *headers], rows)
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
@@ -200,8 +204,10 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a report (.html, .md or .tex) with per-user statistics.")
 @click.option("--baseline", default=None, help="Model label the report tests every other model against (default: the first).")
+@click.option("--save-dir", "save_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Model store: save every evaluated model to SAVE_DIR/<label>/<next version>/.")
 def run_cmd(experiment: Path, data_path: Path | None, json_path: Path | None, progress: bool,
-            report_path: Path | None, baseline: str | None) -> None:
+            report_path: Path | None, baseline: str | None, save_dir: Path | None) -> None:
     """Run the models of EXPERIMENT (a TOML file) and print a comparison table."""
     from .evaluation.experiment import run_experiment
 
@@ -210,9 +216,12 @@ def run_cmd(experiment: Path, data_path: Path | None, json_path: Path | None, pr
 
         check_report_options(experiment, report_path, baseline)  # fails before any training
     keep = json_path is not None or report_path is not None
-    results = run_experiment(experiment, data_path=data_path, progress=progress, details=keep)
+    results = run_experiment(experiment, data_path=data_path, progress=progress, details=keep, save_dir=save_dir)
     click.echo(f"protocol: {results[0]['protocol']}" if results else "no models")
     click.echo(results_table(results))
+    for r in results:
+        if r.get("saved"):
+            click.echo(f"saved {r['model']} to {r['saved']}")
     if json_path is not None:
         _write_json_atomic(json_path, results)
         click.echo(f"wrote {json_path}")
@@ -220,6 +229,75 @@ def run_cmd(experiment: Path, data_path: Path | None, json_path: Path | None, pr
         from .evaluation.report_cli import write_run_report
 
         write_run_report(results, report_path, None, baseline, 0)
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    """``key=value`` -> (key, value); the value is read as a TOML value (64, 0.5, true, [1, 2]), else text."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise RecseekError(f"--param {text!r} must look like name=value (e.g. factors=64)")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key, value
+
+
+@cli.command("train")
+@click.option("--model", "model", required=True,
+              help="Registry name (see 'recseek models'), or with --config the label of a [[models]] table.")
+@click.option("--data", "data", default=None,
+              help="Data file or folder, or a named data set (ml-100k, ml-1m, filmtrust); with --config: "
+                   "overrides [data].")
+@click.option("--format", "fmt", type=click.Choice(["recbole", "movielens", "jstarcraft", "csv", "tsv", "parquet"]),
+              default=None, help="Format of --data (default: guessed from the name).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A hyperparameter (repeatable).")
+@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Take the data, its filters and the model's hyperparameters from this experiment TOML.")
+@click.option("--min-rating", "min_rating", type=float, default=None, help="Keep only records with value >= this.")
+@click.option("--binarize", is_flag=True, default=False, help="Treat every kept record as implicit feedback (1).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Model folder STORE/NAME; the model is saved to STORE/NAME/<next version>/.")
+def train_cmd(model: str, data: str | None, fmt: str | None, params: tuple[str, ...], config: Path | None,
+              min_rating: float | None, binarize: bool, out: Path) -> None:
+    """Fit MODEL on all the data (no split) and save it with the item side data (titles, genres)."""
+    from .evaluation.experiment import check_store_name, item_table, save_version, train_on_all
+
+    check_store_name(out.name, "--out folder")
+    overrides = dict(_parse_param(p) for p in params)
+    if config is not None:
+        source: Any = config
+        if fmt is not None or min_rating is not None or binarize:
+            raise RecseekError("--format, --min-rating and --binarize come from [data] of --config; "
+                               "set them there")
+    else:
+        if data is None:
+            raise RecseekError("--data is required without --config")
+        source = {"data": _data_table(data, fmt, min_rating, binarize), "models": [{"name": model}]}
+        data = None
+    fitted, interactions = train_on_all(source, model, data_path=data, params=overrides)
+    path = save_version(fitted, out, item_table(interactions))
+    click.echo(f"trained {fitted.display_name} on {interactions.nnz:,} interactions of {interactions.n_users:,} "
+               f"users and {interactions.n_items:,} items; saved to {path}")
+
+
+def _data_table(data: str, fmt: str | None, min_rating: float | None, binarize: bool) -> dict[str, Any]:
+    """The ``[data]`` table of ``recseek train`` options: a path, else a named data set."""
+    from . import datasets
+
+    table: dict[str, Any] = {}
+    if Path(data).expanduser().exists() or data not in datasets.names():
+        table["path"] = str(Path(data).expanduser().resolve())
+    else:
+        table["name"] = data
+    if fmt is not None:
+        table["format"] = fmt
+    if min_rating is not None:
+        table["min_rating"] = min_rating
+    if binarize:
+        table["binarize"] = True
+    return table
 
 
 @cli.command("models")
@@ -250,28 +328,47 @@ def recommend_cmd(model_dir: Path, user: str, k: int) -> None:
         raise RecseekError(f"user {user!r} is not in the training data of the model in {model_dir}")
     ranking = model.recommend([model.users_.index(user)], k)
     ids, scores = ranking.row(0)
-    titles = _saved_titles(model_dir)
+    side = _saved_item_columns(model_dir)
     rows = []
     for rank, (i, s) in enumerate(zip(ids, scores, strict=True), start=1):
         raw = model.items_.id(int(i))
-        row = [rank, raw, float(s)]
-        if titles is not None:
-            row.append(titles.get(str(raw), ""))
-        rows.append(row)
-    headers = ["rank", "item", "score"] + (["title"] if titles is not None else [])
-    click.echo(format_table(headers, rows))
+        rows.append([rank, raw, float(s), *(col.get(str(raw), "") for col in side.values())])
+    click.echo(format_table(["rank", "item", "score", *side], rows))
 
 
-def _saved_titles(model_dir: Path) -> dict[str, str] | None:
-    """Item titles stored beside a saved model (``titles.json``: raw item id -> title)."""
-    p = Path(model_dir) / "titles.json"
-    if not p.is_file():
-        return None
+#: Item side-data columns ``recommend`` prints, first found of each group.
+_SHOWN_COLUMNS = (("title", "movie_title", "name"), ("genres", "class", "category", "categories"))
+
+
+def _saved_item_columns(model_dir: Path) -> dict[str, dict[str, str]]:
+    """Columns to print beside recommendations: header -> (raw item id -> text).
+
+    Read from the model's verified ``item_data.json``; a legacy ``titles.json`` (raw id
+    -> title) beside a model without item data is read when present.
+    """
+    from .persistence import read_item_data
+
+    frame = read_item_data(model_dir)
+    if frame is not None:
+        keys = [str(x) for x in frame.index]
+        out = {}
+        for group in _SHOWN_COLUMNS:
+            col = next((c for c in group if c in frame.columns), None)
+            if col is not None:
+                texts = ["" if v is None else "|".join(map(str, v)) if isinstance(v, list) else str(v)
+                         for v in frame[col].tolist()]
+                out[group[0]] = dict(zip(keys, texts, strict=True))
+        return out
+    legacy = Path(model_dir) / "titles.json"
+    if not legacy.is_file():
+        return {}
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = json.loads(legacy.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RecseekError(f"{p} is not valid JSON") from None
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
+        raise RecseekError(f"{legacy} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise RecseekError(f"{legacy} must be a JSON object of item id -> title")
+    return {"title": {str(k): str(v) for k, v in data.items()}}
 
 
 @cli.command("demo")
@@ -294,9 +391,11 @@ def _run_demo(data_path: Path | None, user: str | None) -> None:
 
     from . import datasets
     from .data.split import split
+    from .evaluation.experiment import warm_up
     from .evaluation.protocol import evaluate_ranking
     from .models import registry
 
+    evaluation = {"task": "ranking", "k": 10, "metrics": ["ndcg", "recall", "precision", "map", "coverage"]}
     data = datasets.load("ml-100k", path=None if data_path is None else str(data_path))
     positives = data.filter_min_rating(4).binarize()
     if user is not None and user not in positives.users:
@@ -317,17 +416,19 @@ def _run_demo(data_path: Path | None, user: str | None) -> None:
         if "verbose" in cls.param_names():
             params["verbose"] = False
         try:
+            compile_s = warm_up(name, params, train, evaluation)
             model = registry.create(name, **params)
             t0 = time.perf_counter()
             model.fit(train)
             t1 = time.perf_counter()
-            m = evaluate_ranking(model, train, test, k=10, metrics=["ndcg", "recall", "precision", "map", "coverage"])
+            m = evaluate_ranking(model, train, test, k=10, metrics=evaluation["metrics"])
             t2 = time.perf_counter()
         except RecseekError as e:
             skipped.append(f"{name}: {_one_line(e)}")
             continue
         fitted[name] = model
-        results.append({"model": name, "metrics": m, "fit_seconds": t1 - t0, "predict_seconds": t2 - t1})
+        results.append({"model": name, "metrics": m, "compile_seconds": compile_s, "fit_seconds": t1 - t0,
+                        "predict_seconds": t2 - t1})
     click.echo(results_table(results))
     for line in skipped:
         click.echo(f"skipped {line}")

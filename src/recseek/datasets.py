@@ -37,6 +37,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from ._interface import advice
 from .data import Interactions
 from .data.readers import read, read_jstarcraft, read_movielens, read_recbole
 from .errors import DataError, ParameterError
@@ -156,6 +157,12 @@ def _grouplens(name: str, root: Path, marker: str) -> Path:
 
 
 # ---------------------------------------------------------------------- loaders
+def _local_copy(name: str) -> str:
+    """How the caller points recseek at a local copy of data set ``name``."""
+    return advice(f"use load({name!r}, path='.../{name}')", cli=f"pass --data .../{name}",
+                  toml=f'set path = ".../{name}" in [data] (or pass --data .../{name})')
+
+
 def _load_ml100k(root: Path) -> Interactions:
     grouplens = root / "ml-100k"
     recbole = root / "ml-100k-recbole"
@@ -175,7 +182,7 @@ def _load_ml100k(root: Path) -> Interactions:
         except (OSError, subprocess.SubprocessError, zipfile.BadZipFile, DataError) as exc:
             raise DataError(
                 f"ml-100k: cannot download {url} ({first}) nor the {RECBOLE_WHEEL} wheel from PyPI "
-                f"({_reason(exc)}); fetch it yourself and use load('ml-100k', path='.../ml-100k')"
+                f"({_reason(exc)}); fetch it yourself and {_local_copy('ml-100k')}"
             ) from None
     return read_recbole(recbole / "ml-100k.inter")
 
@@ -186,7 +193,7 @@ def _load_ml1m(root: Path) -> Interactions:
     except OSError as exc:
         raise DataError(
             f"ml-1m: cannot download {GROUPLENS}/ml-1m.zip ({_reason(exc)}); fetch and unzip it yourself "
-            f"and use load('ml-1m', path='.../ml-1m')"
+            f"and {_local_copy('ml-1m')}"
         ) from None
 
 
@@ -200,7 +207,7 @@ def _load_filmtrust(root: Path) -> Interactions:
             except OSError as exc:
                 raise DataError(
                     f"filmtrust: cannot download {url} ({_reason(exc)}); fetch score.txt and trust.txt "
-                    f"yourself and use load('filmtrust', path='.../filmtrust')"
+                    f"yourself and {_local_copy('filmtrust')}"
                 ) from None
     return read_jstarcraft(folder / "score.txt")
 
@@ -240,7 +247,8 @@ def load(name: str, *, path: str | Path | None = None, cache_dir: str | Path | N
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DataError(f"cache folder {root} cannot be created ({_reason(exc)}); pass cache_dir=") from None
+            hint = advice("pass cache_dir=", cli="set RECSEEK_DATA to a writable folder")
+            raise DataError(f"cache folder {root} cannot be created ({_reason(exc)}); {hint}") from None
         data = _LOADERS[name](root)
     data.meta["dataset"] = name
     return data

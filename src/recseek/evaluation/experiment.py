@@ -32,6 +32,7 @@ A file has four parts::
     [[models]]                # one table per model, run in order
     name = "BPR"              # a registry name (see `recseek models`)
     # label = "BPR-64"        # optional name shown in results (default: name)
+    # save = "store/bpr"      # optional: save the evaluated model to store/bpr/<next version>/
     factors = 64              # every other key is a hyperparameter of the model
 
 Only the keys above are accepted. Every mistake (malformed TOML, an unknown key,
@@ -40,27 +41,51 @@ model or hyperparameter, a value out of range, a missing file) raises one
 
 :func:`run_experiment` returns one dict per model: ``model`` (label), ``name``,
 ``params``, ``task``, ``protocol`` (``"full ranking"`` or ``"sampled N negatives"``),
-``metrics`` (``{"ndcg@10": ...}``), ``fit_seconds`` and ``predict_seconds`` (the
-time spent predicting and computing metrics). With ``details=True`` each also holds
-``experiment`` (TOML text, data hash, split, seeds) and ``details`` (per fold: per-user
-metric values, metric@k curves, list popularity, peak memory), which
-:mod:`recseek.evaluation.report` turns into a report.
+``metrics`` (``{"ndcg@10": ...}``), ``compile_seconds`` (numba compilation, see
+below), ``fit_seconds`` and ``predict_seconds`` (the time spent predicting and
+computing metrics), and ``saved`` (the folder of the saved model, or None). With
+``details=True`` each also holds ``experiment`` (TOML text, data hash, split, seeds)
+and ``details`` (per fold: per-user metric values, metric@k curves, list popularity,
+peak memory), which :mod:`recseek.evaluation.report` turns into a report.
+
+Compilation is timed apart from training: before the timed fit, each model is fitted
+and evaluated once on a tiny synthetic data set of the same kind (rating values or
+implicit feedback, with or without timestamps), which compiles -- or loads from the
+on-disk cache -- the numba kernels that the real fit and evaluation use.
+``compile_seconds`` is that warm-up (NaN when the settings cannot run on the tiny
+data; the compilation is then part of ``fit_seconds``).
+
+A saved model (``save`` in a ``[[models]]`` table, or ``save_dir`` for every model)
+is the model the figures describe: trained on the training part of the split. It
+carries the data set's item side data (titles, genres) for ``recseek recommend`` and
+the server. Versions are folders numbered 1, 2, ... under the model's folder; each
+save takes the next number and never replaces an existing version.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 import sys
 import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ..errors import DataError, ParameterError, RecseekError
 
-__all__ = ["Experiment", "load_experiment", "run_experiment"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..data import Interactions
+    from ..models.base import Recommender
+
+__all__ = ["Experiment", "item_table", "load_experiment", "run_experiment", "save_version", "train_on_all", "warm_up"]
 
 _DATA_KEYS = {"name", "path", "format", "options", "min_rating", "binarize"}
 _FORMATS = ("recbole", "movielens", "jstarcraft", "csv", "tsv", "parquet")
@@ -222,6 +247,9 @@ def _check_model(source: str, index: int, spec: dict[str, Any], task: str) -> di
     label = spec.pop("label", None)
     if label is not None and not isinstance(label, str):
         raise _err(source, f"{where} label must be a string")
+    save = spec.pop("save", None)
+    if save is not None and not (isinstance(save, str) and save.strip()):
+        raise _err(source, f"{where} save must be a folder path (a string), got {save!r}")
     try:
         cls = registry.get(name)
         registry.create(name, **spec)
@@ -231,7 +259,146 @@ def _check_model(source: str, index: int, spec: dict[str, Any], task: str) -> di
         raise _err(source, f"{where} ({name}): bad hyperparameters ({e})") from None
     if task == "rating" and cls.task != "rating":
         raise _err(source, f"{where}: {cls.name} is a ranking model and cannot be evaluated on the rating task")
-    return {"name": cls.name, "label": label or cls.name, "params": spec}
+    return {"name": cls.name, "label": label or cls.name, "params": spec, "save": save}
+
+
+# ---------------------------------------------------------------- saving
+_STORE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+
+def check_store_name(name: str, what: str) -> str:
+    """``name`` when usable as a model-store folder name (letters, digits, ``.``, ``_``, ``-``)."""
+    if not isinstance(name, str) or not _STORE_NAME.fullmatch(name):
+        raise ParameterError(
+            f"{what} {name!r} cannot name a model-store folder: use letters, digits, '.', '_' and '-' "
+            "(not starting with '.')"
+        )
+    return name
+
+
+def item_table(data: Interactions) -> pd.DataFrame | None:
+    """The item side data of ``data`` indexed by raw item id, as a saved model carries it.
+
+    Missing values become None; None when the data set has no item side data.
+    """
+    import pandas as pd
+
+    if data.item_data is None or data.item_data.shape[1] == 0:
+        return None
+    frame = data.item_data.astype(object)
+    frame = frame.where(frame.notna(), None)
+    frame.index = pd.Index(data.items.ids.tolist(), name="item")
+    return frame
+
+
+def save_version(model: Recommender, folder: str | Path, item_data: pd.DataFrame | None = None) -> Path:
+    """Save ``model`` as the next numbered version ``folder/<n>/`` and return that path.
+
+    The version folder is claimed with an exclusive ``mkdir`` first, so two saves never
+    write the same version and an existing version is never replaced.
+    """
+    folder = Path(folder).expanduser()
+    check_store_name(folder.name, "model folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name) for p in folder.iterdir() if p.name.isdigit() and p.is_dir()]
+    version = max(numbers, default=0) + 1
+    while True:
+        target = folder / str(version)
+        try:
+            target.mkdir()
+            break
+        except FileExistsError:
+            version += 1
+    try:
+        model.save(target, item_data=item_data)
+    except BaseException:
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        raise
+    return target
+
+
+def train_on_all(
+    config: str | Path | Mapping[str, Any],
+    model: str,
+    data_path: str | Path | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> tuple[Recommender, Interactions]:
+    """Fit one model of an experiment on all of its data (no split); return it and the data.
+
+    ``model`` is the label or registry name of a ``[[models]]`` table of ``config``;
+    ``params`` override that table's hyperparameters; ``data_path`` overrides
+    ``[data] path``. The ``[data]`` filters (``min_rating``, ``binarize``) apply.
+    """
+    from .._interface import calling_from
+    from ..models import registry
+
+    exp = load_experiment(config)
+    matches = [m for m in exp.models if m["label"] == model] or [
+        m for m in exp.models if m["name"].lower() == str(model).lower()]
+    if not matches:
+        known = ", ".join(dict.fromkeys(m["label"] for m in exp.models))
+        raise _err(exp.source, f"no [[models]] table is labelled or named {model!r} (models: {known})")
+    spec = matches[0]
+    merged = {**spec["params"], **dict(params or {})}
+    try:
+        estimator = registry.create(spec["name"], **merged)
+    except RecseekError as e:
+        raise ParameterError(f"{spec['name']}: {e}") from None
+    with calling_from("toml") if exp.source != "<config>" else contextlib.nullcontext():
+        data = _load_data(exp, data_path)
+    estimator.fit(data)
+    return estimator, data
+
+
+# ---------------------------------------------------------------- compilation
+def _tiny_split(like: Interactions) -> tuple[Interactions, Interactions]:
+    """A small synthetic train/test pair with the kind of values and timestamps of ``like``."""
+    from ..data import Interactions
+    from ..data.split import split
+
+    rng = np.random.default_rng(0)
+    n_users, n_items, per_user = 40, 30, 12
+    users = np.repeat(np.arange(n_users), per_user)
+    items = np.concatenate([rng.choice(n_items, per_user, replace=False) for _ in range(n_users)])
+    kinds = np.unique(like.matrix.data)
+    values = rng.choice(kinds if kinds.size else np.ones(1), users.size).astype(np.float64)
+    times = np.arange(users.size, dtype=np.float64) if like.timestamps is not None else None
+    tiny = Interactions.from_arrays(users, items, values, times, source="warm-up data")
+    return split(tiny, "ratio", ratio=0.75, by="user", order="time" if times is not None else "random", seed=0)
+
+
+def warm_up(name: str, params: Mapping[str, Any], like: Interactions, evaluation: Mapping[str, Any]) -> float:
+    """Seconds spent fitting and evaluating model ``name`` once on tiny data like ``like``.
+
+    This compiles (or loads from the cache) the numba kernels of the model's fit,
+    scoring and the evaluation, so that the timed run that follows measures training
+    alone. NaN when the settings cannot run on the tiny data.
+    """
+    from ..models import registry
+
+    t0 = time.perf_counter()
+    try:
+        train, test = _tiny_split(like)
+        model = registry.create(name, **params)
+        model.fit(train)
+        _evaluate(model, train, test, evaluation, details=False)
+    except RecseekError:
+        return math.nan
+    return time.perf_counter() - t0
+
+
+def _evaluate(model: Recommender, train: Interactions, test: Interactions, ev: Mapping[str, Any],
+              details: bool) -> Any:
+    from ._details import curve_cutoffs
+    from .protocol import evaluate_ranking, evaluate_rating
+
+    if ev.get("task", "ranking") == "ranking":
+        return evaluate_ranking(model, train, test, k=ev.get("k", 10), metrics=ev.get("metrics"),
+                                sampled=ev.get("sampled"), seed=ev.get("seed", 0),
+                                per_user=details, cutoffs=curve_cutoffs(ev.get("k", 10)) if details else None)
+    clip = tuple(ev["clip"]) if "clip" in ev else None
+    return evaluate_rating(model, test, metrics=ev.get("metrics"), clip=clip)
 
 
 # ---------------------------------------------------------------- running
@@ -288,11 +455,41 @@ def protocol_name(evaluation: Mapping[str, Any]) -> str:
     return "full ranking" if s is None else f"sampled {s} negatives"
 
 
+def _save_folders(exp: Experiment, save_dir: str | Path | None, n_folds: int) -> list[Path | None]:
+    """Where each model of ``exp`` is saved (None: not saved); checked before any training."""
+    out: list[Path | None] = []
+    for i, spec in enumerate(exp.models):
+        where = f"[[models]] #{i + 1} ({spec['label']})"
+        if spec["save"] is not None:
+            p = Path(spec["save"]).expanduser()
+            folder = p if p.is_absolute() else exp.base_dir / p
+        elif save_dir is not None:
+            folder = Path(save_dir).expanduser() / spec["label"]
+        else:
+            out.append(None)
+            continue
+        try:
+            check_store_name(folder.name, "model folder")
+        except RecseekError as e:
+            hint = "; set label = \"...\" in its [[models]] table" if spec["save"] is None else ""
+            raise _err(exp.source, f"{where}: {e}{hint}") from None
+        if n_folds > 1:
+            raise _err(exp.source, f"{where}: a model can be saved only from one split; with k-fold averaging "
+                                   "set [split] fold, or fit on all the data with recseek train")
+        out.append(folder)
+    labels = [str(f) for f in out if f is not None]
+    if len(set(labels)) != len(labels):
+        dup = next(x for x in labels if labels.count(x) > 1)
+        raise _err(exp.source, f"two models would be saved to {dup}; give them different labels")
+    return out
+
+
 def run_experiment(
     config_or_path: str | Path | Mapping[str, Any],
     data_path: str | Path | None = None,
     progress: bool = True,
     details: bool = False,
+    save_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Run every model of an experiment and return one result dict per model.
 
@@ -302,25 +499,31 @@ def run_experiment(
     data_path : overrides ``[data] path`` (for a named data set: where its files are)
     progress : show a progress bar over models on stderr
     details : keep what a report needs (per-user values, popularity, memory; ranking only)
+    save_dir : a model store; every model is saved to ``save_dir/<label>/<next version>/``
+        (a ``save`` key of a ``[[models]]`` table takes precedence)
     """
     from tqdm.auto import tqdm
 
+    from .._interface import calling_from
     from ..models import registry
-    from ._details import PeakMemory, curve_cutoffs, experiment_record, fold_record, timing_record
-    from .protocol import evaluate_ranking, evaluate_rating
+    from ._details import PeakMemory, experiment_record, fold_record, timing_record
 
     exp = load_experiment(config_or_path)
-    data = _load_data(exp, data_path)
-    folds = _folds(exp, data)
+    with calling_from("toml") if exp.source != "<config>" else contextlib.nullcontext():
+        data = _load_data(exp, data_path)
+        folds = _folds(exp, data)
     ev = exp.evaluation
     task = ev["task"]
+    targets = _save_folders(exp, save_dir, len(folds))
+    items = item_table(data) if any(t is not None for t in targets) else None
     info = experiment_record(exp, data, folds) if details else None
     results: list[dict[str, Any]] = []
     bar = tqdm(exp.models, desc="models", unit="model", file=sys.stderr, disable=not progress)
-    for spec in bar:
+    for spec, target in zip(bar, targets, strict=True):
         bar.set_postfix_str(spec["label"])
         sums: dict[str, float] = {}
         fit_s = pred_s = 0.0
+        compile_s = warm_up(spec["name"], spec["params"], folds[0][0], ev)
         records: list[dict[str, Any]] = []
         for train, test in folds:
             model = registry.create(spec["name"], **spec["params"])
@@ -330,13 +533,7 @@ def run_experiment(
                 model.fit(train)
             t1 = time.perf_counter()
             with pred_mem:
-                if task == "ranking":
-                    m = evaluate_ranking(model, train, test, k=ev["k"], metrics=ev.get("metrics"),
-                                         sampled=ev.get("sampled"), seed=ev.get("seed", 0),
-                                         per_user=details, cutoffs=curve_cutoffs(ev["k"]) if details else None)
-                else:
-                    clip = tuple(ev["clip"]) if "clip" in ev else None
-                    m = evaluate_rating(model, test, metrics=ev.get("metrics"), clip=clip)
+                m = _evaluate(model, train, test, ev, details)
             t2 = time.perf_counter()
             fit_s += t1 - t0
             pred_s += t2 - t1
@@ -357,8 +554,10 @@ def run_experiment(
             "task": task,
             "protocol": protocol_name(ev) + (f", {n}-fold average" if n > 1 else ""),
             "metrics": {key: v / n for key, v in sums.items()},
+            "compile_seconds": compile_s,
             "fit_seconds": fit_s / n,
             "predict_seconds": pred_s / n,
+            "saved": None if target is None else str(save_version(model, target, items)),
         })
         if details:
             results[-1]["experiment"] = info
