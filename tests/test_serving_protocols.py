@@ -148,24 +148,24 @@ def test_djl_parameters_take_effect_or_are_refused(server):
                       ("url=file%3A%2F%2F%2Fetc%2Fpasswd", "outside the model store")]:
         code, body = curl(srv, "-X", "POST", f"{base}?url=pop&{bad}" if not bad.startswith("url") else f"{base}?{bad}")
         assert code == 422 and text in body["message"], (bad, body)
-    # model_version picks that version, and every setting is applied
-    code, body = curl(srv, "-X", "POST", f"{base}?url=mf&model_version=2&batch_size=7&max_batch_delay=3"
+    # model_version picks that version (not the newest, 2), and every setting is applied
+    assert curl(srv, "-X", "DELETE", f"{base}/mf/1")[0] == 200
+    code, body = curl(srv, "-X", "POST", f"{base}?url=mf&model_version=1&batch_size=7&max_batch_delay=3"
                                          "&job_queue_size=50&max_idle_time=9&min_worker=2&max_worker=4&engine=recseek"
                                          "&device=cpu")
-    assert code == 200 and body["version"] == "2", body
-    _, desc = curl(srv, f"{base}/mf/2")
+    assert code == 200 and body["version"] == "1", body
+    _, desc = curl(srv, f"{base}/mf/1")
     m = desc[0]["models"][0]
     group = m["workerGroups"][0]
     assert (m["batchSize"], m["maxBatchDelayMillis"], m["queueSize"], m["maxIdleSeconds"]) == (7, 3.0, 50, 9.0)
     assert (group["minWorkers"], group["maxWorkers"]) == (2, 4)
-    code, body = curl(srv, "-X", "PUT", f"{base}/mf/2?batch_size=5&job_queue_size=60&max_idle_time=2")
+    code, body = curl(srv, "-X", "PUT", f"{base}/mf/1?batch_size=5&job_queue_size=60&max_idle_time=2")
     assert code == 200 and body == {"status": "Worker updated"}
-    m = curl(srv, f"{base}/mf/2")[1][0]["models"][0]
+    m = curl(srv, f"{base}/mf/1")[1][0]["models"][0]
     assert (m["batchSize"], m["queueSize"], m["maxIdleSeconds"]) == (5, 60, 2.0)
-    code, body = curl(srv, "-X", "PUT", f"{base}/mf/2?colour=1")
+    code, body = curl(srv, "-X", "PUT", f"{base}/mf/1?colour=1")
     assert code == 422 and "'colour'" in body["message"]
     # file:// inside the store registers too
-    curl(srv, "-X", "DELETE", f"{base}/mf/2")
     code, body = curl(srv, "-X", "POST", f"{base}?url=file%3A%2F%2F{server[1]}%2Fmf%2F2")
     assert code == 200 and body["version"] == "2"
     curl(srv, "-X", "DELETE", f"{base}/mf/2")

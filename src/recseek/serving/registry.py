@@ -100,10 +100,10 @@ class ModelStore:
         check_name(name, "model name")
         check_name(version, "version")
         p = (self.root / name / version).resolve()
-        if not p.is_relative_to(self.root):
-            raise ParameterError(f"{name}/{version} points outside the model store")
         if not p.is_dir():
             raise NotFound(f"the model store has no {name!r} version {version!r}")
+        if not p.is_relative_to(self.root):
+            raise ParameterError(f"{name}/{version} points outside the model store")
         return p
 
     def relative(self, message: str) -> str:
