@@ -168,3 +168,172 @@ def test_subprocess_entry_point(tmp_path):
     assert "Traceback" not in proc.stderr
     ok = subprocess.run([sys.executable, "-m", "recseek", "--help"], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "recommend" in ok.stdout
+
+
+# ---------------------------------------------------------------- models list
+def test_models_catalogue_matches_registry():
+    from recseek._catalogue import entries
+    from recseek.models import registry
+
+    real = [(c.name, c.task, c.family, c.paper) for c in registry.available()]
+    assert [tuple(e) for e in entries()] == real
+    assert [e.name for e in entries("rating")] == [c.name for c in registry.available("rating")]
+
+
+def test_models_fits_the_width_without_importing_kernels():
+    code = ("import sys; from recseek.cli import main\n"
+            "try:\n    main(['models', '--width', '80'])\nexcept SystemExit:\n    pass\n"
+            "print('IMPORTED', sorted(m for m in ('numba', 'scipy', 'recseek.models') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "IMPORTED []"
+    table = lines[:-1]
+    assert max(len(line) for line in table) <= 80
+    assert any(line.startswith("EASE ") for line in table)
+    # a wrapped paper continues under the paper column
+    paper_col = table[0].index("paper")
+    assert any(line.startswith(" " * paper_col) and line.strip() for line in table[2:])
+
+
+def test_format_table_wraps_only_the_last_text_column():
+    text = cli_module.format_table(["a", "b"], [["x", "word " * 30], ["yy", "short"]], width=40)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 40
+    assert " ".join(w for line in lines[2:] for w in line.split() if w not in ("x", "yy")) == \
+        " ".join(["word"] * 30 + ["short"])
+
+
+# ---------------------------------------------------------------- train, save, recommend
+def _item_csv(tmp_path: Path) -> Path:
+    """A RecBole folder with titles, so that saved models carry item side data."""
+    d = tmp_path / "toy"
+    d.mkdir()
+    rng = np.random.default_rng(1)
+    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    for u in range(30):
+        for n, i in enumerate(rng.choice(20, 8, replace=False)):
+            lines.append(f"u{u}\t{i}\t{rng.integers(1, 6)}\t{u * 10 + n}")
+    (d / "toy.inter").write_text("\n".join(lines) + "\n")
+    items = ["item_id:token\ttitle:token_seq\tgenres:token_seq"]
+    items += [f"{i}\tFilm number {i}\t{'Comedy' if i % 2 else 'Drama'}" for i in range(20)]
+    (d / "toy.item").write_text("\n".join(items) + "\n")
+    return d
+
+
+def test_train_saves_versions_and_recommend_prints_titles(tmp_path):
+    data = _item_csv(tmp_path)
+    out = tmp_path / "store" / "movies"
+    for version in ("1", "2"):
+        res = _invoke("train", "--model", "ItemKNNRanking", "--data", str(data), "--param", "neighbors=5",
+                      "--out", str(out))
+        assert res.exit_code == 0, res.output
+        assert f"saved to {out / version}" in res.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["1", "2"]
+    from recseek.models.base import Recommender
+    from recseek.persistence import read_item_data
+
+    model = Recommender.load(out / "2")
+    assert model.neighbors == 5 and model.seen_.nnz == 30 * 8  # fitted on all the data, no split
+    frame = read_item_data(out / "2")
+    assert frame.loc[3, "title"] == "Film number 3"
+    rec = _invoke("recommend", str(out / "2"), "--user", "u4", "-k", "3")
+    assert rec.exit_code == 0, rec.output
+    header, *rows = [line for line in rec.stdout.splitlines() if line.strip()]
+    assert header.split() == ["rank", "item", "score", "title", "genres"]
+    for row in rows[1:]:
+        item = row.split()[1]
+        assert f"Film number {item}" in row and ("Comedy" if int(item) % 2 else "Drama") in row
+
+
+def test_train_from_config_uses_its_data_and_params(tmp_path):
+    csv_path = _csv(tmp_path / "r.csv")
+    p = _toml(tmp_path, Path("r.csv"), models='[[models]]\nname = "ItemKNNRanking"\nlabel = "knn"\nneighbors = 3')
+    res = _invoke("train", "--model", "knn", "--config", str(p), "--param", "shrinkage=2", "--out",
+                  str(tmp_path / "s" / "knn"))
+    assert res.exit_code == 0, res.output
+    from recseek.models.base import Recommender
+
+    model = Recommender.load(tmp_path / "s" / "knn" / "1")
+    assert (model.neighbors, model.shrinkage) == (3, 2)
+    assert csv_path.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "NoSuchModel", "--data", "DATA"], "unknown model 'NoSuchModel'"),
+        (["--model", "EASE", "--data", "DATA", "--param", "nope=1"], "no hyperparameter 'nope'"),
+        (["--model", "EASE", "--data", "DATA", "--param", "reg"], "must look like name=value"),
+        (["--model", "EASE", "--data", "missing.csv"], "missing.csv"),
+        (["--model", "EASE"], "--data is required"),
+    ],
+)
+def test_train_mistakes(tmp_path, args, message):
+    data = _csv(tmp_path / "r.csv")
+    args = [str(data) if a == "DATA" else (str(tmp_path / a) if a == "missing.csv" else a) for a in args]
+    res = _invoke("train", *args, "--out", str(tmp_path / "store" / "m"))
+    _assert_one_line_error(res)
+    assert message in res.stderr
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("manifest.json"))
+
+
+def test_run_save_dir_and_save_key(tmp_path):
+    data = _item_csv(tmp_path)
+    p = tmp_path / "exp.toml"
+    p.write_text(f'[data]\npath = "{data.name}"\n\n[split]\nmethod = "random"\nseed = 0\n\n'
+                 '[[models]]\nname = "MostPopular"\nlabel = "pop"\n\n'
+                 '[[models]]\nname = "ItemKNNRanking"\nsave = "own/knn"\n')
+    out = tmp_path / "res.json"
+    res = _invoke("run", str(p), "--save-dir", str(tmp_path / "store"), "--no-progress", "--json", str(out))
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "store" / "pop" / "1" / "manifest.json").is_file()
+    assert (tmp_path / "own" / "knn" / "1" / "manifest.json").is_file()  # relative to the TOML file
+    saved = {r["model"]: r["saved"] for r in json.loads(out.read_text())}
+    assert saved == {"pop": str(tmp_path / "store" / "pop" / "1"), "ItemKNNRanking": str(tmp_path / "own" / "knn" / "1")}
+    again = _invoke("run", str(p), "--save-dir", str(tmp_path / "store"), "--no-progress")
+    assert again.exit_code == 0 and (tmp_path / "store" / "pop" / "2").is_dir()
+    from recseek.persistence import read_item_data
+
+    assert read_item_data(tmp_path / "store" / "pop" / "2").loc[7, "genres"] == "Comedy"
+
+
+@pytest.mark.parametrize(
+    ("models", "split", "message"),
+    [
+        ('[[models]]\nname = "MostPopular"\nlabel = "my model"', 'method = "random"', "cannot name a model-store folder"),
+        ('[[models]]\nname = "MostPopular"', 'method = "kfold"\nk = 3', "saved only from one split"),
+        ('[[models]]\nname = "MostPopular"\nsave = 3', 'method = "random"', "save must be a folder path"),
+    ],
+)
+def test_run_save_mistakes_fail_before_training(tmp_path, models, split, message):
+    data = _csv(tmp_path / "r.csv")
+    p = tmp_path / "exp.toml"
+    p.write_text(f'[data]\npath = "{data}"\n\n[split]\n{split}\n\n{models}\n')
+    res = _invoke("run", str(p), "--save-dir", str(tmp_path / "store"), "--no-progress")
+    _assert_one_line_error(res)
+    assert message in res.stderr
+    assert not (tmp_path / "store").exists()
+
+
+def test_run_reports_compile_seconds(tmp_path):
+    p = _toml(tmp_path, _csv(tmp_path / "r.csv"), models='[[models]]\nname = "ItemKNNRanking"')
+    out = tmp_path / "res.json"
+    res = _invoke("run", str(p), "--no-progress", "--json", str(out))
+    assert res.exit_code == 0, res.output
+    header = next(line for line in res.stdout.splitlines() if line.startswith("model"))
+    assert "compile s" in header and header.index("compile s") < header.index("fit s")
+    r = json.loads(out.read_text())[0]
+    assert r["compile_seconds"] >= 0 and r["fit_seconds"] >= 0
+
+
+def test_demo_checks_the_user_before_training(monkeypatch):
+    from recseek.models import registry
+
+    def no_training(*a, **k):
+        raise AssertionError("a model was created before --user was checked")
+
+    monkeypatch.setattr(registry, "create", no_training)
+    res = _invoke("demo", "--user", "typo")
+    _assert_one_line_error(res)
+    assert "--user 'typo' is not in MovieLens-100K" in res.stderr

@@ -159,3 +159,58 @@ def test_relative_data_path_resolved_against_toml(tmp_path):
 def test_examples_are_valid(name):
     exp = load_experiment(EXAMPLES / name)
     assert exp.models and exp.data.get("name") in ("filmtrust", "ml-100k")
+
+
+# ---------------------------------------------------------------- compilation apart from fitting
+WARM_UP_CHECK = """
+import sys
+import numba
+from recseek import datasets
+from recseek.data.split import split
+from recseek.evaluation.experiment import _evaluate, warm_up
+
+def signatures():
+    out = {}
+    for name, mod in list(sys.modules.items()):
+        if name.startswith("recseek") and mod is not None:
+            for attr, obj in list(vars(mod).items()):
+                if isinstance(obj, numba.core.registry.CPUDispatcher):
+                    out[name + "." + attr] = len(obj.signatures)
+    return out
+
+task, names = sys.argv[1], sys.argv[2].split(",")
+data = datasets.load("ml-100k")
+if task == "ranking":
+    data = data.filter_min_rating(4).binarize()
+train, test = split(data, "ratio", ratio=0.8, by="user", order="time")
+ev = {"task": task, "k": 10}
+from recseek.models import registry
+for name in names:
+    params = {"epochs": 2} if "epochs" in registry.get(name).param_names() else {}
+    compile_s = warm_up(name, params, train, ev)
+    assert compile_s == compile_s, f"{name}: warm-up could not run"
+    before = signatures()
+    model = registry.create(name, **params).fit(train)
+    _evaluate(model, train, test, ev, details=False)
+    after = signatures()
+    new = sorted(k for k, n in after.items() if n > before.get(k, 0))
+    used = sum(after.values())
+    print(name, "new:", ",".join(new) or "-", "kernels:", used)
+"""
+
+
+@pytest.mark.parametrize(("task", "names"), [("ranking", "ItemKNNRanking,BPR,WRMF,EASE"),
+                                             ("rating", "BiasedMF,SVDPlusPlus,SlopeOne")])
+def test_warm_up_compiles_every_kernel_the_real_run_uses(task, names):
+    """After the warm-up on tiny data, fitting and evaluating real data compiles nothing new."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", WARM_UP_CHECK, task, names], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == len(names.split(","))
+    for line in lines:
+        assert " new: - " in line, line
+    assert sum(int(line.rsplit(" ", 1)[1]) for line in lines) > 0  # numba kernels were involved at all

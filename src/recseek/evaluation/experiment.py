@@ -358,7 +358,9 @@ def _tiny_split(like: Interactions) -> tuple[Interactions, Interactions]:
     from ..data.split import split
 
     rng = np.random.default_rng(0)
-    n_users, n_items, per_user = 40, 30, 12
+    # just above the 2**20 (users x items) score entries where scoring and top-k switch
+    # from their serial to their multi-core kernels, so that both kinds get compiled
+    n_users, n_items, per_user = 1100, 960, 6
     users = np.repeat(np.arange(n_users), per_user)
     items = np.concatenate([rng.choice(n_items, per_user, replace=False) for _ in range(n_users)])
     kinds = np.unique(like.matrix.data)
@@ -383,6 +385,7 @@ def warm_up(name: str, params: Mapping[str, Any], like: Interactions, evaluation
         model = registry.create(name, **params)
         model.fit(train)
         _evaluate(model, train, test, evaluation, details=False)
+        model.recommend(np.arange(4), 10)  # a small batch takes the serial scoring kernels
     except RecseekError:
         return math.nan
     return time.perf_counter() - t0
