@@ -75,6 +75,27 @@ def test_offline_messages(offline: Calls, tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.part"))  # nothing half-written
 
 
+def test_offline_messages_name_the_cli_flag_and_the_toml_key(offline: Calls, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from recseek.cli import cli
+
+    monkeypatch.setenv("RECSEEK_DATA", str(tmp_path / "cache"))
+    res = CliRunner().invoke(cli, ["train", "--model", "MostPopular", "--data", "filmtrust", "--out",
+                                   str(tmp_path / "store" / "m")])
+    assert res.exit_code == 2, res.output
+    err = res.stderr.strip()
+    assert err.startswith("error: filmtrust: cannot download") and err.endswith("pass --data .../filmtrust")
+    assert "load(" not in err
+    exp = tmp_path / "ft.toml"
+    exp.write_text('[data]\nname = "filmtrust"\n\n[[models]]\nname = "MostPopular"\n')
+    res = CliRunner().invoke(cli, ["run", str(exp), "--no-progress"])
+    assert res.exit_code == 2, res.output
+    assert 'set path = ".../filmtrust" in [data] (or pass --data .../filmtrust)' in res.stderr
+    assert "load(" not in res.stderr
+
+
 def test_grouplens_download_is_cached(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     archive = tmp_path / "source.zip"
     with zipfile.ZipFile(archive, "w") as zf:
