@@ -173,6 +173,21 @@ def test_old_names_in_an_experiment_file_still_load(tmp_path: Path) -> None:
         assert registry.create(exp.models[0]["name"], **exp.models[0]["params"]).reg_bias == 0.2
 
 
+def test_saved_model_with_an_old_name_still_loads(tmp_path: Path) -> None:
+    from recseek.persistence import load_model, read_bundle, write_bundle
+
+    data = synthetic(n_users=30, n_items=20, seed=1)
+    model = registry.create("BiasedMF", factors=4, epochs=3, reg_bias=0.2).fit(data)
+    manifest, arrays = read_bundle(model.save(tmp_path / "new"))
+    params = manifest["params"]
+    params["bias_reg"] = params.pop("reg_bias")        # a bundle written before the rename
+    old = write_bundle(tmp_path / "old", arrays, {k: v for k, v in manifest.items() if k not in ("files", "format_version")})
+    with pytest.warns(DeprecationWarning, match="'bias_reg' is deprecated, use 'reg_bias'"):
+        loaded = load_model(old)
+    assert loaded.reg_bias == 0.2
+    np.testing.assert_array_equal(loaded.predict(np.arange(5), np.arange(5)), model.predict(np.arange(5), np.arange(5)))
+
+
 # ---------------------------------------------------------------- settings without effect
 EFFECT_RULES = [(c.name, n, r) for c in MODELS for n, r in c.rules.items() if isinstance(r, UsedWhen)]
 
