@@ -157,7 +157,7 @@ def analyse(
     results: list[dict[str, Any]],
     baseline: str | None = None,
     n_resamples: int = 10_000,
-    n_permutations: int = 10_000,
+    n_permutations: int = 100_000,
     seed: int = 0,
 ) -> Analysis:
     """Statistics of a run's results.
