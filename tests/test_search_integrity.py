@@ -239,3 +239,275 @@ def test_cranfield_update_sequences_match_a_fresh_index(tmp_path):
 @pytest.mark.slow
 def test_200_cranfield_update_sequences_match_a_fresh_index(tmp_path):
     _cranfield_sequences(200, tmp_path)
+
+
+# ---------------------------------------------------------------------- damaged files
+def _corpus(n: int = 160, seed: int = 3) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [{"id": f"d{i}", "title": " ".join(rng.choice(WORDS, 2)), "text": " ".join(rng.choice(WORDS, 9)),
+             "year": int(rng.integers(1950, 2000))} for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A CLI index folder (lexical/ with two segments and tombstones, dense/ with an HNSW graph), queries, qrels."""
+    root = tmp_path_factory.mktemp("saved")
+    docs = _corpus()
+    lexical = BM25(analyzer=PLAIN)
+    lexical.index(docs[:120])
+    lexical.add(docs[120:])
+    lexical.delete(["d5", "d130"])
+    lexical.save(root / "idx" / "lexical")
+    dense = DenseRetriever(encoder=HashedWords(), cache=False, ann="hnsw", hnsw_m=4)
+    dense.index(docs[:120])
+    dense.add(docs[120:])
+    dense.delete(["d7"])
+    dense.save(root / "dense")
+    (root / "queries.tsv").write_text("".join(f"{i}\t{w} {WORDS[(i + 3) % len(WORDS)]}\n" for i, w in enumerate(WORDS)))
+    (root / "qrels.txt").write_text("".join(f"{i} 0 d{i * 7 % 160} 1\n" for i in range(len(WORDS))))
+    return root
+
+
+def _fresh_copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _flip(p: Path) -> None:
+    data = bytearray(p.read_bytes())
+    at = max(0, len(data) // 2 - 8)
+    for i in range(at, min(len(data), at + 16)):
+        data[i] ^= 0xFF
+    p.write_bytes(bytes(data))
+
+
+def _truncate(p: Path) -> None:
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+
+
+def _swap(p: Path, other: Path) -> None:
+    a, b = p.read_bytes(), other.read_bytes()
+    p.write_bytes(b)
+    other.write_bytes(a)
+
+
+def _partner(folder: Path, name: str) -> Path:
+    """Another file of the bundle to swap ``name`` with (same dtype where possible)."""
+    pairs = {"seg0.tf.npy": "seg0.impacts.npy", "seg0.rows.npy": "seg1.rows.npy", "seg0.indptr.npy": "seg1.indptr.npy",
+             "ids.npy": "terms_sorted.npy", "terms_ids.npy": "seg0.indptr.npy", "arrays.npz": "seg1.tf.npy",
+             "manifest.json": "manifest.sha256", "manifest.sha256": "manifest.json", "embeddings.npy": "hnsw.npy"}
+    if name in pairs and (folder / pairs[name]).exists():
+        return folder / pairs[name]
+    return next(f for f in sorted(folder.iterdir()) if f.name != name and f.suffix in (Path(name).suffix, ".npy"))
+
+
+DAMAGES = ["flip", "truncate", "swap"]
+
+
+def _damage(folder: Path, name: str, how: str) -> None:
+    p = folder / name
+    if how == "flip":
+        _flip(p)
+    elif how == "truncate":
+        _truncate(p)
+    else:
+        _swap(p, _partner(folder, name))
+
+
+def _assert_clean_error(fn) -> None:
+    from recseek.errors import RecseekError
+
+    with pytest.raises(RecseekError) as err:
+        fn()
+    assert "\n" not in str(err.value) and str(err.value)
+
+
+LEXICAL_FILES = ["arrays.npz", "manifest.json", "manifest.sha256", "ids.npy", "terms_sorted.npy", "terms_ids.npy",
+                 "seg0.indptr.npy", "seg0.rows.npy", "seg0.tf.npy", "seg0.impacts.npy", "seg1.rows.npy"]
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+@pytest.mark.parametrize("how", DAMAGES)
+@pytest.mark.parametrize("name", LEXICAL_FILES)
+def test_damaged_lexical_file_is_one_clear_error(saved, tmp_path, name, how, mmap):
+    from recseek.search import LexicalRetriever
+
+    folder = _fresh_copy(saved / "idx" / "lexical", tmp_path / "lexical")
+    _damage(folder, name, how)
+    _assert_clean_error(lambda: LexicalRetriever.load(folder, mmap=mmap).search(WORDS, k=20))
+
+
+DENSE_FILES = ["arrays.npz", "manifest.json", "embeddings.npy", "hnsw.npy"]
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+@pytest.mark.parametrize("name", DENSE_FILES)
+def test_damaged_dense_file_is_one_clear_error(saved, tmp_path, name, how):
+    folder = _fresh_copy(saved / "dense", tmp_path / "dense")
+    _damage(folder, name, how)
+    _assert_clean_error(lambda: DenseRetriever.load(folder, encoder=HashedWords()).search(WORDS, k=20))
+
+
+def _run_cli(*args: str) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "recseek", *args], capture_output=True, text=True, timeout=300)
+    return res.returncode, res.stdout, res.stderr
+
+
+def _assert_cli_error(code: int, err: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (code, err)
+
+
+@pytest.mark.parametrize(("name", "how"), [("seg0.rows.npy", "flip"), ("seg0.indptr.npy", "truncate"),
+                                           ("seg0.tf.npy", "swap"), ("manifest.json", "flip"), ("ids.npy", "swap")])
+def test_damaged_index_gives_exit_2_and_one_error_line_from_the_cli(saved, tmp_path, name, how):
+    idx = _fresh_copy(saved / "idx", tmp_path / "idx")
+    _damage(idx / "lexical", name, how)
+    _assert_cli_error(*_run_cli("search", str(idx), "mango zebra")[::2])
+    code, _, err = _run_cli("search-eval", str(idx), "--queries", str(saved / "queries.tsv"),
+                            "--qrels", str(saved / "qrels.txt"))
+    _assert_cli_error(code, err)
+
+
+# ---------------------------------------------------------------------- crafted files (checksums made to match)
+def _resign(folder: Path) -> None:
+    """Rewrite the manifest's checksums (and the manifest's own) so that only structure can tell."""
+    import json
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for fname in manifest["files"]:
+        manifest["files"][fname] = hashlib.sha256((folder / fname).read_bytes()).hexdigest()
+    text = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    (folder / "manifest.json").write_bytes(text)
+    if (folder / "manifest.sha256").exists():
+        (folder / "manifest.sha256").write_text(hashlib.sha256(text).hexdigest() + "\n")
+
+
+def _craft(folder: Path, target: str, change) -> None:
+    """Apply ``change`` to one array (``"x.npy"`` or ``"arrays.npz:key"``) or manifest entry (``"manifest:key"``)."""
+    import json
+
+    if target.startswith("manifest:"):
+        manifest = json.loads((folder / "manifest.json").read_text())
+        key = target.split(":", 1)[1]
+        manifest[key] = change(manifest[key])
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+    elif target.startswith("arrays.npz:"):
+        key = target.split(":", 1)[1]
+        with np.load(folder / "arrays.npz") as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays[key] = change(arrays[key].copy())
+        np.savez(folder / "arrays.npz", **arrays)
+    else:
+        np.save(folder / target, change(np.load(folder / target).copy()))
+    _resign(folder)
+
+
+def _set(i, v):
+    def change(a):
+        a[i] = v
+        return a
+    return change
+
+
+def _reversed_pair(a):
+    a[[0, 1]] = a[[1, 0]]
+    return a
+
+
+LEXICAL_CRAFTS = {
+    "row beyond the documents": ("seg0.rows.npy", _set(3, 10**6)),
+    "negative row": ("seg1.rows.npy", _set(0, -5)),
+    "offsets not monotone": ("seg0.indptr.npy", _set(2, 10**9)),
+    "offsets end short": ("seg1.indptr.npy", lambda a: a[:-1]),
+    "rows as int64": ("seg0.rows.npy", lambda a: a.astype(np.int64)),
+    "scores file swapped for tf": ("seg0.impacts.npy", lambda a: np.load(_CRAFT_DIR[0] / "seg0.tf.npy")),
+    "scores doubled": ("seg0.impacts.npy", lambda a: a * 2),
+    "tf NaN": ("seg1.tf.npy", _set(0, np.nan)),
+    "term ids not a permutation": ("terms_ids.npy", _set(0, 1)),
+    "term ids out of range": ("terms_ids.npy", _set(0, 10**6)),
+    "terms unsorted": ("terms_sorted.npy", _reversed_pair),
+    "ids one short": ("ids.npy", lambda a: a[:-1]),
+    "duplicate live id": ("ids.npy", _set(1, "d0")),
+    "document frequency off": ("arrays.npz:df", lambda a: a + 1),
+    "negative length": ("arrays.npz:lengths", _set(0, -1.0)),
+    "deleted flags short": ("arrays.npz:meta.deleted", lambda a: a[:-1]),
+    "n_live wrong": ("manifest:n_live", lambda v: v + 1),
+    "segments overlap": ("manifest:segment_rows", lambda v: [[0, v[0][1]], [v[0][1] - 1, v[1][1]]]),
+    "segments short": ("manifest:segment_rows", lambda v: v[:1]),
+    "params invalid": ("manifest:params", lambda v: {**v, "k1": -1}),
+}
+_CRAFT_DIR: list[Path] = []
+
+
+@pytest.mark.parametrize("case", list(LEXICAL_CRAFTS))
+def test_crafted_lexical_index_with_matching_checksums_is_one_model_file_error(saved, tmp_path, case):
+    from recseek.errors import ModelFileError
+    from recseek.search import LexicalRetriever
+
+    folder = _fresh_copy(saved / "idx" / "lexical", tmp_path / "lexical")
+    _CRAFT_DIR[:] = [folder]
+    target, change = LEXICAL_CRAFTS[case]
+    _craft(folder, target, change)
+    for mmap in (True, False):
+        with pytest.raises(ModelFileError) as err:
+            LexicalRetriever.load(folder, mmap=mmap).search(WORDS, k=20)
+        assert "\n" not in str(err.value)
+
+
+def _hnsw_header_count(a):
+    a = a.copy()
+    a[16:24] = np.frombuffer(np.uint64(10**6).tobytes(), dtype=np.uint8)
+    return a
+
+
+def _hnsw_bad_link(a):
+    """First neighbour of the first element (level 0) set to a non-existent element."""
+    a = a.copy()
+    a[96 + 4 : 96 + 8] = np.frombuffer(np.uint32(10**6).tobytes(), dtype=np.uint8)
+    a[96 : 98] = np.frombuffer(np.uint16(1).tobytes(), dtype=np.uint8)
+    return a
+
+
+def _hnsw_other_vector(a):
+    a = a.copy()
+    links0 = 4 + 4 * 8  # max_m0 = 2 * hnsw_m = 8
+    a[96 + links0 : 96 + links0 + 4] = np.frombuffer(np.float32(7.0).tobytes(), dtype=np.uint8)
+    return a
+
+
+DENSE_CRAFTS = {
+    "embeddings NaN": ("embeddings.npy", _set((0, 0), np.nan)),
+    "embeddings one row short": ("embeddings.npy", lambda a: a[:-1]),
+    "embeddings float64": ("embeddings.npy", lambda a: a.astype(np.float64)),
+    "duplicate live id": ("arrays.npz:ids", _set(1, "d0")),
+    "dim wrong": ("manifest:dim", lambda v: v + 1),
+    "graph claims a million elements": ("hnsw.npy", _hnsw_header_count),
+    "graph links to a missing element": ("hnsw.npy", _hnsw_bad_link),
+    "graph vectors differ from the embeddings": ("hnsw.npy", _hnsw_other_vector),
+    "graph truncated": ("hnsw.npy", lambda a: a[: a.shape[0] // 2]),
+    "graph with trailing bytes": ("hnsw.npy", lambda a: np.concatenate([a, np.zeros(8, dtype=np.uint8)])),
+}
+
+
+@pytest.mark.parametrize("case", list(DENSE_CRAFTS))
+def test_crafted_dense_index_with_matching_checksums_is_one_model_file_error(saved, tmp_path, case):
+    from recseek.errors import ModelFileError
+
+    folder = _fresh_copy(saved / "dense", tmp_path / "dense")
+    target, change = DENSE_CRAFTS[case]
+    _craft(folder, target, change)
+    with pytest.raises(ModelFileError) as err:
+        DenseRetriever.load(folder, encoder=HashedWords()).search(WORDS, k=20)
+    assert "\n" not in str(err.value)
+
+
+def test_crafted_index_gives_exit_2_from_the_cli(saved, tmp_path):
+    idx = _fresh_copy(saved / "idx", tmp_path / "idx")
+    _craft(idx / "lexical", "seg0.rows.npy", _set(3, 10**6))
+    _assert_cli_error(*_run_cli("search", str(idx), "mango zebra")[::2])
