@@ -62,11 +62,16 @@ def test_checker_names_each_bad_hyperparameter(monkeypatch: pytest.MonkeyPatch) 
     assert "'factors' is a glossary name" in joined
     assert "declares 'ghost'" in joined
     assert "'rho'" not in joined
+    # a name renamed for this model is refused under its old spelling
+    monkeypatch.setattr(g, "RENAMED", (*g.RENAMED, g.Renamed("sneaky", "reg", (_Fake.name,))))
+    assert f"{_Fake.name}: 'sneaky' was renamed to 'reg'" in g.naming_problems(_Fake)
 
 
 def test_glossary_tables_agree() -> None:
     assert not set(g.SYNONYMS) & set(g.GLOSSARY)
     assert set(g.SYNONYMS.values()) <= set(g.GLOSSARY)
+    # a rename for every model is also a refused synonym
+    assert {r.old: r.new for r in g.RENAMED if not r.models}.items() <= g.SYNONYMS.items()
     assert not g.PAPER_SYMBOLS & set(g.GLOSSARY)
     assert set(g.MODEL_SPECIFIC) <= set(NAMES)
     definitions: dict[str, set[str]] = {}

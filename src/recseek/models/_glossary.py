@@ -227,7 +227,7 @@ def naming_problems(cls: Any) -> list[str]:
     """Sentences naming each hyperparameter of model class ``cls`` that breaks the glossary."""
     out = []
     names = cls.param_names()
-    old = renamed_for(cls.name, names)
+    old = {r.old: r.new for r in RENAMED if cls.name in r.models}
     specific = MODEL_SPECIFIC.get(cls.name, {})
     for n in names:
         if n in SYNONYMS:
