@@ -214,3 +214,18 @@ def test_warm_up_compiles_every_kernel_the_real_run_uses(task, names):
     for line in lines:
         assert " new: - " in line, line
     assert sum(int(line.rsplit(" ", 1)[1]) for line in lines) > 0  # numba kernels were involved at all
+
+
+def test_filmtrust_example_uses_the_p1_settings():
+    """examples/filmtrust-jstarcraft.toml sits beside docs/p1-jstarcraft.md: same hyperparameters."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    p1 = {}
+    for f in sorted((root / "benchmarks" / "p1").glob("*.toml")):
+        for m in tomllib.loads(f.read_text())["models"]:
+            p1.setdefault(m["name"], m)
+    example = tomllib.loads((root / "examples" / "filmtrust-jstarcraft.toml").read_text())
+    assert example["split"] == {"method": "ratio", "ratio": 0.8, "by": "user", "order": "time"}
+    for m in example["models"]:
+        assert m == p1[m["name"]], m["name"]
