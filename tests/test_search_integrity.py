@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -511,3 +512,145 @@ def test_crafted_index_gives_exit_2_from_the_cli(saved, tmp_path):
     idx = _fresh_copy(saved / "idx", tmp_path / "idx")
     _craft(idx / "lexical", "seg0.rows.npy", _set(3, 10**6))
     _assert_cli_error(*_run_cli("search", str(idx), "mango zebra")[::2])
+
+
+# ---------------------------------------------------------------------- concurrency
+def _writer_ops(n_ops: int, seed: int) -> list[tuple]:
+    """A fixed mix of adds (new and replacing), deletes and compactions over ids d0..d199."""
+    rng = np.random.default_rng(seed)
+    ops: list[tuple] = []
+    for _ in range(n_ops):
+        r = rng.random()
+        if r < 0.5:
+            batch = [(f"d{int(j)}", " ".join(rng.choice(WORDS, 6))) for j in rng.choice(200, size=8, replace=False)]
+            ops.append(("add", batch))
+        elif r < 0.85:
+            ops.append(("delete", int(rng.integers(0, 1000)), 3))
+        else:
+            ops.append(("compact",))
+    return ops
+
+
+def _apply(retriever, docs: dict[str, str], op: tuple) -> None:
+    """One op of :func:`apply_ops` (same semantics), used by the writer thread and by the replay."""
+    if op[0] == "add":
+        retriever.add([{"id": i, "text": t} for i, t in op[1]])
+        docs.update(dict(op[1]))
+    elif op[0] == "delete" and docs:
+        victims = sorted(docs)[op[1] % len(docs):][: op[2]]
+        retriever.delete(victims)
+        for v in victims:
+            del docs[v]
+    elif op[0] == "compact":
+        for part in _parts(retriever):
+            getattr(part, "compact", lambda: None)()
+
+
+CONCURRENT_QUERIES = ["mango zebra", "wing", "heat shock wave", "cone jet apple"]
+
+
+def _rows_of(hits) -> list[list[tuple[str, float]]]:
+    return [hits.row(q) for q in range(len(hits))]
+
+
+def _same(got, want) -> bool:
+    return all(len(g) == len(w) and all(a[0] == b[0] and abs(a[1] - b[1]) <= 1e-5 * max(1.0, abs(b[1]))
+                                        for a, b in zip(g, w, strict=True)) for g, w in zip(got, want, strict=True))
+
+
+@pytest.mark.parametrize("kind", ["bm25-lucene", "tfidf", "dense", "passages", "hybrid"])
+def test_searching_while_another_thread_updates_gives_results_of_some_consistent_state(kind):
+    import threading
+
+    initial = {d["id"]: d["text"] for d in _corpus(150, seed=5)}
+    ops = _writer_ops(24, seed=7)
+    retriever = KINDS[kind]()
+    retriever.index([{"id": i, "text": t} for i, t in initial.items()])
+    done = threading.Event()
+    version = [0]
+    seen: list[tuple[int, int, list]] = []
+    errors: list[BaseException] = []
+
+    reading = threading.Event()
+
+    def write():
+        try:
+            docs = dict(initial)
+            reading.wait(60)
+            for op in ops:
+                _apply(retriever, docs, op)
+                version[0] += 1
+                time.sleep(0.002)  # let searches interleave with the updates
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+        finally:
+            done.set()
+
+    def read():
+        try:
+            for _ in range(3000):
+                before = version[0]
+                rows = _rows_of(retriever.search(CONCURRENT_QUERIES, k=15))
+                seen.append((before, version[0], rows))
+                reading.set()
+                if done.is_set():
+                    break
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=write)] + [threading.Thread(target=read) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not errors, errors
+    # replay the same updates serially and keep every state's answers
+    replay = KINDS[kind]()
+    replay.index([{"id": i, "text": t} for i, t in initial.items()])
+    docs = dict(initial)
+    states = [_rows_of(replay.search(CONCURRENT_QUERIES, k=15))]
+    for op in ops:
+        _apply(replay, docs, op)
+        states.append(_rows_of(replay.search(CONCURRENT_QUERIES, k=15)))
+    assert sum(1 for b, a, _ in seen if a < len(ops)) >= 5, "too few searches overlapped the updates"
+    for before, after, rows in seen:
+        candidates = range(before, min(after + 1, len(ops)) + 1)
+        assert any(_same(rows, states[s]) for s in candidates), f"a search matched no state in {list(candidates)}"
+
+
+def test_hnsw_searches_while_another_thread_updates_do_not_crash():
+    import threading
+
+    retriever = DenseRetriever(encoder=HashedWords(), fields=["text"], cache=False, ann="hnsw", hnsw_m=4)
+    retriever.index([{"id": d["id"], "text": d["text"]} for d in _corpus(150, seed=5)])
+    done = threading.Event()
+    errors: list[BaseException] = []
+    known = {f"d{i}" for i in range(200)}
+
+    def write():
+        try:
+            docs = {d["id"]: d["text"] for d in _corpus(150, seed=5)}
+            for op in _writer_ops(30, seed=9):
+                _apply(retriever, docs, op)
+                time.sleep(0.002)
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            done.set()
+
+    def read():
+        try:
+            for _ in range(3000):
+                hits = retriever.search(CONCURRENT_QUERIES, k=10)
+                assert set(hits.ids[hits.ids != ""].tolist()) <= known
+                if done.is_set():
+                    break
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=write)] + [threading.Thread(target=read) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not errors, errors
