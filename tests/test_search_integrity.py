@@ -654,3 +654,66 @@ def test_hnsw_searches_while_another_thread_updates_do_not_crash():
     for t in threads:
         t.join(timeout=600)
     assert not errors, errors
+
+
+# ---------------------------------------------------------------------- bad input
+BAD_INPUT_KINDS = ["bm25-lucene", "tfidf", "dense", "passages", "hybrid"]
+
+
+@pytest.fixture
+def small():
+    def make(kind):
+        r = KINDS[kind]()
+        r.index([{"id": 5, "text": "mango zebra"}, {"id": "6", "text": "wing flutter"}, {"id": 7, "text": "heat"}])
+        return r
+    return make
+
+
+@pytest.mark.parametrize("kind", BAD_INPUT_KINDS)
+def test_search_of_none_or_non_strings_is_one_parameter_error(small, kind):
+    from recseek.errors import ParameterError
+
+    r = small(kind)
+    for bad in (None, 5, [None], ["ok", 3], {"q": "mango"}, b"mango"):
+        with pytest.raises(ParameterError, match="quer"):
+            r.search(bad)
+
+
+@pytest.mark.parametrize("kind", BAD_INPUT_KINDS)
+def test_integer_ids_are_accepted_the_same_way_by_index_add_and_delete(small, kind):
+    from recseek.errors import DataError
+
+    r = small(kind)
+    r.delete(5)  # indexed as the integer 5
+    r.delete([np.int64(7)])
+    assert [d for d, _ in r.search("mango zebra heat wing", k=5).row(0)] == ["6"]
+    r.add([{"id": 5, "text": "mango"}])
+    r.delete("5")  # the same id as a string
+    for bad in (True, 2.5, None, [None], [["6"]]):
+        with pytest.raises(DataError, match="id"):
+            r.delete(bad)
+    with pytest.raises(DataError, match="'9'"):
+        r.delete(9)
+
+
+@pytest.mark.parametrize("kind", ["dense", "hybrid", "bm25-lucene", "passages"])
+def test_a_lone_surrogate_in_a_query_or_document_is_one_data_error(small, kind):
+    from recseek.errors import DataError
+
+    r = small(kind)
+    with pytest.raises(DataError, match="query 1 holds an unpaired surrogate"):
+        r.search(["mango", "bad \ud800 query"])
+    if kind in ("dense", "hybrid"):
+        with pytest.raises(DataError, match="unpaired surrogate"):
+            r.add([{"id": "s", "text": "broken \udc80 text"}])
+    with pytest.raises(DataError, match="unpaired surrogate"):
+        r.add([{"id": "bad\ud800id", "text": "mango"}])
+    assert len(r.search("mango", k=3).row(0)) >= 1  # nothing was half-added
+
+
+@pytest.mark.parametrize("kind", BAD_INPUT_KINDS)
+def test_a_huge_k_is_clipped_to_the_collection(small, kind):
+    r = small(kind)
+    hits = r.search(["mango", "wing"], k=10**12)
+    assert hits.ids.shape[0] == 2 and hits.ids.shape[1] <= 3
+    assert hits.row(0)[0][0] == "5"
