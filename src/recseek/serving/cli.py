@@ -121,37 +121,28 @@ def demo_config(cfg: Any, folder: Path | None) -> Any:
 
     root = (folder or default_cache_dir() / "serve-demo").expanduser().resolve()
     model_dir = root / "store" / "movies" / "1"
-    items = root / "movies-items.tsv"
-    if not (model_dir / "manifest.json").is_file() or not items.is_file():
-        _train_demo(model_dir, items)
-    spec = ServableSpec("movies", "model", "1", batching=cfg.batching, item_data=items)
+    if not (model_dir / "manifest.json").is_file():
+        _train_demo(model_dir)
+    spec = ServableSpec("movies", "model", "1", batching=cfg.batching)
     return replace(cfg, model_store=root / "store", servables=(spec,),
                    feedback_url=f"sqlite:///{root / 'feedback.db'}", source="--demo")
 
 
-def _train_demo(model_dir: Path, items: Path) -> None:
-    import os
-    import tempfile
-
+def _train_demo(model_dir: Path) -> None:
+    """Fit EASE on ML-100K and save it with the movies' titles and genres."""
     from ..datasets import load
     from ..models import registry
 
-    log = logging.getLogger("recseek.serving")
-    log.info("--demo: training EASE on ML-100K (once; kept in %s)", model_dir.parent.parent.parent)
+    logging.getLogger("recseek.serving").info("--demo: training EASE on ML-100K (once; kept in %s)",
+                                              model_dir.parent.parent)
     data = load("ml-100k")
     model = registry.create("EASE").fit(data)
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    model.save(model_dir)
-    frame = data.item_data
-    cols = [c for c in ("title", "genres", "genre", "class") if frame is not None and c in frame.columns]
-    lines = ["item_id\t" + "\t".join(cols)]
-    for idx, raw in enumerate(data.items.ids):
-        values = [str(frame[c].iloc[idx]).replace("\t", " ") for c in cols]
-        lines.append("\t".join([str(raw), *values]))
-    fd, tmp = tempfile.mkstemp(dir=items.parent, prefix=".items-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, items)
+    items = None
+    if data.item_data is not None:
+        cols = [c for c in ("title", "genres", "class") if c in data.item_data.columns]
+        items = data.item_data[cols].copy()
+        items.index = data.items.ids
+    model.save(model_dir, item_data=items)
 
 
 @click.command("retrain")

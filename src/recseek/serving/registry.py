@@ -143,7 +143,7 @@ class ModelStore:
             from ..persistence import load_model
 
             model = load_model(path)
-            if not hasattr(model, "seen_"):
+            if getattr(model, "n_items_", None) is None:
                 raise ModelFileError(f"{path} holds an unfitted model")
             cats = None
             if spec is not None and spec.item_data is not None:

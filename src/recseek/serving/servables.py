@@ -96,11 +96,13 @@ class ItemCategories:
         keep = idx >= 0
         rows_known = idx[keep]
         n_items = len(items)
+        title_col = next((c for c in df.columns if str(c) == "title"),
+                         next((c for c in df.columns if str(c) == "movie_title"), None))
         titles = None
         columns: dict[str, dict[str, np.ndarray]] = {}
         for col in df.columns:
-            values = df[col].astype(str).to_numpy()[keep]
-            if str(col) in ("title", "movie_title") and titles is None:
+            values = np.asarray([_text(v) for v in df[col].to_numpy()[keep]], dtype=object)
+            if col == title_col:
                 titles = np.full(n_items, None, dtype=object)
                 titles[rows_known] = values
                 continue
@@ -130,6 +132,13 @@ class ItemCategories:
                     hit[rows] = True
             mask &= hit
         return mask
+
+
+def _text(v: Any) -> str:
+    """A cell as text; missing values (None, NaN) as the empty string."""
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    return str(v)
 
 
 # ---------------------------------------------------------------- models
@@ -241,11 +250,12 @@ class ModelServable:
     def _exclude_csr(self, users: np.ndarray, seen: Sequence[bool], extra: Sequence[np.ndarray | None],
                      include_seen: bool) -> sp.csr_array:
         """Rows of item indices to exclude (extra ones and, when asked, the user's training items)."""
-        seen_m = self.model.seen_
+        # a model saved without its training history knows no seen items (nothing to leave out)
+        seen_m = self.model.seen_ if getattr(self.model, "has_history", True) else None
         cols = []
         for r, u in enumerate(users):
             c = []
-            if include_seen and seen[r] and 0 <= u < self.n_users:
+            if include_seen and seen[r] and seen_m is not None and 0 <= u < self.n_users:
                 c.append(seen_m.indices[seen_m.indptr[u]:seen_m.indptr[u + 1]])
             if extra[r] is not None:
                 c.append(extra[r])
