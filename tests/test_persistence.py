@@ -470,3 +470,63 @@ def test_item_data_values_are_checked_on_save(knn, tmp_path):
     with pytest.raises(ParameterError, match="must be a pandas DataFrame"):
         knn.save(tmp_path / "m", item_data={"x": 1})
     assert not (tmp_path / "m").exists()
+
+
+# ---------------------------------------------------------------- every declared array is enforced
+#: A dtype that no declaration accepts in place of one of this kind.
+_WRONG_DTYPE = {"f": np.float16, "i": np.float64, "u": np.float64, "b": np.float64}
+
+
+def _mutations(a: np.ndarray) -> dict[str, np.ndarray]:
+    """Changes to one stored array that no declaration may accept."""
+    if a.dtype.kind == "U":
+        retyped = np.zeros(a.shape, dtype=np.float32)
+    else:
+        retyped = a.astype(_WRONG_DTYPE[a.dtype.kind])
+    return {"extra axis": a[None, ...], "other dtype": retyped}
+
+
+@pytest.mark.parametrize("cls", ALL_MODELS, ids=lambda c: c.name)
+def test_every_declared_array_is_enforced(cls, data):
+    """Dropping, re-typing or re-shaping any stored array of any model is refused."""
+    model = cls(**cls.test_params).fit(data)
+    params = model.get_parameters()
+    for key, arr in params.items():
+        rest = {k: v for k, v in params.items() if k != key}
+        with pytest.raises(ModelFileError, match="lacks the declared array"):
+            model.check_state(rest)
+        for what, changed in _mutations(np.asarray(arr)).items():
+            with pytest.raises(ModelFileError):
+                model.check_state({**rest, key: changed})
+                pytest.fail(f"{key}: {what} accepted")
+
+
+# ---------------------------------------------------------------- crafted index values never crash scoring
+@pytest.mark.parametrize("name", ["ItemKNNRanking", "UserKNNRating", "SlopeOne", "LLORMA", "SLIM"])
+def test_crafted_index_values_are_refused_or_harmless(name, data):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    cls = type(create(name))
+    model = cls(**cls.test_params).fit(data)
+    params = model.get_parameters()
+    index_keys = sorted(k for k, v in params.items() if np.asarray(v).dtype.kind == "i" and np.ndim(v) == 1
+                        and not k.endswith(".ids"))
+    assert index_keys
+
+    @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(key=st.sampled_from(index_keys), pos=st.integers(0, 10**6), value=st.integers(-(2**40), 2**40))
+    def check(key: str, pos: int, value: int) -> None:
+        arr = np.array(params[key])
+        if arr.size == 0:
+            return
+        arr[pos % arr.size] = np.clip(value, np.iinfo(arr.dtype).min, np.iinfo(arr.dtype).max)
+        fresh = cls(**cls.test_params)
+        try:
+            fresh.set_parameters({**params, key: arr})
+        except ModelFileError:
+            return
+        ranking = fresh.recommend(np.arange(fresh.n_users_), 5)  # accepted: it must score safely
+        assert ((ranking.ids >= -1) & (ranking.ids < fresh.n_items_)).all()
+
+    check()

@@ -129,8 +129,8 @@ class _StateCheck:
             raise self.fail(f"{where} has size {value}, but {symbol} is {expected}")
 
     def scalar(self, name: str, spec: Scalar, a: np.ndarray) -> None:
-        kinds = {int: "iu", float: "f", bool: "b"}[spec.kind]
-        if a.ndim != 0 or a.dtype.kind not in kinds:
+        dtype = {int: np.int64, float: np.float64, bool: np.bool_}[spec.kind]
+        if a.ndim != 0 or a.dtype != dtype:
             raise self.fail(f"{name} must be a single {spec.kind.__name__}, got {a.dtype} of shape {a.shape}")
         if spec.kind is float and spec.finite and not np.isfinite(a):
             raise self.fail(f"{name} is not finite")
