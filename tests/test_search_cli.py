@@ -106,3 +106,56 @@ def test_dense_and_hybrid(collection):
     assert res.exit_code == 0, res.output
     ndcg = next(ln for ln in res.stdout.splitlines() if ln.startswith("nDCG@10"))
     assert 0.0 <= float(ndcg.split()[1]) <= 1.0
+
+
+def _main(*args: str):
+    """The whole ``recseek`` command group, so that errors become exit status 2 and one ``error:`` line."""
+    from recseek.cli import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
+def _metric_lines(output: str) -> dict[str, str]:
+    return dict(ln.split(None, 1) for ln in output.splitlines()[1:])
+
+
+def test_search_eval_reads_smart_rel_judgements(collection):
+    tmp, docs, queries, _ = collection
+    idx = _index(tmp, docs)
+    rel = tmp / "COLL.REL"
+    rel.write_text("     1     d2 0 0.000000\n     1     d3 0 0.000000\n     2     d1 0 0.000000\n")
+    for fmt in ("auto", "smart"):
+        res = _main("search-eval", str(idx), "--queries", str(queries), "--qrels", str(rel), "--qrels-format", fmt)
+        assert res.exit_code == 0, res.output
+        lines = _metric_lines(res.stdout)
+        assert float(lines["MRR"]) == pytest.approx(1.0) and float(lines["Recall@100"]) == pytest.approx(1.0)
+    # read as TREC, the document column is the constant 0: no judged document is indexed, a loud failure
+    res = _main("search-eval", str(idx), "--queries", str(queries), "--qrels", str(rel), "--qrels-format", "trec")
+    assert res.exit_code == 2
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "--qrels-format" in err[0]
+
+
+def test_search_eval_fails_when_no_judged_document_is_indexed(collection):
+    tmp, docs, queries, _ = collection
+    idx = _index(tmp, docs)
+    other = tmp / "other.txt"
+    other.write_text("1 0 x17 1\n2 0 x18 2\n")
+    res = _main("search-eval", str(idx), "--queries", str(queries), "--qrels", str(other))
+    assert res.exit_code == 2 and "none of the 2 documents judged relevant" in res.stderr
+    assert "nan" not in res.stdout
+
+
+def test_search_eval_reports_retrieval_apart_from_start_up(collection):
+    import re
+
+    tmp, docs, queries, qrels = collection
+    idx = _index(tmp, docs)
+    res = _main("search-eval", str(idx), "--queries", str(queries), "--qrels", str(qrels))
+    assert res.exit_code == 0, res.output
+    head = res.stdout.splitlines()[0]
+    m = re.search(r"retrieval ([\d.]+) s \((\d+) queries/s\); start-up ([\d.]+) s "
+                  r"\(index load ([\d.]+) s, first search ([\d.]+) s\)", head)
+    assert m, head
+    retrieval, startup, load, first = (float(m.group(i)) for i in (1, 3, 4, 5))
+    assert startup == pytest.approx(load + first, abs=0.011) and retrieval >= 0

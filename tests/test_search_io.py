@@ -214,3 +214,16 @@ def test_evaluate_averages_judged_queries_only():
         M.evaluate(ids, qrels, ["bpref"])
     with pytest.raises(ParameterError):
         M.evaluate(ids, qrels[:2])
+
+
+def test_qrels_formats_are_told_apart(tmp_path):
+    smart = tmp_path / "CISI.REL"
+    smart.write_text("     1     28 0 0.000000\n     1     35 0 0.000000\n     2     29 0 0.000000\n")
+    trec = tmp_path / "qrels.txt"
+    trec.write_text("1 0 28 1\n1 0 35 0\n2 0 29 2\n")
+    assert sio.guess_qrels_format(smart) == "smart" and sio.guess_qrels_format(trec) == "trec"
+    assert sio.read_qrels(smart) == {"1": {"28": 1.0, "35": 1.0}, "2": {"29": 1.0}}
+    assert sio.read_qrels(trec, "auto") == {"1": {"28": 1.0, "35": 0.0}, "2": {"29": 2.0}}
+    assert sio.read_qrels(smart, "trec") == {"1": {"0": 0.0}, "2": {"0": 0.0}}  # what the old guess produced
+    with pytest.raises(DataError, match="unknown qrels format"):
+        sio.read_qrels(smart, "xml")

@@ -76,6 +76,20 @@ def _parse_filters(items: tuple[str, ...], lexical: Any) -> dict[str, Any] | Non
     return out
 
 
+def _check_judged_documents(qrels_path: Path, qids: list[str], qrels: dict[str, dict[str, float]], lexical: Any) -> None:
+    """A DataError when no relevant judged document of the evaluated queries is in the index
+    (typically qrels read in the wrong format, or judgements of another collection)."""
+    judged = {d for q in qids for d, g in qrels[q].items() if g > 0}
+    if not judged:
+        raise DataError(f"{qrels_path} judges no document relevant for the evaluated queries (check --qrels-format)")
+    if not any(d in lexical for d in judged):
+        example = next(iter(sorted(judged)))
+        raise DataError(
+            f"none of the {len(judged)} documents judged relevant in {qrels_path} (e.g. {example!r}) is in the index; "
+            "check the document ids or --qrels-format"
+        )
+
+
 @click.command("index")
 @click.argument("docs", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Index directory to write.")
@@ -164,27 +178,42 @@ def search_cmd(directory: Path, query: str, k: int, filters: tuple[str, ...], hy
 @click.option("--queries", "queries_path", required=True, type=click.Path(exists=True, path_type=Path),
               help="Queries: BEIR/JSONL, TSV (id<TAB>text) or SMART (.I/.W; the i-th query gets id i).")
 @click.option("--qrels", "qrels_path", required=True, type=click.Path(exists=True, path_type=Path),
-              help="Judgements: TREC, BEIR TSV or Cranfield cranqrel.")
+              help="Judgements: TREC, SMART .REL, BEIR TSV or Cranfield cranqrel.")
+@click.option("--qrels-format", "qrels_format", type=click.Choice(["auto", "trec", "smart", "cranfield", "beir"]),
+              default="auto", show_default=True,
+              help="Format of --qrels; auto: cranqrel* is Cranfield, 'qid docid 0 0.0' SMART, other 4 columns TREC, "
+                   "3 columns BEIR.")
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Cutoff of nDCG and precision.")
 @click.option("--hybrid", is_flag=True, help="Evaluate the lexical + dense fusion.")
 @click.option("--run", "run_path", type=click.Path(path_type=Path), default=None, help="Also write a TREC run file.")
-def search_eval_cmd(directory: Path, queries_path: Path, qrels_path: Path, k: int, hybrid: bool,
+def search_eval_cmd(directory: Path, queries_path: Path, qrels_path: Path, qrels_format: str, k: int, hybrid: bool,
                     run_path: Path | None) -> None:
-    """Evaluate the index in DIRECTORY: nDCG@k, Recall@100, MAP, MRR, P@k."""
+    """Evaluate the index in DIRECTORY: nDCG@k, Recall@100, MAP, MRR, P@k.
+
+    Retrieval time is reported apart from start-up (loading the index, and the first search,
+    which loads the compiled kernels and any embedding model).
+    """
     from .io import align_qrels, read_qrels, read_queries, write_trec_run
     from .metrics import evaluate
 
     if k <= 0:
         raise ParameterError(f"-k must be a positive integer, got {k}")
-    retriever, _ = _load_retriever(directory, hybrid)
     queries = read_queries(queries_path)
-    qrels = read_qrels(qrels_path)
+    qrels = read_qrels(qrels_path, qrels_format)
     qids = [q for q in queries if q in qrels]
     if not qids:
         raise DataError(f"no query of {queries_path} has judgements in {qrels_path} (do the query ids match?)")
-    depth = max(100, k)
     t0 = time.perf_counter()
-    hits = retriever.search([queries[q] for q in qids], k=depth)
+    retriever, lexical = _load_retriever(directory, hybrid)
+    t_load = time.perf_counter() - t0
+    _check_judged_documents(qrels_path, qids, qrels, lexical)
+    depth = max(100, k)
+    texts = [queries[q] for q in qids]
+    t0 = time.perf_counter()
+    retriever.search(texts[:1], k=depth)  # first call: kernels (and a dense model) are loaded here
+    t_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    hits = retriever.search(texts, k=depth)
     elapsed = time.perf_counter() - t0
     names = [f"ndcg@{k}", "recall@100", "map", "mrr", f"p@{k}"]
     res = evaluate(hits.ids, align_qrels(qids, qrels), names)
@@ -192,7 +221,8 @@ def search_eval_cmd(directory: Path, queries_path: Path, qrels_path: Path, k: in
         write_trec_run(run_path, qids, hits.ids, hits.scores)
     labels = {f"ndcg@{k}": f"nDCG@{k}", "recall@100": "Recall@100", "map": "MAP", "mrr": "MRR", f"p@{k}": f"P@{k}"}
     click.echo(f"{len(qids)} queries, {len(queries) - len(qids)} without judgements skipped; "
-               f"{len(qids) / max(elapsed, 1e-9):.0f} queries/s")
+               f"retrieval {elapsed:.3f} s ({len(qids) / max(elapsed, 1e-9):.0f} queries/s); "
+               f"start-up {t_load + t_first:.2f} s (index load {t_load:.2f} s, first search {t_first:.2f} s)")
     for name in names:
         v = res[name]
         click.echo(f"{labels[name]:<11}{'nan' if math.isnan(v) else f'{v:.4f}'}")

@@ -37,6 +37,9 @@ __all__ = [
     "read_smart",
     "read_smart_queries",
     "read_cranfield_qrels",
+    "read_smart_qrels",
+    "QRELS_FORMATS",
+    "guess_qrels_format",
     "read_documents",
     "read_queries",
     "read_qrels",
@@ -45,6 +48,8 @@ __all__ = [
 ]
 
 DOCUMENT_FORMATS = ("jsonl", "csv", "beir", "smart")
+#: Judgement formats read by :func:`read_qrels` (``auto`` guesses).
+QRELS_FORMATS = ("auto", "trec", "smart", "cranfield", "beir")
 
 
 def read_text(path: str | Path) -> str:
@@ -372,6 +377,40 @@ def read_cranfield_qrels(path: str | Path) -> dict[str, dict[str, float]]:
     return qrels
 
 
+def read_smart_qrels(path: str | Path) -> dict[str, dict[str, float]]:
+    """SMART ``.REL`` judgements (CISI, MED, CACM ...): ``qid docid 0 0.0``; every listed pair is relevant (gain 1)."""
+    qrels: dict[str, dict[str, float]] = {}
+    for no, line in enumerate(read_text(path).splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) not in (2, 4):
+            raise DataError(f"{path}, line {no}: expected 'qid docid 0 0.0', got {len(parts)} columns")
+        qrels.setdefault(parts[0], {})[parts[1]] = 1.0
+    return qrels
+
+
+def _looks_smart(rows: list[list[str]]) -> bool:
+    """Four columns whose last two are always zero (``qid docid 0 0.0``): SMART, not TREC (``qid iter docid rel``)."""
+    try:
+        return all(len(r) == 4 and float(r[2]) == 0 and float(r[3]) == 0 for r in rows) and \
+            len({r[1] for r in rows}) > 1
+    except ValueError:
+        return False
+
+
+def guess_qrels_format(path: str | Path) -> str:
+    """``cranfield`` for a file named ``cranqrel*``; 4 columns: ``smart`` when the last two are
+    always zero, else ``trec``; otherwise ``beir``."""
+    path = Path(path)
+    if path.name.lower().startswith("cranqrel"):
+        return "cranfield"
+    rows = [ln.split() for ln in read_text(path).splitlines() if ln.strip()]
+    if rows and len(rows[0]) == 4:
+        return "smart" if _looks_smart(rows) else "trec"
+    return "beir"
+
+
 # ---------------------------------------------------------------- dispatch
 
 
@@ -430,24 +469,17 @@ def read_queries(path: str | Path) -> dict[str, str]:
 
 
 def read_qrels(path: str | Path, format: str | None = None) -> dict[str, dict[str, float]]:
-    """Qrels in ``trec`` (4 columns), ``beir`` (TSV, 3 columns) or ``cranfield`` (codes) format.
-
-    Guessed when None: a file named ``cranqrel*`` is Cranfield, 4 columns TREC, else BEIR.
+    """Qrels in ``trec`` (``qid iter docid rel``), ``smart`` (``qid docid 0 0.0``), ``beir`` (TSV,
+    3 columns) or ``cranfield`` (codes) format; ``None`` or ``"auto"`` guesses (:func:`guess_qrels_format`).
     """
     path = Path(path)
-    if format is None:
-        if path.name.lower().startswith("cranqrel"):
-            format = "cranfield"
-        else:
-            first = next((ln.split() for ln in read_text(path).splitlines() if ln.strip()), [])
-            format = "trec" if len(first) == 4 else "beir"
-    if format == "trec":
-        return read_trec_qrels(path)
-    if format == "beir":
-        return read_beir_qrels(path)
-    if format == "cranfield":
-        return read_cranfield_qrels(path)
-    raise DataError(f"unknown qrels format {format!r}; known: trec, beir, cranfield")
+    if format is None or format == "auto":
+        format = guess_qrels_format(path)
+    readers = {"trec": read_trec_qrels, "smart": read_smart_qrels, "beir": read_beir_qrels,
+               "cranfield": read_cranfield_qrels}
+    if format not in readers:
+        raise DataError(f"unknown qrels format {format!r}; known: {', '.join(QRELS_FORMATS)}")
+    return readers[format](path)
 
 
 def align_qrels(query_ids: Iterable[str], qrels: Mapping[str, Mapping[str, float]]) -> list[dict[str, float]]:
