@@ -315,6 +315,14 @@ def test_corrupt_search_index_files_are_refused_under_mmap(tmp_path):
         _flip(broken / name, offset=max(0, (broken / name).stat().st_size - 16))
         with pytest.raises(ModelFileError, match=f"{name}: checksum mismatch"):
             BM25.load(broken, mmap=True)
+    swapped = tmp_path / "swapped"
+    shutil.copytree(path, swapped)
+    a, b = swapped / npys[0], swapped / npys[1]
+    data_a = a.read_bytes()
+    a.write_bytes(b.read_bytes())
+    b.write_bytes(data_a)
+    with pytest.raises(ModelFileError, match="checksum mismatch"):
+        BM25.load(swapped, mmap=True)
 
 
 def test_format_1_bundles_are_still_read(knn, tmp_path):
@@ -413,6 +421,7 @@ def _catalogue(model: Recommender) -> pd.DataFrame:
             "genres": [["Drama", "War"] if i % 2 else [] for i in ids],
             "year": [1990 + (i % 7) for i in ids],
             "rating": [float("nan") if i % 3 == 0 else 3.5 for i in ids],
+            "votes": pd.array([None if i % 3 == 0 else i for i in ids], dtype="Int64"),
         },
         index=pd.Index(ids, name="item"),
     ).iloc[::-1]
@@ -423,12 +432,13 @@ def test_item_data_round_trip(knn, tmp_path):
     path = knn.save(tmp_path / "m", item_data=catalogue)
     got = read_item_data(path)
     assert list(got.index) == [int(x) for x in knn.items_.ids]  # model order, unknown item left out
-    assert got.index.name == "item" and list(got.columns) == ["title", "genres", "year", "rating"]
+    assert got.index.name == "item" and list(got.columns) == ["title", "genres", "year", "rating", "votes"]
     first = int(knn.items_.ids[0])
     assert got.loc[first, "title"] == f"Film {first}" and got.loc[first, "year"] == 1990 + first % 7
     assert got.loc[first, "genres"] == (["Drama", "War"] if first % 2 else [])
     nan_item = next(int(i) for i in knn.items_.ids if int(i) % 3 == 0)
-    assert got.loc[nan_item, "rating"] is None
+    assert got.loc[nan_item, "rating"] is None and got.loc[nan_item, "votes"] is None
+    assert got.loc[first, "votes"] == (None if first % 3 == 0 else first)
     assert read_manifest(path)["item_data"] == {"items": knn.n_items_, "columns": list(got.columns)}
     assert read_item_data(knn.save(tmp_path / "bare")) is None
 

@@ -363,12 +363,12 @@ def read_json_file(path: str | Path, fname: str) -> Any:
 # ---------------------------------------------------------------- item side data
 def _item_value(v: Any, column: str, item: Any) -> Any:
     """One item-data cell as JSON: None, str, int, finite float or list of str."""
-    if v is None:
+    import pandas as pd
+
+    if v is None or (np.ndim(v) == 0 and pd.isna(v)):  # None, NaN, pandas NA and NaT
         return None
     if isinstance(v, np.generic):
         v = v.item()
-    if isinstance(v, float) and math.isnan(v):
-        return None
     if isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)):
         return v
     if isinstance(v, float):
