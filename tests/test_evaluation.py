@@ -138,21 +138,30 @@ def test_bad_input(split):
         evaluate_rating(create("GlobalAverage").fit(train), test, clip=(4, 1))
 
 
-def _filmtrust():
+def _p1_folders() -> tuple[Path, Path]:
     root = shared_data_dir()
     if root is None or not (Path(root) / "jstarcraft" / "filmtrust" / "score.txt").exists():
         pytest.skip("FilmTrust test data not available")
-    from recseek.data.readers import read
-    from recseek.data.split import split as do_split
+    anchors = Path(root).parent / "anchors"
+    if not (anchors / "jstarcraft_ranking.csv").exists():
+        pytest.skip("JStarCraft anchors data not available")
+    return Path(root) / "jstarcraft" / "filmtrust", anchors
 
-    data = read(Path(root) / "jstarcraft" / "filmtrust", format="jstarcraft")
-    return do_split(data, "ratio", ratio=0.8, by="user", order="time")
 
+def test_p1_mostpopular_reproduces_the_published_row():
+    """MostPopular on the P1 protocol against JStarCraft's published row, both ways.
 
-def test_p1_mostpopular_reproduces_reference():
-    train, test = _filmtrust()
+    Tolerance 1% relative (the project's P1 target). Popularity has no seed and no
+    hyperparameter, so the only freedom left is the split: 143 of the 1,508 test users
+    (9.5%) have records with equal ``instant`` on both sides of their 80% boundary, and
+    which of those JStarCraft puts in train is not published. Measured here: NDCG 0.992,
+    precision 0.991, recall 0.993 of the published figures.
+    """
+    from recseek.evaluation.jstarcraft import load_split, read_anchors
+
+    filmtrust, anchors = _p1_folders()
+    published = read_anchors(anchors)["ranking"]["mostpopular"]
+    _, train, test = load_split(filmtrust)
     got = evaluate_ranking(create("MostPopular").fit(train), train, test, metrics=["ndcg", "precision", "recall"])
-    # a plain re-implementation of the JStarCraft protocol gives 0.5116 / 0.3292 / 0.6191
-    assert got["ndcg@10"] == pytest.approx(0.5116, abs=0.005)
-    assert got["precision@10"] == pytest.approx(0.3292, abs=0.005)
-    assert got["recall@10"] == pytest.approx(0.6191, abs=0.005)
+    for name in ("ndcg", "precision", "recall"):
+        assert got[f"{name}@10"] == pytest.approx(published[name], rel=0.01), name

