@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from hashlib import sha1
 from html import escape
-from itertools import count
 
 __all__ = ["BoxStats", "PALETTE", "bar_chart", "box_chart", "line_chart", "nice_ticks"]
 
@@ -19,7 +19,6 @@ __all__ = ["BoxStats", "PALETTE", "bar_chart", "box_chart", "line_chart", "nice_
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#8C6D00", "#000000",
            "#777777", "#B0B0B0")
 
-_ids = count(1)
 _FONT = 12
 _CHAR = 7.4  # generous width of one character at _FONT px (legends must not be cut)
 
@@ -65,7 +64,8 @@ class _Canvas:
 
     def __init__(self, title: str, desc: str, width: int, height: int, left: int, right: int = 16,
                  top: int = 30, bottom: int = 44) -> None:
-        self.uid = f"svg{next(_ids)}"
+        # the same chart gets the same ids in every rendering (reports are reproducible)
+        self.uid = "svg" + sha1(f"{title}\n{desc}".encode()).hexdigest()[:12]
         self.w, self.h = width, height
         self.x0, self.x1 = left, width - right
         self.y0, self.y1 = top, height - bottom
