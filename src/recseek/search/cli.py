@@ -133,8 +133,10 @@ def index_cmd(docs: Path, out: Path, fields: str, fmt: str | None, method: str, 
     if dense is not None:
         from .dense import DenseRetriever
 
-        dense_ret = DenseRetriever(model=None if dense == "default" else dense, fields=list(weights))
-        dense_ret.index(documents)
+        dense_ret = DenseRetriever(model=None if dense == "default" else dense, fields=list(weights), verbose=True)
+        click.echo("loading the embedding model ...", err=True)
+        dense_ret.embed_queries([""])  # loads the model here, so that the message above is true
+        dense_ret.index(documents)  # progress of the encoding batches on stderr
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)

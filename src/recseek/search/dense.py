@@ -14,13 +14,15 @@ BERT-Networks", describe the bi-encoder this retriever is built around.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
 import os
+import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +97,65 @@ def user_cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "recseek"
 
 
+class _LoadedEncoder:
+    """A loaded model, the key naming it in the embedding cache, and the lock its users share."""
+
+    __slots__ = ("model", "key", "lock")
+
+    def __init__(self, model: Any, key: str) -> None:
+        self.model = model
+        self.key = key
+        self.lock = threading.Lock()  # tokenizers refuse concurrent use
+
+
+#: Models loaded in this process, by (source, device): a second retriever (or search) reuses them.
+_ENCODERS: dict[tuple[str | None, str | None], _LoadedEncoder] = {}
+_ENCODERS_LOCK = threading.Lock()
+
+
+def clear_encoder_cache() -> None:
+    """Forget the embedding models loaded in this process (the next use loads them again)."""
+    with _ENCODERS_LOCK:
+        _ENCODERS.clear()
+
+
+def shared_encoder(model: str | os.PathLike | None, device: str | None) -> _LoadedEncoder:
+    """The sentence-transformers model ``model`` on ``device``, loaded once per process."""
+    key = (None if model is None else os.fspath(model), device)
+    with _ENCODERS_LOCK:
+        entry = _ENCODERS.get(key)
+        if entry is None:
+            entry = _ENCODERS[key] = _LoadedEncoder(*_load_sentence_transformer(model, device))
+        return entry
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Silence the progress bars the embedding libraries draw while loading (restored afterwards)."""
+    restore = []
+    try:
+        from transformers.utils import logging as tf_logging
+
+        if tf_logging.is_progress_bar_enabled():
+            tf_logging.disable_progress_bar()
+            restore.append(tf_logging.enable_progress_bar)
+    except (ImportError, AttributeError):
+        pass
+    try:
+        from huggingface_hub import utils as hub_utils
+
+        if not hub_utils.are_progress_bars_disabled():
+            hub_utils.disable_progress_bars()
+            restore.append(hub_utils.enable_progress_bars)
+    except (ImportError, AttributeError):
+        pass
+    try:
+        yield
+    finally:
+        for fn in restore:
+            fn()
+
+
 def _load_sentence_transformer(model: str | os.PathLike | None, device: str | None) -> tuple[Any, str]:
     """Load a SentenceTransformer; returns it and a cache key naming the model."""
     if model is None:
@@ -116,7 +177,8 @@ def _load_sentence_transformer(model: str | os.PathLike | None, device: str | No
             "dense retrieval needs sentence-transformers; install the search extra (pip install 'recseek[search]')"
         ) from None
     try:
-        st = SentenceTransformer(source, device=device)
+        with _quiet_loading():
+            st = SentenceTransformer(source, device=device)
     except (OSError, ValueError) as e:
         raise ParameterError(f"cannot load embedding model {source!r}: {str(e).splitlines()[0]}") from None
     p = Path(source)
@@ -351,7 +413,8 @@ class DenseRetriever:
         self._model_key: str | None = None if encoder is None else _encoder_key(encoder)
         self._cache: EmbeddingCache | None = None
         self._lock = threading.RLock()  # held by updates, snapshot building and HNSW searches
-        self._encoder_lock = threading.Lock()  # encoders (tokenizers) refuse concurrent use
+        self._load_lock = threading.Lock()  # the model is loaded once, on first use
+        self._encoder_lock = threading.Lock()  # a custom encoder's; a shared model brings its own
         self._reset()
 
     # ------------------------------------------------------------ state
@@ -400,7 +463,7 @@ class DenseRetriever:
 
     # ------------------------------------------------------------ encoding
     def _get_encoder(self) -> Any:
-        with self._encoder_lock:
+        with self._load_lock:
             return self._load_encoder()
 
     def _load_encoder(self) -> Any:
@@ -410,7 +473,8 @@ class DenseRetriever:
                     f"this index was built with a custom encoder ({self._model_key[7:]}); "
                     "pass encoder= when loading it"
                 )
-            self._encoder, self._model_key = _load_sentence_transformer(self.model, self.device)
+            shared = shared_encoder(self.model, self.device)
+            self._encoder, self._model_key, self._encoder_lock = shared.model, shared.key, shared.lock
         return self._encoder
 
     def _encode_batches(self, texts: list[str], progress: bool) -> np.ndarray:
@@ -422,7 +486,8 @@ class DenseRetriever:
         if progress and self.verbose:
             from tqdm.auto import tqdm
 
-            starts = tqdm(starts, total=-(-len(texts) // self.batch_size), desc="embedding", leave=False)
+            starts = tqdm(starts, total=-(-len(texts) // self.batch_size), desc=f"embedding {len(texts)} texts",
+                          unit="batch", file=sys.stderr, leave=False)
         parts = []
         for s in starts:
             batch = [texts[i] for i in order[s : s + self.batch_size]]
