@@ -27,7 +27,9 @@ class Hits:
     Attributes
     ----------
     ids : ndarray of str, shape (n_queries, k)
-        Document ids, best first; ``""`` pads queries with fewer than ``k`` results.
+        Document ids, best first; ``""`` pads queries with fewer than ``k`` results. A ``k``
+        above the number of documents in the index is clipped to that number (so the width
+        never exceeds the collection).
     scores : ndarray of float32, shape (n_queries, k)
         Scores aligned with ``ids``; ``-inf`` where padded.
     """
@@ -45,13 +47,18 @@ class Hits:
 
 @runtime_checkable
 class Retriever(Protocol):
-    """What every retriever offers: build, update, search, persist."""
+    """What every retriever offers: build, update, search, persist.
+
+    Ids are strings; integers are accepted wherever an id is (``index``, ``add``,
+    ``delete``) and mean their decimal string. Updates are safe against concurrent
+    searches: a search answers from the index as it was before or after each update.
+    """
 
     def index(self, docs: Iterable[Document | Mapping[str, Any]]) -> None: ...
 
     def add(self, docs: Iterable[Document | Mapping[str, Any]]) -> None: ...
 
-    def delete(self, ids: Sequence[str]) -> None: ...
+    def delete(self, ids: Sequence[str] | str) -> None: ...
 
     def search(self, queries: str | Sequence[str], k: int = 10, *, filter: Mapping[str, Any] | None = None) -> Hits: ...
 
