@@ -34,6 +34,38 @@ def _sift_down(hv, hi, size, v, j) -> None:
 
 
 @njit(inline="always")
+def _offer(hv, hi, size, k, v, j) -> int:
+    """Offer (v, j) to the bounded min-heap ``hv/hi[:size]`` of capacity k; returns the new size."""
+    if size < k:
+        # push and sift up: the root holds the worst kept entry
+        c = size
+        while c > 0:
+            p = (c - 1) >> 1
+            if _worse(v, j, hv[p], hi[p]):
+                hv[c] = hv[p]
+                hi[c] = hi[p]
+                c = p
+            else:
+                break
+        hv[c] = v
+        hi[c] = j
+        return size + 1
+    if _worse(hv[0], hi[0], v, j):
+        _sift_down(hv, hi, size, v, j)
+    return size
+
+
+@njit(inline="always")
+def _drain(hv, hi, size, out_idx, out_val) -> None:
+    """Empty the heap into ``out_idx/out_val[:size]``, best first (pops the worst into the back)."""
+    while size > 0:
+        size -= 1
+        out_idx[size] = hi[0]
+        out_val[size] = hv[0]
+        _sift_down(hv, hi, size, hv[size], hi[size])
+
+
+@njit(inline="always")
 def _topk_row(row, k, out_idx, out_val) -> None:
     """Best k entries of one row into ``out_idx``/``out_val`` (length k), best first."""
     hv = np.empty(k, dtype=row.dtype)
@@ -41,33 +73,26 @@ def _topk_row(row, k, out_idx, out_val) -> None:
     size = 0
     for j in range(row.shape[0]):
         v = row[j]
-        if not (v > -np.inf):
-            continue
-        if size < k:
-            # push and sift up: the root holds the worst kept entry
-            c = size
-            size += 1
-            while c > 0:
-                p = (c - 1) >> 1
-                if _worse(v, j, hv[p], hi[p]):
-                    hv[c] = hv[p]
-                    hi[c] = hi[p]
-                    c = p
-                else:
-                    break
-            hv[c] = v
-            hi[c] = j
-        elif v > hv[0]:
-            _sift_down(hv, hi, size, v, j)
+        if v > -np.inf:
+            size = _offer(hv, hi, size, k, v, j)
     for t in range(size, k):
         out_idx[t] = -1
         out_val[t] = -np.inf
-    # pop the worst repeatedly, filling the output from the back
-    while size > 0:
-        size -= 1
-        out_idx[size] = hi[0]
-        out_val[size] = hv[0]
-        _sift_down(hv, hi, size, hv[size], hi[size])
+    _drain(hv, hi, size, out_idx, out_val)
+
+
+@njit
+def select_topk(values, ids, m, k, out_ids, out_vals) -> int:
+    """The best ``min(m, k)`` pairs of ``(values[:m], ids[:m])`` into ``out_ids/out_vals``, best
+    first (higher value, then lower id), with a bounded heap; returns how many were written."""
+    hv = np.empty(k, dtype=values.dtype)
+    hi = np.empty(k, dtype=np.int64)
+    size = 0
+    for t in range(m):
+        size = _offer(hv, hi, size, k, values[t], ids[t])
+    n = size
+    _drain(hv, hi, size, out_ids, out_vals)
+    return n
 
 
 @pnjit

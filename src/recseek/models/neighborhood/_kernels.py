@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._numba import njit, pnjit, prange
+from .._topk_kernel import select_topk
 
 #: similarity modes understood by :func:`similarity_topk`
 COSINE, JACCARD, PEARSON, ASYMMETRIC, CONDITIONAL, DOT = 0, 1, 2, 3, 4, 5
@@ -97,13 +98,7 @@ def similarity_topk(e_indptr, e_indices, e_data, f_indptr, f_indices, f_data,
                 sqa[b] = 0.0
                 sqb[b] = 0.0
             # ties broken by the lower entity index
-            by_index = np.argsort(touched[:m])
-            order = by_index[np.argsort(-sims[:m][by_index], kind="mergesort")]
-            keep = min(m, k)
-            for r in range(keep):
-                cols[a, r] = touched[order[r]]
-                vals[a, r] = sims[order[r]]
-            lens[a] = keep
+            lens[a] = select_topk(sims, touched, m, k, cols[a], vals[a])
     return cols, vals, lens
 
 
@@ -137,11 +132,18 @@ def topk_rows(indptr, indices, data, k):
                 out_idx[out_ptr[r] + p - s] = indices[p]
                 out_val[out_ptr[r] + p - s] = data[p]
         else:
-            order = np.argsort(-data[s:e], kind="mergesort")[:k]
-            chosen = np.sort(order)
-            for t in range(k):
-                out_idx[out_ptr[r] + t] = indices[s + chosen[t]]
-                out_val[out_ptr[r] + t] = data[s + chosen[t]]
+            # the k-th best (value, column) is the bar; entries at or above it are kept in column order
+            best_c = np.empty(k, dtype=np.int64)
+            best_v = np.empty(k, dtype=data.dtype)
+            select_topk(data[s:e], indices[s:e], e - s, k, best_c, best_v)
+            bar_v = best_v[k - 1]
+            bar_c = best_c[k - 1]
+            t = out_ptr[r]
+            for p in range(s, e):
+                if t < out_ptr[r + 1] and (data[p] > bar_v or (data[p] == bar_v and indices[p] <= bar_c)):
+                    out_idx[t] = indices[p]
+                    out_val[t] = data[p]
+                    t += 1
     return out_ptr, out_idx, out_val
 
 
@@ -185,12 +187,13 @@ def knn_predict(targets, lists, s_indptr, s_indices, s_data, r_indptr, r_indices
                 b += 1
         if m == 0:
             continue
+        order = np.arange(m)
+        m_use = m
         if m > k:
-            order = np.argsort(-cand_s[:m], kind="mergesort")[:k]
-            m_use = k
-        else:
-            order = np.arange(m)
-            m_use = m
+            # the k most similar, most similar first (ties: earlier position)
+            top = np.empty(k, dtype=np.int64)
+            m_use = select_topk(cand_s, order, m, k, top, np.empty(k, dtype=np.float64))
+            order = top
         if m_use < min_k:
             continue
         num = 0.0
