@@ -162,3 +162,56 @@ def test_bad_hyperparameters(name: str, params: dict) -> None:
 def test_bpmf_posterior_mean_width() -> None:
     model = create("BPMF", factors=3, epochs=10, burn_in=4, samples=3).fit(synthetic())
     assert model.user_factors_.shape[1] == 9
+
+
+def test_bpmf_hyperparameter_draws_match_the_normal_wishart_posterior() -> None:
+    """BPMF's hyperparameter step against the closed-form Normal-Wishart posterior of
+    fixed factor rows x (Bishop 2006, 2.3.6): beta* = beta0 + n, nu* = nu0 + n,
+    mu* = n xbar / beta*, W*^-1 = W0^-1 + n S + beta0 n / beta* xbar xbar^T. Over 4,000 draws
+    the mean of Lambda must be nu* W* and the mean of mu must be mu*, within four standard
+    errors (Var Lambda_ij = nu* (W*_ij^2 + W*_ii W*_jj)), and the covariance of mu must be
+    E[(beta* Lambda)^-1] = W*^-1 / (beta* (nu* - k - 1)) within 10%."""
+    from recseek.models.factorization.bayesian import _sample_hyper
+
+    rng = np.random.default_rng(0)
+    n, k, beta0 = 30, 3, 2.0
+    x = rng.normal(0.5, 1.0, (n, k)) @ np.array([[1.0, 0.3, 0.0], [0.0, 1.0, -0.4], [0.0, 0.0, 0.7]])
+    xbar, s = x.mean(axis=0), np.cov(x.T, bias=True)
+    beta, nu = beta0 + n, k + n
+    w_inv = np.eye(k) + n * s + beta0 * n / beta * np.outer(xbar, xbar)
+    w = np.linalg.inv(w_inv)
+    draws = [_sample_hyper(rng, x, beta0, k, np.eye(k)) for _ in range(4000)]
+    mus = np.array([d[0] for d in draws])
+    lams = np.array([d[1] for d in draws])
+    se_lam = np.sqrt(nu * (w**2 + np.outer(np.diag(w), np.diag(w))) / len(draws))
+    assert (np.abs(lams.mean(axis=0) - nu * w) < 4 * se_lam).all()
+    cov_mu = w_inv / (beta * (nu - k - 1))
+    assert (np.abs(mus.mean(axis=0) - n * xbar / beta) < 4 * np.sqrt(np.diag(cov_mu) / len(draws))).all()
+    np.testing.assert_allclose(np.cov(mus.T), cov_mu, rtol=0.1, atol=0.1 * np.abs(cov_mu).max())
+
+
+def test_bpmf_row_draws_match_the_gaussian_conditional() -> None:
+    """BPMF's row step: given the other side's factors b, a row with ratings x_j on items
+    j has the conditional N(m, L^-1), L = P + alpha sum_j b_j b_j^T,
+    L m = alpha sum_j x_j b_j + P mu0. 5,000 identical rows give 5,000 draws from one call:
+    their mean must be m within four standard errors and their covariance L^-1 within 10%."""
+    from recseek.models.factorization._bayes import draw_side
+
+    rng = np.random.default_rng(1)
+    k, n_items, rows = 3, 12, 5000
+    b = rng.normal(0, 0.7, (n_items, k))
+    items = np.array([1, 4, 5, 9, 11])
+    x = np.array([1.5, -0.5, 0.25, 1.0, -1.0])
+    prior_prec = np.array([[2.0, 0.3, 0.0], [0.3, 1.5, 0.2], [0.0, 0.2, 1.0]])
+    prior_mean = np.array([0.2, -0.1, 0.3])
+    alpha = 2.0
+    indptr = np.arange(rows + 1, dtype=np.int64) * len(items)
+    indices = np.tile(items, rows).astype(np.int32)
+    data = np.tile(x, rows)
+    a = np.zeros((rows, k))
+    draw_side(indptr, indices, data, a, b, prior_prec, prior_mean, alpha, rng.standard_normal((rows, k)), 2)
+    prec = prior_prec + alpha * b[items].T @ b[items]
+    cov = np.linalg.inv(prec)
+    mean = cov @ (alpha * b[items].T @ x + prior_prec @ prior_mean)
+    assert (np.abs(a.mean(axis=0) - mean) < 4 * np.sqrt(np.diag(cov) / rows)).all()
+    np.testing.assert_allclose(np.cov(a.T), cov, rtol=0.1, atol=0.1 * np.abs(cov).max())
