@@ -337,3 +337,20 @@ def test_demo_checks_the_user_before_training(monkeypatch):
     res = _invoke("demo", "--user", "typo")
     _assert_one_line_error(res)
     assert "--user 'typo' is not in MovieLens-100K" in res.stderr
+
+
+def test_toml_run_hints_name_the_toml_key(tmp_path):
+    data = tmp_path / "people.csv"
+    data.write_text("person,thing\n1,2\n3,4\n")
+    p = tmp_path / "exp.toml"
+    p.write_text(f'[data]\npath = "{data.name}"\n\n[[models]]\nname = "MostPopular"\n')
+    res = _invoke("run", str(p), "--no-progress")
+    _assert_one_line_error(res)
+    assert 'name it in [data] with options = { columns = { user = "..." } }' in res.stderr
+    assert "columns={" not in res.stderr
+    odd = tmp_path / "ratings.data"
+    odd.write_text("1,2\n")
+    p.write_text(f'[data]\npath = "{odd.name}"\n\n[[models]]\nname = "MostPopular"\n')
+    res = _invoke("run", str(p), "--no-progress")
+    _assert_one_line_error(res)
+    assert 'set format = "..." in [data]' in res.stderr and "format=" not in res.stderr.replace('format = "', "")
