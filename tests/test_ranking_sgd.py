@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recseek.data import Interactions
+from recseek.data import Interactions, Vocabulary
 from recseek.errors import DataError, ParameterError, TrainingError
 from recseek.models import create
 from recseek.testing.fixtures import holdout_last, ml100k_sample, synthetic
@@ -207,3 +207,218 @@ def test_warp_ranks_positives_first(data):
     s = m.score(np.arange(train.n_users))
     seen = train.matrix.toarray() > 0
     assert s[seen].mean() > s[~seen].mean()
+
+
+# ---------------------------------------------------------------------------- update rules
+# One epoch of one sample on a tiny data set whose negatives are forced (or few), compared
+# with a numpy re-derivation of the paper's update (or finite differences of the
+# objective). The state before the step is captured when training starts its epochs.
+
+def _tiny(rows: dict[int, list[int]], values: dict[tuple[int, int], float] | None = None) -> Interactions:
+    u = [a for a, items in rows.items() for _ in items]
+    i = [b for items in rows.values() for b in items]
+    v = [1.0 if values is None else values[(a, b)] for a, b in zip(u, i, strict=True)]
+    users, _ = Vocabulary.from_values(np.arange(max(rows) + 1), "user")
+    items, _ = Vocabulary.from_values(np.arange(max(i) + 1), "item")
+    return Interactions.from_arrays(np.array(u), np.array(i), np.array(v), user_vocab=users, item_vocab=items)
+
+
+def _one_epoch(name: str, data: Interactions, **params):
+    """``(before, model)``: the factors and biases as the first epoch starts, and the model after it."""
+    model = create(name, **{"epochs": 1, "factors": 3, "init_std": 0.3, "seed": 1, **params})
+    before: dict[str, np.ndarray] = {}
+    progress = model._progress
+
+    def spy(iterable, total=None, desc=None):
+        before.update(U=model.user_factors_.astype(np.float64), V=model.item_factors_.astype(np.float64),
+                      b=model.item_bias_.astype(np.float64))
+        return progress(iterable, total=total, desc=desc)
+
+    model._progress = spy
+    with_one_thread(model.fit, data)
+    return before, model
+
+
+def with_one_thread(fn, *args):
+    from recseek._numba import get_num_threads, set_num_threads
+
+    threads = get_num_threads()
+    set_num_threads(1)
+    try:
+        return fn(*args)
+    finally:
+        set_num_threads(threads)
+
+
+def _sig(x: float) -> float:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _pair_update(s: dict, u: int, i: int, j: int, g: float, lr: float, reg: float, reg_b: float | None) -> dict:
+    """One pairwise step raising i over j for u with gradient scale g (all from old values)."""
+    U, V, b = s["U"].copy(), s["V"].copy(), s["b"].copy()
+    uu, vi, vj = s["U"][u], s["V"][i], s["V"][j]
+    U[u] = uu + lr * (g * (vi - vj) - reg * uu)
+    V[i] = vi + lr * (g * uu - reg * vi)
+    V[j] = vj + lr * (-g * uu - reg * vj)
+    if reg_b is not None:
+        b[i] += lr * (g - reg_b * s["b"][i])
+        b[j] += lr * (-g - reg_b * s["b"][j])
+    return {"U": U, "V": V, "b": b}
+
+
+def _matches(model, expected: dict) -> bool:
+    return (np.allclose(model.user_factors_, expected["U"], atol=2e-5)
+            and np.allclose(model.item_factors_, expected["V"], atol=2e-5)
+            and np.allclose(model.item_bias_, expected["b"], atol=2e-5))
+
+
+def _assert_one_candidate(model, before: dict, candidates: list[dict]) -> None:
+    assert not np.allclose(model.user_factors_, before["U"]), "no update happened"
+    hits = [c for c in candidates if _matches(model, c)]
+    assert len(hits) == 1, f"{len(hits)} of {len(candidates)} reference steps match the trained state"
+
+
+# users 0 and 2 like item 0, user 1 likes item 1: every negative is forced
+FORCED = {0: [0], 1: [1], 2: [0]}
+FORCED_SAMPLES = [(0, 0, 1), (1, 1, 0), (2, 0, 1)]
+
+
+@pytest.mark.parametrize("name,bias", [("BPR", True), ("WBPR", True), ("AoBPR", False)])
+def test_bpr_family_step_matches_bpr_opt(name: str, bias: bool) -> None:
+    """Rendle et al. 2009: x_uij = x_ui - x_uj (+ b_i - b_j), z = sigmoid(-x_uij);
+    U_u += lr (z (V_i - V_j) - reg U_u), V_i += lr (z U_u - reg V_i),
+    V_j += lr (-z U_u - reg V_j), b_i += lr (z - reg_b b_i), b_j -= lr (z + reg_b b_j)."""
+    lr, reg, reg_b = 0.1, 0.05, 0.02
+    extra = {"reg_bias": reg_b} if bias else {}
+    before, model = _one_epoch(name, _tiny(FORCED), learning_rate=lr, reg=reg, samples_per_epoch=1, **extra)
+    candidates = []
+    for u, i, j in FORCED_SAMPLES:
+        x = before["U"][u] @ (before["V"][i] - before["V"][j]) + (before["b"][i] - before["b"][j] if bias else 0)
+        candidates.append(_pair_update(before, u, i, j, _sig(-x), lr, reg, reg_b if bias else None))
+    _assert_one_candidate(model, before, candidates)
+
+
+def test_ranksgd_step_matches_the_squared_pair_loss() -> None:
+    """Jahrer & Toscher 2011: minimise ((x_ui - x_uj) - (r_ui - r_uj))^2 / 2 with r_uj = 0 for
+    the unobserved j; one sweep over the two ratings (in either order), each step with
+    g = r_ui - (x_ui - x_uj)."""
+    lr, reg = 0.1, 0.05
+    data = _tiny({0: [0], 1: [1]}, {(0, 0): 4.0, (1, 1): 2.0})
+    before, model = _one_epoch("RankSGD", data, learning_rate=lr, reg=reg)
+    rating = {(0, 0): 4.0, (1, 1): 2.0}
+    candidates = []
+    for order in ([(0, 0, 1), (1, 1, 0)], [(1, 1, 0), (0, 0, 1)]):
+        s = {k: v.copy() for k, v in before.items()}
+        for u, i, j in order:
+            g = rating[(u, i)] - s["U"][u] @ (s["V"][i] - s["V"][j])
+            s = _pair_update(s, u, i, j, g, lr, reg, None)
+        candidates.append(s)
+    _assert_one_candidate(model, before, candidates)
+
+
+def test_warpmf_step_matches_the_weighted_hinge() -> None:
+    """Weston et al. 2011: the first negative j with x_uj > x_ui - margin after N draws gives
+    the rank estimate floor((n_items - |I_u| - 1) / N) and the weight L(rank) / L(n_items - 1),
+    L(r) = sum_{k<=r} 1/k (rank 0 weighted like rank 1); the step descends
+    weight (margin - x_ui + x_uj). Here factors start small, so the first draw violates."""
+    lr, reg = 0.1, 0.05
+    data = _tiny({0: [0], 1: [1, 2, 3]})
+    before, model = _one_epoch("WARPMF", data, learning_rate=lr, reg=reg, samples_per_epoch=1, init_std=0.05)
+    harmonic = np.cumsum(1.0 / np.arange(1, 4))
+    candidates = []
+    for u, i, j, n_seen in [(0, 0, 1, 1), (0, 0, 2, 1), (0, 0, 3, 1), (1, 1, 0, 3), (1, 2, 0, 3), (1, 3, 0, 3)]:
+        rank = (4 - n_seen - 1) // 1
+        weight = harmonic[max(rank, 1) - 1] / harmonic[-1]
+        candidates.append(_pair_update(before, u, i, j, weight, lr, reg, None))
+    _assert_one_candidate(model, before, candidates)
+
+
+def test_gbpr_step_matches_the_group_preference() -> None:
+    """Pan & Chen 2013: with group G (u and other users who liked i), r_Gui =
+    rho mean_{w in G} x_wi + (1 - rho) x_ui; z = sigmoid(-(r_Gui + b_i - x_uj - b_j));
+    V_i += lr (z (rho mean_G U_w + (1 - rho) U_u) - reg V_i), V_j += lr (-z U_u - reg V_j),
+    U_u += lr (z ((1 - rho) V_i - V_j + rho V_i / |G|) - reg U_u),
+    U_w += lr (z rho V_i / |G| - reg U_w) for the other members, biases as in BPR."""
+    lr, reg, reg_b, rho = 0.1, 0.05, 0.02, 0.6
+    before, model = _one_epoch("GBPR", _tiny(FORCED), learning_rate=lr, reg=reg, reg_bias=reg_b, rho=rho,
+                               group_size=2, samples_per_epoch=1)
+    candidates = []
+    for u, i, j, group in [(0, 0, 1, [0, 2]), (2, 0, 1, [2, 0]), (1, 1, 0, [1])]:
+        U, V, b = (before[k].copy() for k in ("U", "V", "b"))
+        uu, vi, vj = before["U"][u], before["V"][i], before["V"][j]
+        mean_u = before["U"][group].mean(axis=0)
+        diff = rho * mean_u @ vi + (1 - rho) * uu @ vi + before["b"][i] - uu @ vj - before["b"][j]
+        z = _sig(-diff)
+        V[i] = vi + lr * (z * (rho * mean_u + (1 - rho) * uu) - reg * vi)
+        V[j] = vj + lr * (-z * uu - reg * vj)
+        U[u] = uu + lr * (z * ((1 - rho) * vi - vj + rho * vi / len(group)) - reg * uu)
+        for w in group[1:]:
+            U[w] = before["U"][w] + lr * (z * rho * vi / len(group) - reg * before["U"][w])
+        b[i] += lr * (z - reg_b * before["b"][i])
+        b[j] += lr * (-z - reg_b * before["b"][j])
+        candidates.append({"U": U, "V": V, "b": b})
+    _assert_one_candidate(model, before, candidates)
+
+
+def _numeric_grad(fn, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        hi, lo = x.copy(), x.copy()
+        hi[idx] += eps
+        lo[idx] -= eps
+        grad[idx] = (fn(hi) - fn(lo)) / (2 * eps)
+    return grad
+
+
+# user 0 has three items, user 1 one other: the two per-user steps touch disjoint rows
+LISTS = {0: [0, 1, 2], 1: [3]}
+LIST_VALUES = {(0, 0): 4.0, (0, 1): 2.0, (0, 2): 3.0, (1, 3): 5.0}
+
+
+def test_listwisemf_step_matches_its_documented_rule() -> None:
+    """ListwiseMF (JStarCraft's ListRank-MF variant): over the user's items, with
+    P_y = softmax(r), P_f = softmax(f), c_i = (P_y(i) - ln P_f(i)) g'(f_i);
+    V_i += lr (c_i U_u - reg V_i), U_u += lr (sum_i c_i V_i - reg U_u), from old values."""
+    lr, reg = 0.1, 0.02
+    before, model = _one_epoch("ListwiseMF", _tiny(LISTS, LIST_VALUES), learning_rate=lr, reg=reg)
+    U, V = before["U"].copy(), before["V"].copy()
+    for u, items in LISTS.items():
+        uu, vs = before["U"][u], before["V"][items]
+        r = np.array([LIST_VALUES[(u, i)] for i in items])
+        f = vs @ uu
+        py = np.exp(r - r.max()) / np.exp(r - r.max()).sum()
+        log_pf = f - (f.max() + np.log(np.exp(f - f.max()).sum()))
+        c = (py - log_pf) * _sig(f) * (1 - _sig(f))
+        V[items] = vs + lr * (c[:, None] * uu - reg * vs)
+        U[u] = uu + lr * (c @ vs - reg * uu)
+    np.testing.assert_allclose(model.user_factors_, U, atol=2e-5)
+    np.testing.assert_allclose(model.item_factors_, V, atol=2e-5)
+
+
+def test_prankd_step_is_gradient_descent_on_its_objective() -> None:
+    """Hurley 2013: for (u, i) and a popularity-drawn unseen j, one SGD step on
+    w_j (x_ui - x_uj - d_ij r_ui)^2 / 2 with d_ij = sqrt(1 - tanh(filter s_ij)); checked
+    against finite differences of that objective. Only item 1 has popularity, so j = 1."""
+    from recseek.models.factorization._prankd import prankd_epoch
+
+    rng = np.random.default_rng(3)
+    p, q = rng.normal(0, 0.3, (1, 3)), rng.normal(0, 0.3, (2, 3))
+    r_ui, w_j, s_ij, filt, lr, reg = 4.0, 0.5, 0.3, 4.0, 0.05, 0.01
+    d_ij = np.sqrt(1 - np.tanh(filt * s_ij))
+    p0, q0 = p.copy(), q.copy()
+
+    def loss(pu, qi, qj):
+        return 0.5 * w_j * (pu @ qi - pu @ qj - d_ij * r_ui) ** 2
+
+    gp = _numeric_grad(lambda x: loss(x, q0[0], q0[1]), p0[0])
+    gi = _numeric_grad(lambda x: loss(p0[0], x, q0[1]), q0[0])
+    gj = _numeric_grad(lambda x: loss(p0[0], q0[0], x), q0[1])
+    with_one_thread(
+        prankd_epoch, np.array([0, 1], dtype=np.int64), np.array([0], dtype=np.int32), np.array([r_ui]), p, q,
+        np.array([0.0, 1.0]), np.array([0.0, w_j]), np.array([0, 1, 2], dtype=np.int64),
+        np.array([1, 0], dtype=np.int32), np.array([s_ij, s_ij]), filt, lr, reg, 0,
+    )
+    np.testing.assert_allclose(p[0], p0[0] - lr * (gp + reg * p0[0]), atol=1e-9)
+    np.testing.assert_allclose(q[0], q0[0] - lr * (gi + reg * q0[0]), atol=1e-9)
+    np.testing.assert_allclose(q[1], q0[1] - lr * (gj + reg * q0[1]), atol=1e-9)
