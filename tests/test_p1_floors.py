@@ -54,8 +54,9 @@ SHORT: dict[tuple[str, str], str] = {
         "item popularity, as in Gantner et al. 2012. JStarCraft's WBPR sampler puts the same popularity "
         "entries into every user's list and normalises them in place once per user, so the weights it "
         "finally draws from are no longer proportional to popularity (on this split its five heaviest "
-        "items have 9-42 training ratings while the most popular item has 676); the published figure "
-        "measures that sampler, not the paper's"
+        "items have 9-42 training ratings while the most popular item has 676). Training with those "
+        "weights instead gives NDCG@10 0.288 (ratio 0.95): the published figure measures that sampler, "
+        "not the paper's"
     ),
 }
 
