@@ -387,7 +387,8 @@ def test_management_lifecycle(fresh):
     assert r.status_code == 200 and r.json() == {"status": 'Model "mf" registered.', "modelName": "mf", "version": "2"}
     assert c.post("/models", params={"url": "mf/2"}).status_code == 409
     assert c.post("/models", params={"url": "mf/7"}).status_code == 404
-    assert c.post("/models", params={"model_name": "ghost"}).status_code == 404
+    assert c.post("/models", params={"url": "ghost"}).status_code == 404
+    assert c.post("/models", params={"model_name": "mf"}).status_code == 422  # url is required
     assert c.post("/models", params={"url": "mf/3", "batch_size": 0}).status_code == 422
     desc = c.get("/models/mf").json()
     assert [m["version"] for m in desc[0]["models"]] == ["1", "2"]
@@ -420,7 +421,7 @@ def test_management_lifecycle(fresh):
     assert c.get("/recommend/pop", params={"user": 1}).status_code == 404
     # an index registers the same way
     assert c.delete("/models/docs").status_code == 200
-    assert c.post("/models", params={"model_name": "docs"}).json()["version"] == "1"
+    assert c.post("/models", params={"url": "docs"}).json()["version"] == "1"
     assert c.post("/search/docs", json={"query": "ocean"}).status_code == 200
 
 

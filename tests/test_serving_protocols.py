@@ -144,10 +144,11 @@ def test_djl_parameters_take_effect_or_are_refused(server):
     for bad, text in [("engine=PyTorch", "engine"), ("device=gpu0", "device"), ("min_worker=72057594037927936", "1.."),
                       ("min_worker=100000", "min_worker"), ("batch_size=100000", "batch_size"),
                       ("max_batch_delay=10000", "below the request timeout"), ("job_queue_size=0", "job_queue_size"),
-                      ("synchronous=maybe", "true or false"), ("url=..%2Fetc", "not a valid name"),
-                      ("url=file%3A%2F%2F%2Fetc%2Fpasswd", "outside the model store")]:
+                      ("synchronous=maybe", "true or false"), ("url=..%2Fetc", "not a valid name")]:
         code, body = curl(srv, "-X", "POST", f"{base}?url=pop&{bad}" if not bad.startswith("url") else f"{base}?{bad}")
         assert code == 422 and text in body["message"], (bad, body)
+    code, body = curl(srv, "-X", "POST", f"{base}?url=file%3A%2F%2F%2Fetc%2Fpasswd")
+    assert code == 404 and "outside the model store" in body["message"]
     # model_version picks that version (not the newest, 2), and every setting is applied
     assert curl(srv, "-X", "DELETE", f"{base}/mf/1")[0] == 200
     code, body = curl(srv, "-X", "POST", f"{base}?url=mf&model_version=1&batch_size=7&max_batch_delay=3"
@@ -165,6 +166,18 @@ def test_djl_parameters_take_effect_or_are_refused(server):
     assert (m["batchSize"], m["queueSize"], m["maxIdleSeconds"]) == (5, 60, 2.0)
     code, body = curl(srv, "-X", "PUT", f"{base}/mf/1?colour=1")
     assert code == 422 and "'colour'" in body["message"]
+    # as in DJL, model_name and model_version label what is served; url says where it is loaded from
+    assert curl(srv, "-X", "POST", f"{base}?url=mf%2F2")[0] == 200
+    code, body = curl(srv, "-X", "POST", f"{base}?url=mf%2F2&model_name=films&model_version=seven")
+    assert code == 200 and (body["modelName"], body["version"]) == ("films", "seven")
+    listed = {(m["modelName"], m["version"]): m for m in curl(srv, base)[1]["models"]}
+    assert listed[("films", "seven")]["modelUrl"] == "mf/2"
+    with httpx.Client(base_url=srv.url) as c:
+        a = c.get("/recommend/films", params={"user": 1, "k": 4}).json()
+        b = c.get("/recommend/mf", params={"user": 1, "k": 4, "version": "2"}).json()
+    assert a["version"] == "seven" and a["items"] == b["items"]
+    curl(srv, "-X", "DELETE", f"{base}/films")
+    curl(srv, "-X", "DELETE", f"{base}/mf/2")
     # file:// inside the store registers too
     code, body = curl(srv, "-X", "POST", f"{base}?url=file%3A%2F%2F{server[1]}%2Fmf%2F2")
     assert code == 200 and body["version"] == "2"
@@ -186,7 +199,7 @@ def test_djl_predictions_body_file_and_multipart(server, tmp_path):
     code, out = curl(srv, "-X", "POST", "http://localhost:8080/invocations?model_name=mf", "-T", str(body))
     assert code == 200 and out["items"] == expected
     code, out = curl(srv, "-X", "POST", "http://localhost:8080/invocations", "-T", str(body))
-    assert code == 422 and "model_name is required" in out["message"]
+    assert code == 404 and "name one with ?model_name=" in out["message"]
     code, out = curl(srv, "-X", "POST", "http://localhost:8080/predictions/ghost", "-T", str(body))
     assert code == 404
     _djl_error(out, 404)

@@ -43,6 +43,16 @@ def _answer(request: Request, status: int, message: str, kind: str,
     return error_response(status, message, kind, oip=oip_route, headers=headers)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the application answers at this path."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path) and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return sorted(methods)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RecseekError)
     async def _recseek_error(request: Request, exc: RecseekError) -> JSON:
@@ -63,9 +73,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSON:
         msg = exc.detail if isinstance(exc.detail, str) else "request failed"
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 404 and msg == "Not Found":
             msg = "no such route"
-        return _answer(request, exc.status_code, msg, http_kind(exc.status_code), getattr(exc, "headers", None))
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            msg = f"{request.method} is not allowed here (allowed: {', '.join(allowed)})"
+        return _answer(request, exc.status_code, msg, http_kind(exc.status_code), headers)
 
     @app.exception_handler(RecursionError)
     async def _too_deep(request: Request, exc: RecursionError) -> JSON:
@@ -101,10 +116,28 @@ def create_app(config: ServeConfig, *, feedback: FeedbackStore | None = None) ->
     _install_error_handlers(app)
     for module in (routes.health, routes.inference, routes.management, routes.feedback, routes.oip):
         app.include_router(module.router)
+    app.openapi = partial(_openapi, app)  # type: ignore[method-assign]
     fast = partial(routes.inference.recommend_query, server) if config.fast_path else None
     app.add_middleware(Guard, max_body=config.max_body_bytes, max_header=config.max_header_bytes,
                        metrics=server.metrics, load=server.load, token=config.token, fast_recommend=fast)
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document plus the schemas of bodies parsed by hand (``/predictions``, ``/invocations``)."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+        from pydantic import TypeAdapter
+
+        doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        for model in routes.inference.PREDICTION_BODIES:
+            defs = TypeAdapter(model).json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in defs.pop("$defs", {}).items():
+                schemas.setdefault(name, sub)
+            schemas.setdefault(model.__name__, defs)
+        app.openapi_schema = doc
+    return app.openapi_schema
 
 
 def _version() -> str:

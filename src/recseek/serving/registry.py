@@ -121,7 +121,9 @@ class ModelStore:
             p = Path(rest).expanduser()
             p = p.resolve() if p.is_absolute() else (self.root / p).resolve()
             if not p.is_relative_to(self.root):
-                raise ParameterError(f"url {url!r} is outside the model store")
+                raise NotFound(f"url {url!r} is outside the model store: only its folders can be registered")
+            if not p.is_dir():
+                raise NotFound(f"url {url!r}: the model store has no such folder")
             parts = p.relative_to(self.root).parts
         else:
             if url.startswith("/") or "\\" in url:
@@ -165,6 +167,7 @@ class Endpoint:
     status: str = "ready"
     loaded_at: float = field(default_factory=time.time)
     at_startup: bool = False
+    source: str = ""  # <store folder>/<version>
 
     @property
     def version(self) -> str:
@@ -252,12 +255,19 @@ class ServingRegistry:
         version, batch = self.reserve(name, version, settings)
         return await self.complete(name, version, batch, make_default=make_default, at_startup=at_startup)
 
-    def reserve(self, name: str, version: str | None, settings: dict[str, Any] | None = None
-                ) -> tuple[str, BatchSettings]:
-        """Check a registration and mark it pending (event loop, no await); ``(version, settings)``."""
+    def reserve(self, name: str, version: str | None, settings: dict[str, Any] | None = None,
+                folder: str | None = None, source: str | None = None) -> tuple[str, BatchSettings]:
+        """Check a registration and mark it pending (event loop, no await); ``(version, settings)``.
+
+        ``folder``/``source`` is the store folder and version to load from (default:
+        ``name``/``version``); ``version`` is the version served (default: the newest in the store).
+        """
         check_name(name, "model name")
-        version = self.store.latest(name) if version is None else check_name(str(version), "version")
-        self.store.path(name, version)
+        folder = name if folder is None else check_name(folder, "model folder")
+        if version is None:
+            version = source if source is not None else self.store.latest(folder)
+        version = check_name(str(version), "version")
+        self.store.path(folder, version if source is None else check_name(source, "version"))
         batch = self.settings_for(name, settings)
         entry = self._entries.get(name)
         if entry is not None and version in entry.versions:
@@ -269,11 +279,12 @@ class ServingRegistry:
         return version, batch
 
     async def complete(self, name: str, version: str, batch: BatchSettings, *, make_default: bool | None = None,
-                       at_startup: bool = False) -> Endpoint:
-        """Load a reserved version and start serving it."""
+                       at_startup: bool = False, folder: str | None = None, source: str | None = None) -> Endpoint:
+        """Load a reserved version (from ``folder``/``source``, default ``name``/``version``) and serve it."""
+        folder, source = folder or name, source or version
         try:
             servable = await asyncio.get_running_loop().run_in_executor(self.executor, self._load_warm, name,
-                                                                        version)
+                                                                        version, folder, source)
         except RecseekError as e:
             msg = self.store.relative(str(e))
             self.problems[(name, version)] = Problem(name, version, "failed", msg)
@@ -295,7 +306,7 @@ class ServingRegistry:
                               inline_below_ms=self.config.inline_below_ms,
                               load=self.load if self.config.adaptive_batching else None)
             batcher.start()
-            ep = Endpoint(servable, batcher, at_startup=at_startup)
+            ep = Endpoint(servable, batcher, at_startup=at_startup, source=f"{folder}/{source}")
             if entry is None:
                 entry = self._entries[name] = _Entry(servable.kind)
             entry.versions[version] = ep
@@ -307,8 +318,9 @@ class ServingRegistry:
         """Show ``name``/``version`` as failed (a start-up registration that could not even begin)."""
         self.problems[(name, version)] = Problem(name, version, "failed", self.store.relative(message))
 
-    def _load_warm(self, name: str, version: str) -> ModelServable | IndexServable:
-        servable = self.store.load(name, version, self.config.spec(name))
+    def _load_warm(self, name: str, version: str, folder: str, source: str) -> ModelServable | IndexServable:
+        servable = self.store.load(folder, source, self.config.spec(name))
+        servable.name, servable.version = name, version
         if self.config.warmup:
             servable.warm()
         return servable

@@ -7,11 +7,47 @@ list of accepted values.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictStr,
+    StringConstraints,
+)
 
-Id = StrictStr | StrictInt
+
+def _integral(v: Any) -> Any:
+    """JSON integers, including integral numbers such as ``5.0``; never booleans or strings."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError("must be an integer")
+    if isinstance(v, float):
+        if not v.is_integer():
+            raise ValueError("must be an integer")
+        return int(v)
+    return v
+
+
+def _number(v: Any) -> Any:
+    """JSON numbers only (no booleans, no numeric strings)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError("must be a number")
+    return float(v)
+
+
+#: A number, without coercion from text or booleans.
+Number = Annotated[float, BeforeValidator(_number)]
+#: An integer as JSON Schema defines it (``5`` or ``5.0``), without coercion from text or booleans.
+Int = Annotated[int, BeforeValidator(_integral)]
+#: A raw user or item id: a non-empty string of at most 256 characters, or an integer.
+Id = Annotated[StrictStr, StringConstraints(min_length=1, max_length=256)] | Int
+#: Values of a recommendation filter: one value or a list of accepted ones.
+_FilterValue = StrictStr | Int | StrictFloat
+RecommendFilter = dict[str, _FilterValue | list[_FilterValue]]
 MAX_K = 1000
 MAX_BATCH = 1000
 #: Largest |value| of a feedback event and the latest accepted timestamp (year 2500, Unix seconds).
@@ -27,10 +63,10 @@ class RecommendRequest(_Strict):
     """Top-k items for several users in one request."""
 
     users: list[Id] = Field(min_length=1, max_length=MAX_BATCH)
-    k: StrictInt = Field(10, ge=1, le=MAX_K)
+    k: Int = Field(10, ge=1, le=MAX_K)
     exclude_seen: StrictBool = True
     exclude: list[Id] | None = Field(None, max_length=100_000, description="Item ids never to return.")
-    filter: dict[str, Any] | None = Field(None, description="Item fields to match, e.g. {\"genre\": [\"Comedy\"]}.")
+    filter: RecommendFilter | None = Field(None, description="Item fields to match, e.g. {\"genre\": [\"Comedy\"]}.")
 
 
 class ScoredItem(BaseModel):
@@ -59,17 +95,43 @@ class SimilarResponse(BaseModel):
     items: list[ScoredItem]
 
 
+class RecommendOne(_Strict):
+    """DJL ``/predictions`` body recommending to one user."""
+
+    user: Id
+    k: Int = Field(10, ge=1, le=MAX_K)
+    exclude_seen: StrictBool = True
+    exclude: list[Id] | None = Field(None, max_length=100_000)
+    filter: RecommendFilter | None = None
+
+
+class SimilarRequest(_Strict):
+    """DJL ``/predictions`` body asking for the items most similar to one item."""
+
+    item: Id
+    k: Int = Field(10, ge=1, le=MAX_K)
+
+
 class RatingPair(_Strict):
     user: Id
     item: Id
 
 
-class PredictRatingRequest(_Strict):
-    """Rating predictions: either ``user`` + ``items`` or a list of ``pairs``."""
+class UserRatingsRequest(_Strict):
+    """Rating predictions of one user for several items."""
 
-    user: Id | None = None
-    items: list[Id] | None = Field(None, max_length=100_000)
-    pairs: list[RatingPair] | None = Field(None, max_length=100_000)
+    user: Id
+    items: list[Id] = Field(min_length=1, max_length=10_000)
+
+
+class PairRatingsRequest(_Strict):
+    """Rating predictions of (user, item) pairs."""
+
+    pairs: list[RatingPair] = Field(min_length=1, max_length=10_000)
+
+
+#: The body of POST /predict-rating: ``user`` + ``items``, or ``pairs``.
+PredictRatingRequest = UserRatingsRequest | PairRatingsRequest
 
 
 class Rating(BaseModel):
@@ -86,7 +148,7 @@ class PredictRatingResponse(BaseModel):
 
 class SearchRequest(_Strict):
     query: str = Field(min_length=1, max_length=10_000)
-    k: StrictInt = Field(10, ge=1, le=MAX_K)
+    k: Int = Field(10, ge=1, le=MAX_K)
     filter: dict[str, Any] | None = Field(None, description="Metadata conditions, e.g. {\"year\": {\"gte\": 1990}}.")
     hybrid: StrictBool = Field(False, description="Fuse lexical and dense results (index built with a dense part).")
     user: Id | None = Field(None, description="Re-rank with this user's scores from the index's personalize model.")
@@ -105,25 +167,29 @@ class SearchResponse(BaseModel):
     hits: list[Hit]
 
 
-_Value = StrictFloat | StrictInt
+
+
+FeedbackValue = Annotated[float, BeforeValidator(_number), Field(ge=-MAX_FEEDBACK_VALUE, le=MAX_FEEDBACK_VALUE)]
+Timestamp = Annotated[float, BeforeValidator(_number), Field(ge=0, le=MAX_TIMESTAMP)]
 
 
 class FeedbackItem(_Strict):
+    """One feedback event."""
+
     user: Id
     item: Id
-    value: _Value = Field(1.0, ge=-MAX_FEEDBACK_VALUE, le=MAX_FEEDBACK_VALUE)
-    timestamp: _Value | None = Field(None, ge=0, le=MAX_TIMESTAMP,
-                                     description="Unix seconds; the time of arrival when omitted.")
+    value: FeedbackValue = 1.0
+    timestamp: Timestamp | None = Field(None, description="Unix seconds; the time of arrival when omitted.")
 
 
-class FeedbackRequest(_Strict):
-    """One event (``user``, ``item``, ...) or a list under ``events``."""
+class FeedbackBatch(_Strict):
+    """Several feedback events."""
 
-    user: Id | None = None
-    item: Id | None = None
-    value: _Value = Field(1.0, ge=-MAX_FEEDBACK_VALUE, le=MAX_FEEDBACK_VALUE)
-    timestamp: _Value | None = Field(None, ge=0, le=MAX_TIMESTAMP)
-    events: list[FeedbackItem] | None = Field(None, max_length=10_000)
+    events: list[FeedbackItem] = Field(min_length=1, max_length=1000)
+
+
+#: The body of POST /feedback: one event, or a list under ``events``.
+FeedbackRequest = FeedbackItem | FeedbackBatch
 
 
 class FeedbackResponse(BaseModel):
@@ -237,7 +303,7 @@ class PingResponse(BaseModel):
 # ---------------------------------------------------------------- Open Inference Protocol v2
 class OipTensor(_Strict):
     name: str = Field(min_length=1, max_length=64)
-    shape: list[StrictInt] = Field(max_length=4)
+    shape: list[Int] = Field(max_length=4)
     datatype: str
     parameters: dict[str, Any] | None = None
     data: list[Any] = Field(max_length=100_000)

@@ -241,11 +241,14 @@ class ModelServable:
         self.model.recommend(np.zeros(1, dtype=np.int64), k)
         if self.task == "rating":
             self.model.predict(np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
-        if hasattr(self.model, "similar_items"):
-            try:
-                self.model.similar_items(np.zeros(1, dtype=np.int64), k)
-            except RecseekError:
-                pass  # models without item similarity say so; requests get the same answer
+        one = np.zeros(1, dtype=np.int64)
+        for op, args in (("similar_items", (one, k)),
+                         ("recommend_new", ([one], [np.ones(1, dtype=np.float32)], k))):
+            if hasattr(self.model, op):
+                try:
+                    getattr(self.model, op)(*args)
+                except RecseekError:
+                    pass  # a model without this operation says so; requests get the same answer
 
     def _exclude_csr(self, users: np.ndarray, seen: Sequence[bool], extra: Sequence[np.ndarray | None],
                      include_seen: bool) -> sp.csr_array:

@@ -8,7 +8,13 @@ from fastapi import APIRouter, Depends, Request
 
 from ...errors import ParameterError
 from ..http import JSON, Query, param, responses
-from ..schemas import FeedbackDeleteResponse, FeedbackListResponse, FeedbackRequest, FeedbackResponse
+from ..schemas import (
+    FeedbackBatch,
+    FeedbackDeleteResponse,
+    FeedbackListResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+)
 from ..servables import NotFound
 from ..state import Server, server_of
 from ..store import FeedbackEvent
@@ -16,28 +22,21 @@ from .auth import require_token
 
 router = APIRouter(tags=["feedback"], dependencies=[Depends(require_token)])
 
-_ERR = responses(401, 403, 404, 413, 422)
+_ERR = responses(400, 401, 403, 404, 413, 422, 431)
 _MAX_ID = 2**62
 
 
 @router.post("/feedback", response_model=FeedbackResponse, responses=_ERR)
 async def feedback_post(body: FeedbackRequest, server: Server = Depends(server_of)) -> JSON:
     """Store one event (``user``, ``item``, ``value``, ``timestamp``) or a list under ``events``."""
-    if body.events is not None:
-        if body.user is not None or body.item is not None:
-            raise ParameterError("give either events or user and item, not both")
-        events = [FeedbackEvent(str(e.user), str(e.item), float(e.value),
-                                None if e.timestamp is None else float(e.timestamp)) for e in body.events]
-    elif body.user is not None and body.item is not None:
-        events = [FeedbackEvent(str(body.user), str(body.item), float(body.value),
-                                None if body.timestamp is None else float(body.timestamp))]
-    else:
-        raise ParameterError("feedback needs user and item (or a list of events)")
+    items = body.events if isinstance(body, FeedbackBatch) else [body]
+    events = [FeedbackEvent(str(e.user), str(e.item), float(e.value),
+                            None if e.timestamp is None else float(e.timestamp)) for e in items]
     return JSON({"stored": await server.add_feedback(events)})
 
 
 @router.get("/feedback", response_model=FeedbackListResponse, responses=_ERR, openapi_extra={"parameters": [
-    param("user", "query", "string", "Only this user's events."),
+    param("user", "query", "string", "Only this user's events.", minLength=1),
     param("limit", "query", "integer", "Most events to return (1..1000).", default=100, minimum=1, maximum=1000),
     param("next_page_token", "query", "string", "Token of the next page from a previous answer.",
           pattern="^[0-9]{1,18}$"),
@@ -47,8 +46,11 @@ async def feedback_list(request: Request, server: Server = Depends(server_of)) -
     q = Query(request.query_params, ("user", "limit", "next_page_token"))
     limit = q.integer("limit", 100, 1, 1000)
     after = _token(q.get("next_page_token"))
+    user = q.get("user")
+    if user is not None and not user:
+        raise ParameterError("query parameter 'user' must not be empty")
     assert server.feedback is not None
-    events = await server.blocking(server.feedback.list_events, q.get("user"), after, limit)
+    events = await server.blocking(server.feedback.list_events, user, after, limit)
     out: dict[str, Any] = {"events": events}
     if len(events) == limit:
         out["nextPageToken"] = str(events[-1]["id"])
@@ -70,7 +72,7 @@ async def feedback_delete_one(event_id: int, server: Server = Depends(server_of)
 
 @router.delete("/feedback", response_model=FeedbackDeleteResponse, responses=_ERR,
                openapi_extra={"parameters": [param("user", "query", "string", "Delete every event of this user.",
-                                                   True)]})
+                                                   True, minLength=1)]})
 async def feedback_delete_user(request: Request, server: Server = Depends(server_of)) -> JSON:
     """Delete every stored event of one user."""
     q = Query(request.query_params, ("user",))
@@ -84,6 +86,6 @@ async def feedback_delete_user(request: Request, server: Server = Depends(server
 def _token(v: str | None) -> int:
     if v is None:
         return 0
-    if not v.isdigit() or len(v) > 18:
+    if not v.isascii() or not v.isdigit() or len(v) > 18:
         raise ParameterError(f"next_page_token {v!r} is not a token this server gave")
     return int(v)

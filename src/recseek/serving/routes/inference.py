@@ -12,35 +12,40 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request
+from fastapi import Query as Query_
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from ...errors import ParameterError, UnsupportedError
 from ..http import JSON, Query, param, parse_json, responses
 from ..registry import Endpoint
 from ..schemas import (
     MAX_K,
+    PairRatingsRequest,
     PredictRatingRequest,
     PredictRatingResponse,
+    RecommendOne,
     RecommendRequest,
     RecommendResponse,
     SearchRequest,
     SearchResponse,
+    SimilarRequest,
     SimilarResponse,
+    UserRatingsRequest,
 )
 from ..servables import ModelServable, NotFound
 from ..state import Server, server_of
 
 router = APIRouter(tags=["inference"])
 
-_ERR = responses(400, 404, 413, 422, 503, 504)
+_ERR = responses(400, 403, 404, 413, 422, 431, 503, 504)
 _PATH_MODEL = param("model", "path", "string", "Model name.", True)
 _VERSION = param("version", "query", "string", "Model version (default: the default version).")
 _K = param("k", "query", "integer", f"Number of items (1..{MAX_K}).", default=10, minimum=1, maximum=MAX_K)
 RECOMMEND_NAMES = ("user", "k", "exclude_seen", "exclude", "filter", "version")
 _RECOMMEND_QUERY = [
     _PATH_MODEL,
-    param("user", "query", "string", "User id.", True),
+    param("user", "query", "string", "User id.", True, minLength=1),
     _K,
     param("exclude_seen", "query", "boolean", "Never return items the user interacted with.", default=True),
     {**param("exclude", "query", "array", "Item ids to exclude (repeat or comma-separate)."),
@@ -49,7 +54,7 @@ _RECOMMEND_QUERY = [
      "schema": {"type": "array", "items": {"type": "string", "pattern": "^[^:]+:.+$"}}},
     _VERSION,
 ]
-_SIMILAR_QUERY = [_PATH_MODEL, param("item", "query", "string", "Item id.", True), _K, _VERSION]
+_SIMILAR_QUERY = [_PATH_MODEL, param("item", "query", "string", "Item id.", True, minLength=1), _K, _VERSION]
 
 
 # ---------------------------------------------------------------- helpers
@@ -157,18 +162,12 @@ async def _similar(server: Server, model: str, item: Any, k: int, version: str |
 
 async def _predict(server: Server, model: str, version: str | None, body: PredictRatingRequest) -> dict[str, Any]:
     ep, s = _model(server, model, version)
-    if body.pairs is not None:
-        if body.user is not None or body.items is not None:
-            raise ParameterError("give either pairs or user and items, not both")
+    if isinstance(body, PairRatingsRequest):
         raw_users = [p.user for p in body.pairs]
         raw_items = [p.item for p in body.pairs]
-    elif body.user is not None and body.items:
+    else:
         raw_users = [body.user] * len(body.items)
         raw_items = list(body.items)
-    else:
-        raise ParameterError("predict-rating needs pairs, or user and a non-empty items list")
-    if not raw_users:
-        raise ParameterError("pairs must not be empty")
     users = s.users.indices(raw_users, missing="negative")
     items = s.item_indices(raw_items)
     if (users < 0).any():
@@ -209,7 +208,7 @@ async def search_index(server: Server, index: str, version: str | None, body: Se
 
 def _validated(cls: Any, raw: dict[str, Any]) -> Any:
     try:
-        return cls.model_validate(raw)
+        return TypeAdapter(cls).validate_python(raw)
     except ValidationError as e:
         raise RequestValidationError(e.errors()) from None
 
@@ -237,9 +236,10 @@ def _multipart_data(body: bytes, ctype: str) -> bytes:
     raise ParameterError(f"the multipart body has no part named 'data' (parts: {len(parts)})")
 
 
-async def predictions_of(server: Server, name: str, version: str | None, raw: Any) -> dict[str, Any]:
+async def predictions_of(server: Server, name: str, version: str | None, request: Request) -> dict[str, Any]:
     """DJL-style inference: the body decides the operation (see docs/serving.md)."""
     ep = server.registry.resolve(name, version)
+    raw = await request_json(request)
     if not isinstance(raw, dict):
         raise ParameterError("the request body must be a JSON object")
     if ep.servable.kind == "index":
@@ -247,15 +247,12 @@ async def predictions_of(server: Server, name: str, version: str | None, raw: An
     if "pairs" in raw or ("user" in raw and "items" in raw):
         return await _predict(server, name, ep.version, _validated(PredictRatingRequest, raw))
     if "item" in raw:
-        extra = set(raw) - {"item", "k"}
-        if extra:
-            raise ParameterError(f"unknown field {sorted(extra)[0]!r} for similar items")
-        item = raw["item"]
-        if isinstance(item, bool) or not isinstance(item, str | int):
-            raise ParameterError("item must be a string or an integer id")
-        return await _similar(server, name, item, _k(raw.get("k", 10)), ep.version)
+        body = _validated(SimilarRequest, raw)
+        return await _similar(server, name, body.item, body.k, ep.version)
     if "user" in raw:
-        body = _validated(RecommendRequest, {**{k: v for k, v in raw.items() if k != "user"}, "users": [raw["user"]]})
+        one = _validated(RecommendOne, raw)
+        body = RecommendRequest(users=[one.user], k=one.k, exclude_seen=one.exclude_seen, exclude=one.exclude,
+                                filter=one.filter)
         out = await _recommend_body(server, name, ep.version, body)
         first = out["results"][0]
         return {"model": name, "version": ep.version, "user": first["user"], "items": first["items"]}
@@ -264,10 +261,9 @@ async def predictions_of(server: Server, name: str, version: str | None, raw: An
     raise ParameterError("the body must hold user, users, item, pairs or user and items (or query for an index)")
 
 
-def _k(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_K:
-        raise ParameterError(f"k must be an integer in 1..{MAX_K}, got {v!r}")
-    return v
+#: Bodies of /predictions and /invocations (documented; the body decides the operation).
+PREDICTION_BODIES = (RecommendOne, RecommendRequest, SimilarRequest, UserRatingsRequest, PairRatingsRequest,
+                     SearchRequest)
 
 
 # ---------------------------------------------------------------- routes
@@ -309,17 +305,17 @@ async def search(index: str, body: SearchRequest, server: Server = Depends(serve
     return JSON(await search_index(server, index, None, body))
 
 
-_ANY_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"type": "object"}},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {"data": {"type": "string",
-                                                                                "format": "binary"}}}}}}}
+_BODY_SCHEMA = {"anyOf": [{"$ref": f"#/components/schemas/{m.__name__}"} for m in PREDICTION_BODIES]}
+_ANY_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}},
+             "description": "The body decides the operation. It may also come as the `data` part of a "
+                            "multipart form (`curl -F data=@request.json`)."}
 
 
 @router.post("/predictions/{model}", responses=_ERR, response_model=RecommendResponse | SimilarResponse |
              PredictRatingResponse | SearchResponse, openapi_extra=_ANY_BODY)
 async def predictions(model: str, request: Request, server: Server = Depends(server_of)) -> JSON:
     """DJL-compatible inference: the body decides the operation (see docs/serving.md)."""
-    return JSON(await predictions_of(server, model, None, await request_json(request)))
+    return JSON(await predictions_of(server, model, None, request))
 
 
 @router.post("/predictions/{model}/{version}", responses=_ERR, response_model=RecommendResponse |
@@ -327,18 +323,18 @@ async def predictions(model: str, request: Request, server: Server = Depends(ser
 async def predictions_version(model: str, version: str, request: Request,
                               server: Server = Depends(server_of)) -> JSON:
     """DJL-compatible inference on one version."""
-    return JSON(await predictions_of(server, model, version, await request_json(request)))
+    return JSON(await predictions_of(server, model, version, request))
 
 
 @router.post("/invocations", responses=_ERR, response_model=RecommendResponse | SimilarResponse |
              PredictRatingResponse | SearchResponse, openapi_extra=_ANY_BODY)
-async def invocations(request: Request, model_name: str | None = None,
+async def invocations(request: Request, model_name: str | None = Query_(None, min_length=1),
                       server: Server = Depends(server_of)) -> JSON:
     """DJL's ``/invocations``: like ``/predictions/{model_name}``; the only served name when omitted."""
     Query(request.query_params, ("model_name",))
     if model_name is None:
         names = server.registry.names()
         if len(names) != 1:
-            raise ParameterError(f"model_name is required when {len(names)} models are served")
+            raise NotFound(f"no model_name given and {len(names)} models are served: name one with ?model_name=")
         model_name = names[0]
-    return JSON(await predictions_of(server, model_name, None, await request_json(request)))
+    return JSON(await predictions_of(server, model_name, None, request))

@@ -33,7 +33,7 @@ log = logging.getLogger("recseek.serving")
 
 router = APIRouter(tags=["management"], dependencies=[Depends(require_token)])
 
-_ERR = responses(400, 401, 403, 404, 409, 422)
+_ERR = responses(400, 401, 403, 404, 409, 413, 422, 431)
 
 #: DJL query parameter -> (batching setting, converter, low, high)
 _SETTINGS: dict[str, tuple[str, type, float, float]] = {
@@ -58,10 +58,14 @@ def _setting_params() -> list[dict[str, Any]]:
 
 _SYNC = param("synchronous", "query", "boolean", "Wait until done (true) or answer 202 at once (false).",
               default=True)
+_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _REGISTER_PARAMS = [
-    param("url", "query", "string", "Model folder inside the store: name, name/version or a file:// URL there."),
-    param("model_name", "query", "string", "Served name (the store folder's name)."),
-    param("model_version", "query", "string", "Version to load (default: the newest in the store)."),
+    param("url", "query", "string", "Model folder inside the store: name, name/version or a file:// URL there.",
+          True, pattern=r"^(file://.{1,4096}|[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,63})?)$"),
+    param("model_name", "query", "string", "Served name (default: the store folder's name).",
+          pattern=_NAME_PATTERN),
+    param("model_version", "query", "string", "Version served (default: the version in url, else the newest "
+          "in the store); when url names only a folder, the store version loaded.", pattern=_NAME_PATTERN),
     param("engine", "query", "string", "Only 'recseek' (the engine is always recseek).", enum=["recseek"]),
     param("device", "query", "string", "Only the CPU: 'cpu' or '-1'.", enum=["cpu", "-1"]),
     _SYNC,
@@ -97,19 +101,15 @@ def _engine_device(q: Query) -> None:
         raise ParameterError(f"device {device!r} is not available: recseek serves on the CPU (cpu or -1)")
 
 
-def _target(server: Server, q: Query) -> tuple[str, str | None]:
-    url, name, version = q.get("url"), q.get("model_name"), q.get("model_version")
-    if url is None and name is None:
-        raise ParameterError("give url (a model folder in the store) or model_name")
-    if url is not None:
-        url_name, url_version = server.registry.store.from_url(url)
-        if name is not None and name != url_name:
-            raise ParameterError(f"model_name {name!r} differs from the store folder {url_name!r} of url; "
-                                 "a model is served under its folder's name")
-        if version is not None and url_version is not None and version != url_version:
-            raise ParameterError(f"model_version {version!r} differs from the version {url_version!r} in url")
-        return url_name, version or url_version
-    return name, version  # type: ignore[return-value]
+def _target(server: Server, q: Query) -> tuple[str, str | None, str, str | None]:
+    """``(served name, served version, store folder, store version)`` of a registration (None: newest).
+
+    As in DJL, ``model_name`` and ``model_version`` name what is served and ``url`` where it is
+    loaded from; when ``url`` names a folder of versions, ``model_version`` picks one of them.
+    """
+    url, name, version = q.required("url"), q.get("model_name"), q.get("model_version")
+    folder, url_version = server.registry.store.from_url(url)
+    return name or folder, version, folder, url_version or version
 
 
 # ---------------------------------------------------------------- describing
@@ -124,7 +124,7 @@ def _listed(name: str, version: str, ep: Endpoint | Problem, default: bool) -> d
         if ep.message:
             out["message"] = ep.message
         return out
-    return {"modelName": name, "version": version, "modelUrl": f"{name}/{version}",
+    return {"modelName": name, "version": version, "modelUrl": ep.source or f"{name}/{version}",
             "status": "READY" if ep.status == "ready" else ep.status.upper(), "kind": ep.servable.kind,
             "default": default}
 
@@ -138,7 +138,7 @@ def _described(name: str, version: str, ep: Endpoint | Problem, default: bool) -
     s = b.settings
     workers = [{"id": n + 1, "startTime": _iso(t), "status": "READY"} for n, t in enumerate(b.worker_start_times())]
     extra = {k: v for k, v in ep.servable.describe().items() if k != "path"}
-    return {"modelName": name, "version": version, "modelUrl": url, "batchSize": s.batch_size,
+    return {"modelName": name, "version": version, "modelUrl": ep.source or url, "batchSize": s.batch_size,
             "maxBatchDelayMillis": s.max_batch_delay_ms, "maxIdleSeconds": s.max_idle_time, "queueSize": s.max_queue,
             "requestInQueue": b.requests, "status": "Healthy" if ep.status == "ready" else ep.status.capitalize(),
             "loadedAtStartup": ep.at_startup,
@@ -163,8 +163,9 @@ async def list_models(request: Request, server: Server = Depends(server_of)) -> 
     """Every served (and failed or pending) version, ``limit`` at a time."""
     q = Query(request.query_params, ("limit", "next_page_token"))
     limit = q.integer("limit", 100, 1, 1000)
-    token = q.get("next_page_token") or "0"
-    if not token.isdigit() or len(token) > 9:
+    token = q.get("next_page_token")
+    token = "0" if token is None else token
+    if not token.isascii() or not token.isdigit() or len(token) > 9:
         raise ParameterError(f"next_page_token {token!r} is not a token this server gave")
     start = int(token)
     rows = server.registry.entries()
@@ -186,23 +187,26 @@ async def register_model(request: Request, server: Server = Depends(server_of)) 
     """Register a model folder of the store (DJL's register API)."""
     q = Query(request.query_params, _REGISTER_NAMES)
     _engine_device(q)
-    name, version = _target(server, q)
+    name, version, folder, source = _target(server, q)
     settings = _settings(q)
     make_default = q.boolean("default", False)
+    synchronous = q.boolean("synchronous", True)
     reg = server.registry
-    version, batch = reg.reserve(name, version, settings or None)
+    version, batch = reg.reserve(name, version, settings or None, folder=folder, source=source)
+    where = {"folder": folder, "source": source}
     what = "Workflow" if request.url.path.startswith("/workflows") else "Model"
-    if not q.boolean("synchronous", True):
-        server.spawn(_register_later(server, name, version, batch, make_default))
+    if not synchronous:
+        server.spawn(_register_later(server, name, version, batch, make_default, where))
         return JSON({"status": f'{what} "{name}" registration scheduled.', "modelName": name, "version": version},
                     status_code=202)
-    await reg.complete(name, version, batch, make_default=make_default)
+    await reg.complete(name, version, batch, make_default=make_default, **where)
     return JSON({"status": f'{what} "{name}" registered.', "modelName": name, "version": version})
 
 
-async def _register_later(server: Server, name: str, version: str, batch: Any, make_default: bool) -> None:
+async def _register_later(server: Server, name: str, version: str, batch: Any, make_default: bool,
+                          where: dict[str, str | None]) -> None:
     try:
-        await server.registry.complete(name, version, batch, make_default=make_default)
+        await server.registry.complete(name, version, batch, make_default=make_default, **where)
         log.info("registered %s version %s", name, version)
     except RecseekError as e:
         log.error("registration of %s version %s failed: %s", name, version, e)
@@ -224,10 +228,7 @@ async def describe_version(name: str, version: str, server: Server = Depends(ser
 
 async def _scale(server: Server, name: str, version: str | None, request: Request) -> JSON:
     q = Query(request.query_params, _SCALE_NAMES)
-    settings = _settings(q)
-    if not settings:
-        raise ParameterError(f"give at least one of {', '.join(_SETTINGS)}")
-    server.registry.scale(name, version, **settings)
+    server.registry.scale(name, version, **_settings(q))  # no setting: nothing changes
     return JSON({"status": "Worker updated"}, status_code=200 if q.boolean("synchronous", True) else 202)
 
 

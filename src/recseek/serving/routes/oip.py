@@ -30,7 +30,7 @@ from ..schemas import (
     OipReady,
     OipServerMetadata,
     OipTensor,
-    PredictRatingRequest,
+    PairRatingsRequest,
 )
 from ..servables import ModelServable
 from ..state import Server, server_of
@@ -38,7 +38,7 @@ from .inference import _predict, recommend_users
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
-_ERR = {c: {"model": OipError, "description": d["description"]} for c, d in responses(400, 404, 413, 503,
+_ERR = {c: {"model": OipError, "description": d["description"]} for c, d in responses(400, 403, 404, 413, 431, 503,
                                                                                          504).items()}
 _DATATYPES = {"BYTES", "INT64", "INT32", "FP32", "FP64", "BOOL"}
 
@@ -155,7 +155,7 @@ async def _infer_model(server: Server, ep: Endpoint, model: str, tensors: dict[s
             raise ParameterError(f"{len(users)} users x {len(items)} items is over the limit of "
                                  f"{server.config.max_results} results per request")
         try:
-            body = PredictRatingRequest(pairs=[{"user": u, "item": i} for u in users for i in items])
+            body = PairRatingsRequest(pairs=[{"user": u, "item": i} for u in users for i in items])
         except ValidationError as e:
             raise ParameterError(f"invalid ids: {e.errors()[0].get('msg', 'invalid')}") from None
         out = await _predict(server, model, ep.version, body)
