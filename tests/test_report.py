@@ -109,6 +109,25 @@ def test_per_user_values_average_to_the_headline_metrics(run):
         assert f["popularity"]["coverage"] == pytest.approx(r["metrics"]["coverage@10"], abs=1e-12)
 
 
+def test_per_user_values_equal_a_direct_computation(run, positives):
+    from recseek.metrics import ranking as rm
+
+    _, results = run
+    train, test = split(positives, "random", ratio=0.8, seed=0)
+    model = registry.create("ItemKNNRanking").fit(train)
+    f = _fold(results, "ItemKNNRanking")
+    pick = np.arange(0, len(f["users"]), 37)
+    for j in pick:
+        u = f["users"][j]
+        ids = model.recommend([u], 10).ids
+        rel = test.matrix[[u]]
+        hits = rm.hit_matrix(ids, rel)
+        n_rel = np.array([rel.nnz])
+        assert f["per_user"]["ndcg@10"][j] == pytest.approx(rm.ndcg(hits, n_rel, rm.list_lengths(ids))[0], abs=1e-12)
+        assert f["per_user"]["recall_capped@10"][j] == pytest.approx(rm.recall_capped(hits, n_rel, 10)[0], abs=1e-12)
+    assert np.mean(f["per_user"]["ndcg@10"]) > 0.2
+
+
 def test_curves_equal_separate_evaluations_at_each_cutoff(run, positives):
     _, results = run
     train, test = split(positives, "random", ratio=0.8, seed=0)
@@ -178,7 +197,11 @@ def test_tests_against_the_baseline(analysis):
         assert t[m]["cohens_dz"] < 0 and t[m]["rank_biserial"] < 0
     # Holm over the 8 comparisons: every adjusted p is at least its raw p
     all_t = [v for key in a.tests for v in a.tests[key].values()]
-    assert len(all_t) == 8 and all(v["p_permutation_holm"] >= v["p_permutation"] for v in all_t)
+    assert len(all_t) == 8
+    for test_name in ("p_permutation", "p_wilcoxon"):
+        raw = [v[test_name] for v in all_t]
+        np.testing.assert_array_equal([v[test_name + "_holm"] for v in all_t], stats.holm(raw))
+    assert t["ItemKNNRanking"]["p_wilcoxon_holm"] > t["ItemKNNRanking"]["p_wilcoxon"]
 
 
 def test_p_values_can_be_recomputed_from_the_json(run, tmp_path):
@@ -435,8 +458,14 @@ def _read_png(path: Path) -> np.ndarray:
 _PROBE = """<script>
 const panels = [...document.querySelectorAll('svg.panel')].map(s => {
   const r = s.getBoundingClientRect();
+  const marks = [...s.querySelectorAll('rect.bar, polyline.series, g.box')];
+  const inside = marks.filter(m => {
+    const b = m.getBoundingClientRect();
+    return (b.width > 0 || b.height > 0) && b.left >= r.left - 1 && b.right <= r.right + 1 &&
+           b.top >= r.top - 1 && b.bottom <= r.bottom + 1;
+  }).length;
   return {title: s.querySelector('title').textContent, w: r.width, h: r.height, right: r.right,
-          marks: s.querySelectorAll('rect.bar, polyline, g.box, circle').length};
+          marks: marks.length, inside};
 });
 const out = document.createElement('pre'); out.id = 'probe';
 out.textContent = JSON.stringify({panels, width: document.documentElement.clientWidth});
@@ -472,7 +501,7 @@ def test_example_report_renders_in_chromium(tmp_path):
     for p in panels:
         assert p["w"] > 200 and p["h"] > 120, p
         assert p["right"] <= info["width"] + 1, p  # nothing runs off the page
-        assert p["marks"] >= n_models, p
+        assert p["marks"] >= n_models and p["inside"] == p["marks"], p  # every bar, line and box lies in its panel
 
     shot = tmp_path / "report.png"
     subprocess.run([exe, *flags, f"--screenshot={shot}", out_html.as_uri()], capture_output=True, timeout=120,
