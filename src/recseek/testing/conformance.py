@@ -3,6 +3,12 @@
 ``tests/test_conformance.py`` runs :class:`RecommenderConformance` for every model in
 the registry, so a new model is tested as soon as it is registered. Models give small,
 fast settings in their ``test_params`` class attribute.
+
+Besides the interface contract (shapes, order, seen items, unknown ids, saving), two
+quality checks make the suite impossible to pass with a fake: the personalisation check
+(:func:`check_personalisation`, planted taste blocks on which popularity is flat, so a
+model that ignores the user or guesses fails; see :mod:`recseek.testing.stubs`) and a
+real-data check (recall@10 or RMSE better than RandomGuess on a MovieLens sample).
 """
 
 from __future__ import annotations
