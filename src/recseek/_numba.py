@@ -8,6 +8,9 @@ compiled in two variants from one function: a serial one, used by default so tha
 seed reproduces results exactly, and a multi-threaded one, used only after
 ``set_deterministic(False)`` or with the environment variable ``RECSEEK_DETERMINISTIC=0``.
 Each variant is compiled on its first use, so the parallel one costs nothing unless asked for.
+
+Every other multi-core kernel (:func:`pnjit`) also has a serial twin, run on one numba
+thread: small fits that run single-threaded compile no parallel code.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ import numba
 
 #: ``@njit`` for kernels: nopython, cached on disk so the CLI starts fast after first use.
 njit = functools.partial(numba.njit, cache=True, nogil=True)
-#: ``@pnjit`` for multi-core kernels with ``numba.prange``.
-pnjit = functools.partial(numba.njit, cache=True, nogil=True, parallel=True)
+#: ``numba.njit`` with ``parallel=True`` (used through :func:`pnjit` and :func:`hogwild`).
+_parallel_njit = functools.partial(numba.njit, cache=True, nogil=True, parallel=True)
 prange = numba.prange
 
 _ENV = "RECSEEK_DETERMINISTIC"
@@ -87,11 +90,13 @@ def _twin(fn: Callable[..., Any], suffix: str) -> Callable[..., Any]:
     return twin
 
 
-class HogwildKernel:
-    """A lock-free parallel kernel and its serial twin, compiled lazily from one function.
+class TwinKernel:
+    """A multi-core kernel and its serial twin, both compiled lazily from one function.
 
-    Calling it runs the serial variant (``prange`` as ``range``: chunks in order on one
-    thread) while :func:`is_deterministic` holds, otherwise the parallel variant.
+    The twin runs the ``prange`` loops as plain loops, in order, and compiles in about half
+    the time (no parallel lowering). A call runs the twin when numba has one thread (the
+    same result as the parallel variant on one thread), the parallel variant otherwise;
+    :meth:`variant` lets a caller that knows the work is small take the twin directly.
     """
 
     def __init__(self, fn: Callable[..., Any], options: dict[str, Any]) -> None:
@@ -105,18 +110,42 @@ class HogwildKernel:
     def serial(self) -> Any:
         """The single-threaded variant (compiled on first use)."""
         if self._serial is None:
-            self._serial = njit(**self._options)(_twin(self.py_func, "_serial"))
+            self._serial = njit(**self._options)(_twin(self.py_func, "_one_thread"))
         return self._serial
 
     @property
     def parallel(self) -> Any:
-        """The multi-threaded, timing-dependent variant (compiled on first use)."""
+        """The multi-threaded variant (compiled on first use)."""
         if self._parallel is None:
-            self._parallel = pnjit(**self._options)(self.py_func)
+            self._parallel = _parallel_njit(**self._options)(self.py_func)
         return self._parallel
 
+    def _wants_threads(self) -> bool:
+        return get_num_threads() > 1
+
+    def variant(self, parallel: bool = True) -> Any:
+        """The compiled kernel to call: the serial twin unless ``parallel`` and threads allow it."""
+        return self.parallel if parallel and self._wants_threads() else self.serial
+
     def __call__(self, *args: Any) -> Any:
-        return (self.serial if is_deterministic() else self.parallel)(*args)
+        return self.variant()(*args)
+
+
+class HogwildKernel(TwinKernel):
+    """A lock-free SGD kernel: threads update shared rows without locks, so the parallel
+    variant's result depends on thread timing; calls run the serial twin (chunks in order)
+    while :func:`is_deterministic` holds."""
+
+    def _wants_threads(self) -> bool:
+        return not is_deterministic() and get_num_threads() > 1
+
+
+def pnjit(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
+    """Decorator for multi-core kernels whose result does not depend on the threads
+    (see :class:`TwinKernel`); takes ``njit`` options."""
+    if fn is None:
+        return lambda f: TwinKernel(f, options)
+    return TwinKernel(fn, options)
 
 
 def hogwild(fn: Callable[..., Any] | None = None, **options: Any) -> Any:

@@ -5,7 +5,7 @@ Each kernel updates one side (``a``, rows of a CSR matrix) with the other side (
 fixed, in parallel over rows; the same kernel serves users (CSR of ratings) and items
 (CSR of the transpose). Rows are independent, so results do not depend on the thread count.
 Each kernel is a per-row function driven over contiguous row blocks in parallel; one
-block runs the whole half-step on a single thread.
+block runs the whole half-step on a single thread with the kernel's serial twin.
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def _als_side_chunks(indptr, indices, data, a, b, reg, weighted, n_chunks):  # p
 
 def als_side(indptr, indices, data, a, b, reg, weighted):
     """``a[r] = argmin sum_j (x_rj - a[r].b[j])^2 + lam |a[r]|^2``; ``lam = reg * n_r`` if weighted."""
-    _als_side_chunks(indptr, indices, data, a, b, reg, weighted, n_chunks(indptr, a))
+    chunks = n_chunks(indptr, a)
+    _als_side_chunks.variant(chunks > 1)(indptr, indices, data, a, b, reg, weighted, chunks)
 
 
 @njit
@@ -104,7 +105,8 @@ def _nmf_side_chunks(indptr, indices, data, a, b, reg, eps, n_chunks):  # pragma
 
 def nmf_side(indptr, indices, data, a, b, reg, eps):
     """Multiplicative update of ``a`` for the squared error over observed entries only."""
-    _nmf_side_chunks(indptr, indices, data, a, b, reg, eps, n_chunks(indptr, a))
+    chunks = n_chunks(indptr, a)
+    _nmf_side_chunks.variant(chunks > 1)(indptr, indices, data, a, b, reg, eps, chunks)
 
 
 @njit
@@ -188,7 +190,8 @@ def _residuals_chunks(indptr, indices, data, a, b, n_chunks):  # pragma: no cove
 
 def residuals(indptr, indices, data, a, b):
     """``data - a[r].b[j]`` for every stored entry (CSR order)."""
-    return _residuals_chunks(indptr, indices, data, a, b, n_chunks(indptr, a))
+    chunks = n_chunks(indptr, a)
+    return _residuals_chunks.variant(chunks > 1)(indptr, indices, data, a, b, chunks)
 
 
 @njit

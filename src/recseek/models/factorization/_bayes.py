@@ -46,4 +46,5 @@ def draw_side(indptr, indices, data, a, b, prior_prec, prior_mean, alpha, noise,
     standard normal numbers (drawn by the caller, so the result is thread-independent);
     rows run in ``n_chunks`` contiguous blocks in parallel (one block: a single thread)."""
     shift = prior_prec @ prior_mean
-    _draw_chunks(indptr, indices, data, a, b, prior_prec, shift, np.float64(alpha), noise, n_chunks)
+    _draw_chunks.variant(n_chunks > 1)(indptr, indices, data, a, b, prior_prec, shift, np.float64(alpha), noise,
+                                       n_chunks)
