@@ -118,6 +118,8 @@ class ModelStore:
             if scheme != "file":
                 raise ParameterError(f"url {url!r}: only paths inside the model store (or file:// URLs there) "
                                      "can be registered")
+            if "\x00" in rest:
+                raise NotFound(f"url {url!r}: the model store has no such folder")
             p = Path(rest).expanduser()
             p = p.resolve() if p.is_absolute() else (self.root / p).resolve()
             if not p.is_relative_to(self.root):
