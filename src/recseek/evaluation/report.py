@@ -439,7 +439,7 @@ h3{font-size:1.05rem;margin-bottom:.3em}
 table{border-collapse:collapse;margin:.6em 0 1em;font-size:.9rem}
 caption{text-align:left;font-weight:600;padding:.3em 0}
 th,td{border:1px solid #d0d0d0;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f1f4f8}thead th:not(:first-child),td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f1f4f8}th.n,td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.baseline td{background:#fbf7e9}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px}dt{font-weight:600}dd{margin:0}
 pre{background:#f6f6f6;border:1px solid #ddd;padding:8px 12px;overflow:auto;font-size:.85rem}
@@ -452,7 +452,8 @@ figcaption{font-size:.85rem;color:#444;max-width:560px}
 def _html_table(heads: Sequence[str], rows: Sequence[Sequence[str]], caption: str,
                 baseline: str | None = None) -> str:
     out = [f"<table><caption>{escape(caption)}</caption><thead><tr>"]
-    out += [f'<th scope="col">{escape(h)}</th>' for h in heads]
+    numeric = [bool(rows) and all(_NUMERIC.match(r[i]) for r in rows) for i in range(len(heads))]
+    out += [f'<th scope="col"{" class=n" if i and numeric[i] else ""}>{escape(h)}</th>' for i, h in enumerate(heads)]
     out.append("</tr></thead><tbody>")
     for r in rows:
         cls = ' class="baseline"' if baseline is not None and r[0].startswith(baseline) else ""
