@@ -427,10 +427,13 @@ def climf_epoch(U, V, indptr, indices, lr, reg_u, reg_i, order):
                 s += U[u, d] * V[ia, d]
             f[a] = s
         coef_item = np.empty(m, dtype=np.float32)
-        grad_u = np.zeros(k, dtype=np.float32)
+        # dF/dU_u = sum_a coef_user[a] V_a with coef_user[a] = g(-f_a) + sum_k g(f_k - f_a)
+        # - sum_k g(f_a - f_k): the last sum (``pulled``) is accumulated in the same pass over
+        # pairs, so each pair costs one sigmoid and no pass over the factors
+        coef_user = np.empty(m, dtype=np.float32)
+        pulled = np.zeros(m, dtype=np.float32)
         obj = 0.0
         for a in range(m):
-            ia = indices[lo + a]
             ga = _sigmoid(-f[a])
             obj += math.log(max(_sigmoid(f[a]), 1e-30))
             ci = ga
@@ -438,21 +441,19 @@ def climf_epoch(U, V, indptr, indices, lr, reg_u, reg_i, order):
             for c in range(m):
                 if c == a:
                     continue
-                gd = _sigmoid(f[c] - f[a])
+                gd = np.float32(_sigmoid(f[c] - f[a]))
                 obj += math.log(max(1.0 - gd, 1e-30))
                 ci += 2.0 * gd - 1.0
                 wsum += gd
+                pulled[c] += gd
             coef_item[a] = ci
-            # grad_u += ga V_a + sum_k g(f_k - f_a) (V_a - V_k)
+            coef_user[a] = ga + wsum
+        grad_u = np.zeros(k, dtype=np.float32)
+        for a in range(m):
+            ia = indices[lo + a]
+            w = coef_user[a] - pulled[a]
             for d in range(k):
-                grad_u[d] += (ga + wsum) * V[ia, d]
-            for c in range(m):
-                if c == a:
-                    continue
-                gd = np.float32(_sigmoid(f[c] - f[a]))
-                ic = indices[lo + c]
-                for d in range(k):
-                    grad_u[d] -= gd * V[ic, d]
+                grad_u[d] += w * V[ia, d]
         for a in range(m):
             ia = indices[lo + a]
             for d in range(k):
