@@ -870,3 +870,48 @@ def test_index_batches_search_one_at_a_time():
     for t in threads:
         t.join()
     assert retriever.calls == 4 and retriever.peak == 1
+
+
+def test_retrain_notify_registers_the_new_version_as_default(store, tmp_path):
+    """`retrain --notify` speaks the management API the server has (DJL parameter names)."""
+    import shutil
+    import socket
+
+    from click.testing import CliRunner
+
+    from recseek.cli import cli
+    from recseek.serving.store import FeedbackEvent, FeedbackStore
+
+    root = tmp_path / "store"
+    shutil.copytree(store[0] / "mf" / "1", root / "mf" / "1")
+    db = tmp_path / "fb.db"
+    fs = FeedbackStore(f"sqlite:///{db}")
+    fs.add([FeedbackEvent(str(u), str(i), float(1 + (u + i) % 5)) for u in range(20) for i in range(0, 30, 3)])
+    fs.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    toml = tmp_path / "serve.toml"
+    toml.write_text(f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+
+[store]
+models = "{root}"
+feedback = "sqlite:///{db.name}"
+
+[[models]]
+name = "mf"
+
+[models.retrain]
+algorithm = "BiasedMF"
+params = {{ factors = 4, epochs = 3 }}
+""")
+    cfg = load_config(toml, env={})
+    with BackgroundServer(create_app(cfg), port=port) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+        res = CliRunner().invoke(cli, ["retrain", "--config", str(toml), "--model", "mf", "--notify"])
+        assert res.exit_code == 0, res.output
+        assert "now serves mf version 2 by default" in res.output
+        listing = {(m["modelName"], m["version"]): m for m in c.get("/models").json()["models"]}
+        assert listing[("mf", "2")]["status"] == "READY" and listing[("mf", "2")]["default"]

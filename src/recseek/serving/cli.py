@@ -171,7 +171,8 @@ def retrain_cmd(config: Path, model: str, notify: bool) -> None:
         headers = {"Authorization": f"Bearer {cfg.token}"} if cfg.token else {}
         url = f"http://{host}:{cfg.port}/models"
         try:
-            r = httpx.post(url, params={"name": model, "version": version, "default": "true"}, headers=headers,
+            r = httpx.post(url, params={"url": f"{model}/{version}", "model_name": model,
+                                           "model_version": str(version), "default": "true"}, headers=headers,
                            timeout=60)
         except httpx.HTTPError as e:
             raise RecseekError(f"could not reach the server at {url}: {e}") from None
