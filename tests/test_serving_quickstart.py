@@ -32,9 +32,10 @@ def _serve_it_block() -> str:
     return re.search(r"```bash\n(.*?)```", part, re.S).group(1)
 
 
-def _recseek(*args: str, env: dict[str, str]) -> subprocess.Popen:
+def _recseek(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen:
+    # cwd: where the server keeps its default feedback database (never the checkout)
     return subprocess.Popen([sys.executable, "-m", "recseek", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, cwd=cwd)
 
 
 def _wait(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
@@ -112,7 +113,7 @@ def test_serve_a_store_written_by_recseek_run(tmp_path, env):
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     port = _free_port()
-    proc = _recseek("serve", "--store", str(store), "--port", str(port), env=env)
+    proc = _recseek("serve", "--store", str(store), "--port", str(port), env=env, cwd=store.parent)
     try:
         url = f"http://127.0.0.1:{port}"
         _wait(url, proc)
