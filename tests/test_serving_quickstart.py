@@ -138,3 +138,26 @@ def test_serve_start_up_mistakes_are_one_sentence(tmp_path, env, args, text):
     assert res.returncode == 2, res.stdout + res.stderr
     assert res.stderr.strip().splitlines()[-1].startswith("error: ") and text in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_the_serving_example_runs_as_its_comment_says(tmp_path, env):
+    """examples/serve.toml: the `recseek train` line in its header builds the store it serves."""
+    example = README.parent / "examples" / "serve.toml"
+    text = example.read_text()
+    (tmp_path / "serve.toml").write_text(text)
+    train = next(line.lstrip("# ").strip() for line in text.splitlines() if line.lstrip("# ").startswith("recseek train"))
+    args = train.split()[1:]
+    args[args.index("--out") + 1] = str(tmp_path / "model-store" / "movies")  # the store beside the copied file
+    run = subprocess.run([sys.executable, "-m", "recseek", *args], env=env, capture_output=True, text=True,
+                         timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    from recseek.serving.app import create_app
+    from recseek.serving.cli import BackgroundServer
+    from recseek.serving.config import load_config
+
+    cfg = load_config(tmp_path / "serve.toml", env={})
+    with BackgroundServer(create_app(cfg)) as srv:
+        r = httpx.get(f"{srv.url}/recommend/movies", params={"user": 196, "k": 3}, timeout=60)
+        assert r.status_code == 200, r.text
+        items = r.json()["items"]
+        assert len(items) == 3 and all(isinstance(x["title"], str) and x["title"] for x in items), items
