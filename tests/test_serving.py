@@ -604,22 +604,20 @@ def test_feedback_fold_in_and_restart(store, tmp_path):
     shutil.rmtree(store[0] / "mf" / "3")
 
 
-def test_retrain_command(store, tmp_path):
-    from click.testing import CliRunner
+def _retrain_setup(store, tmp_path, server: str = "") -> tuple[Path, Path]:
+    """A store holding mf version 1, 200 stored feedback events and a serve.toml that can retrain mf."""
+    import shutil
 
-    from recseek.cli import cli
     from recseek.serving.store import FeedbackEvent, FeedbackStore
 
     root = tmp_path / "store"
-    import shutil
-
     shutil.copytree(store[0] / "mf" / "1", root / "mf" / "1")
     db = tmp_path / "fb.db"
     fs = FeedbackStore(f"sqlite:///{db}")
     fs.add([FeedbackEvent(str(u), str(i), float(1 + (u + i) % 5)) for u in range(20) for i in range(0, 30, 3)])
     fs.close()
     toml = tmp_path / "serve.toml"
-    toml.write_text(f"""
+    toml.write_text(f"""{server}
 [store]
 models = "{root}"
 feedback = "sqlite:///{db.name}"
@@ -631,6 +629,15 @@ name = "mf"
 algorithm = "BiasedMF"
 params = {{ factors = 4, epochs = 3 }}
 """)
+    return root, toml
+
+
+def test_retrain_command(store, tmp_path):
+    from click.testing import CliRunner
+
+    from recseek.cli import cli
+
+    root, toml = _retrain_setup(store, tmp_path)
     res = CliRunner().invoke(cli, ["retrain", "--config", str(toml), "--model", "mf"])
     assert res.exit_code == 0, res.output
     assert "mf version 2 trained from 200 feedback events" in res.output
@@ -874,40 +881,16 @@ def test_index_batches_search_one_at_a_time():
 
 def test_retrain_notify_registers_the_new_version_as_default(store, tmp_path):
     """`retrain --notify` speaks the management API the server has (DJL parameter names)."""
-    import shutil
     import socket
 
     from click.testing import CliRunner
 
     from recseek.cli import cli
-    from recseek.serving.store import FeedbackEvent, FeedbackStore
 
-    root = tmp_path / "store"
-    shutil.copytree(store[0] / "mf" / "1", root / "mf" / "1")
-    db = tmp_path / "fb.db"
-    fs = FeedbackStore(f"sqlite:///{db}")
-    fs.add([FeedbackEvent(str(u), str(i), float(1 + (u + i) % 5)) for u in range(20) for i in range(0, 30, 3)])
-    fs.close()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    toml = tmp_path / "serve.toml"
-    toml.write_text(f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-
-[store]
-models = "{root}"
-feedback = "sqlite:///{db.name}"
-
-[[models]]
-name = "mf"
-
-[models.retrain]
-algorithm = "BiasedMF"
-params = {{ factors = 4, epochs = 3 }}
-""")
+    _, toml = _retrain_setup(store, tmp_path, f'[server]\nhost = "127.0.0.1"\nport = {port}\n')
     cfg = load_config(toml, env={})
     with BackgroundServer(create_app(cfg), port=port) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
         res = CliRunner().invoke(cli, ["retrain", "--config", str(toml), "--model", "mf", "--notify"])
