@@ -828,7 +828,7 @@ def test_hybrid_search_with_dense_index(tmp_path):
         for rank, (doc, _) in enumerate(row, start=1):
             expected[doc] = expected.get(doc, 0.0) + 1.0 / (rrf_k + rank)
     with BackgroundServer(create_app(config)) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
-        assert c.get("/models/cars", headers=AUTH).json()["versions"][0]["hybrid"] is True
+        assert c.get("/models/cars", headers=AUTH).json()[0]["models"][0]["hybrid"] is True  # DJL describe shape
         plain = c.post("/search/cars", json={"query": query, "k": k}).json()["hits"]
         assert {h["id"] for h in plain} == {"d0", "d5"}  # only these share a word with the query
         r = c.post("/search/cars", json={"query": query, "k": k, "hybrid": True})
