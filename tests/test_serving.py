@@ -741,8 +741,14 @@ def movies(tmp_path_factory):
         (root / name).mkdir()
     model = models.create("ItemKNNRanking").fit(data)
     model.save(root / "knn" / "1")
-    # titles and genres of every movie, from the same data set's item file
-    docs = item_documents(read_recbole(shared_data_dir() / "ml-100k"))
+    # titles and genres of every movie, from the same data set's item file (or the offline copy)
+    shared = shared_data_dir()
+    if shared is None:
+        from recseek import datasets
+
+        docs = item_documents(datasets.load("ml-100k"))
+    else:
+        docs = item_documents(read_recbole(shared / "ml-100k"))
     bm = BM25()
     bm.index(docs)
     bm.save(root / "movies" / "1")
