@@ -1,9 +1,9 @@
 """Interactions, vocabularies, readers and splits."""
 
-from ._interactions import DUPLICATE_POLICIES, Interactions, build_csr
+from ._interactions import DUPLICATE_POLICIES, SIDE_DATA, Interactions, build_csr
 from ._vocab import Vocabulary
 
-__all__ = ["DUPLICATE_POLICIES", "Interactions", "Vocabulary", "build_csr"]
+__all__ = ["DUPLICATE_POLICIES", "SIDE_DATA", "Interactions", "Vocabulary", "build_csr"]
 from .split import given_n, kfold, leave_one_out, random_split, ratio_split, temporal_split  # noqa: E402
 
 __all__ += ["given_n", "kfold", "leave_one_out", "random_split", "ratio_split", "temporal_split"]

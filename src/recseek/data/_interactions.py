@@ -38,11 +38,24 @@ class Interactions:
         Side columns, one row per item / user in index order (e.g. title, genres).
     trust : scipy.sparse.csr_array, shape (n_users, n_users), optional
         A user-user trust (social) graph.
+    item_features : scipy.sparse.csr_array, shape (n_items, n_features), float32, optional
+        Numeric item features (dense features stored with every entry; an item without
+        features has an empty row). ``meta["item_feature_names"]`` may name the columns.
     order : ndarray of int64, shape (nnz,), optional
         Position of each stored entry in the original input (file order), aligned with
         ``matrix.data``; splits use it to break ties in time stably.
     meta : dict
-        Free-form extra information (source path, per-record side data, ...).
+        Free-form extra information (source path, ...). An entry whose first dimension
+        equals the number of stored records (an ndarray or a sparse matrix, such as
+        ``meta["review_words"]``, shape (nnz, n_words)) is per-record side data aligned
+        with ``matrix.data``: :meth:`subset` (and so every split) cuts it alike.
+
+    Side data that models can require (``Recommender.requires``) and where it lives:
+    ``"trust"`` (:attr:`trust`), ``"timestamps"``, ``"item_features"``
+    (:attr:`item_features`), ``"item_locations"`` (``item_data`` columns ``latitude`` and
+    ``longitude``), ``"item_text"`` (string columns of ``item_data``), ``"reviews"``
+    (``meta["review_words"]``, word counts per record) and ``"aspects"``
+    (``meta["review_aspects"]``, sentiment per aspect per record).
     """
 
     matrix: sp.csr_array
@@ -53,6 +66,7 @@ class Interactions:
     user_data: pd.DataFrame | None = None
     trust: sp.csr_array | None = None
     order: np.ndarray | None = None
+    item_features: sp.csr_array | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ building
@@ -162,9 +176,11 @@ class Interactions:
         indptr = np.zeros(self.n_users + 1, dtype=idx)
         np.cumsum(counts, out=indptr[1:])
         matrix = sp.csr_array((v[mask], i[mask].astype(idx), indptr), shape=self.shape)
+        meta = {key: (_cut_records(value, mask) if _per_record(value, self.nnz) else value)
+                for key, value in self.meta.items()}
         return replace(
             self,
-            meta=dict(self.meta),
+            meta=meta,
             matrix=matrix,
             timestamps=None if t is None else t[mask],
             order=None if self.order is None else self.order[mask],
@@ -193,7 +209,66 @@ class Interactions:
         m = self.matrix
         indptr = np.concatenate([m.indptr, np.full(len(users) - self.n_users, m.indptr[-1], dtype=m.indptr.dtype)])
         matrix = sp.csr_array((m.data, m.indices, indptr), shape=(len(users), len(items)))
-        return replace(self, matrix=matrix, users=users, items=items)
+        extra: dict[str, Any] = {}
+        if self.trust is not None:
+            extra["trust"] = _grow(self.trust, (len(users), len(users)))
+        if self.item_features is not None:
+            extra["item_features"] = _grow(self.item_features, (len(items), self.item_features.shape[1]))
+        return replace(self, matrix=matrix, users=users, items=items, **extra)
+
+    # ------------------------------------------------------------------ side data
+    def has(self, kind: str) -> bool:
+        """Whether side data of ``kind`` is present (see the class docstring for the kinds)."""
+        import pandas as pd
+
+        if kind not in SIDE_DATA:
+            raise DataError(f"unknown kind of side data {kind!r} (known: {', '.join(SIDE_DATA)})")
+        cols = set() if self.item_data is None else set(self.item_data.columns)
+        if kind == "trust":
+            return self.trust is not None
+        if kind == "timestamps":
+            return self.timestamps is not None
+        if kind == "item_features":
+            return self.item_features is not None
+        if kind == "item_locations":
+            return {"latitude", "longitude"} <= cols
+        if kind == "item_text":
+            return self.item_data is not None and any(
+                pd.api.types.is_string_dtype(self.item_data[c]) or self.item_data[c].dtype == object for c in cols)
+        key = "review_words" if kind == "reviews" else "review_aspects"
+        return _per_record(self.meta.get(key), self.nnz)
+
+
+#: Kinds of side data a model can require, with what a user provides for each.
+SIDE_DATA: dict[str, str] = {
+    "trust": "a user-user trust graph (Interactions.trust; [data] trust = FILE)",
+    "timestamps": "a timestamp for every record",
+    "item_features": "an item feature matrix (Interactions.item_features; [data] item_features = FILE)",
+    "item_locations": "item coordinates (item_data columns latitude and longitude; [data] locations = FILE)",
+    "item_text": "item text (string columns of item_data, e.g. titles and genres)",
+    "reviews": "review words per record (meta['review_words']; a reviews file read with format 'reviews')",
+    "aspects": "aspect sentiments per record (meta['review_aspects']; a reviews file of aspect:sentiment pairs)",
+}
+
+
+def _per_record(value: Any, nnz: int) -> bool:
+    """Whether a meta entry is per-record side data (first dimension = number of records)."""
+    if isinstance(value, np.ndarray):
+        return value.ndim >= 1 and value.shape[0] == nnz
+    return sp.issparse(value) and value.shape[0] == nnz
+
+
+def _cut_records(value: Any, mask: np.ndarray) -> Any:
+    if isinstance(value, np.ndarray):
+        return value[mask]
+    return sp.csr_array(value)[np.flatnonzero(mask)]
+
+
+def _grow(m: sp.csr_array, shape: tuple[int, int]) -> sp.csr_array:
+    """``m`` with empty rows (and columns) appended up to ``shape``."""
+    m = sp.csr_array(m)
+    indptr = np.concatenate([m.indptr, np.full(shape[0] - m.shape[0], m.indptr[-1], dtype=m.indptr.dtype)])
+    return sp.csr_array((m.data, m.indices, indptr), shape=shape)
 
 
 def index_dtype(nnz: int) -> type:

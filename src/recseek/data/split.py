@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -102,16 +101,8 @@ def _groups(data: Interactions, by: str, where: str) -> tuple[np.ndarray, int]:
 
 
 def _take(data: Interactions, mask: np.ndarray) -> Interactions:
-    """``data.subset(mask)`` with per-record arrays of ``meta`` cut alike."""
-    out = data.subset(mask)
-    per_record = {
-        key: value[mask]
-        for key, value in data.meta.items()
-        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == data.nnz
-    }
-    if per_record:
-        out = replace(out, meta={**data.meta, **per_record})
-    return out
+    """``data.subset(mask)`` (which also cuts the per-record entries of ``meta``)."""
+    return data.subset(mask)
 
 
 def _pair(data: Interactions, train: np.ndarray) -> Split:

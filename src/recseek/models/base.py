@@ -248,6 +248,9 @@ class Recommender(ABC):
     #: The conformance test's "beats RandomGuess" check is skipped when False (models
     #: that need side data the sample lacks, e.g. a trust graph).
     conformance_quality: ClassVar[bool] = True
+    #: Side data the model needs at fit (kinds of :data:`recseek.data.SIDE_DATA`: "trust",
+    #: "timestamps", "item_features", "item_locations", "item_text", "reviews", "aspects").
+    requires: ClassVar[tuple[str, ...]] = ()
     #: Advice appended to the error raised when training produces NaN or infinite values.
     divergence_hint: ClassVar[str] = "lower learning_rate or raise reg"
     #: Learned state this class adds (attribute name -> :class:`Array`, :class:`Sparse`,
@@ -320,6 +323,7 @@ class Recommender(ABC):
             raise DataError(f"{self.display_name}.fit expects Interactions, got {type(train).__name__}")
         if train.nnz == 0 or not np.any(train.matrix.data != 0):
             raise DataError(f"{self.display_name}: the training data is empty (no non-zero interactions)")
+        self._check_side_data(train)
         self.users_: Vocabulary = train.users
         self.items_: Vocabulary = train.items
         self.n_users_ = train.n_users
@@ -331,6 +335,13 @@ class Recommender(ABC):
         self.seen_ = seen
         self._fit(train)
         return self
+
+    def _check_side_data(self, train: Interactions) -> None:
+        from ..data._interactions import SIDE_DATA
+
+        for kind in self.requires:
+            if not train.has(kind):
+                raise DataError(f"{self.display_name} needs {SIDE_DATA[kind]}, and the training data has none")
 
     @abstractmethod
     def _fit(self, train: Interactions) -> None:
