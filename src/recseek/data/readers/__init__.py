@@ -47,9 +47,12 @@ from pathlib import Path
 from ..._interface import advice
 from ...errors import DataError, ParameterError
 from .._interactions import Interactions
+from ._features import genre_features, read_item_features, with_item_features
 from ._jstarcraft import read_jstarcraft
 from ._movielens import read_movielens
+from ._poi import read_checkins, read_locations
 from ._recbole import read_recbole
+from ._reviews import read_reviews
 from ._table import read_table
 from ._text import plain_suffix
 
@@ -128,4 +131,6 @@ def read(path: str | Path, format: str | None = None, **kwargs) -> Interactions:
     return read_table(path, format=format, **kwargs)
 
 
-__all__ = ["FORMATS", "guess_format", "read", "read_jstarcraft", "read_movielens", "read_recbole", "read_table"]
+__all__ = ["FORMATS", "guess_format", "read", "read_jstarcraft", "read_movielens", "read_recbole", "read_table",
+           "read_checkins", "read_locations", "read_reviews",
+           "genre_features", "read_item_features", "with_item_features"]
