@@ -48,6 +48,7 @@ EXTRAS: dict[str, Optional] = {
     "faiss": Optional("faiss-cpu", "dense", "approximate nearest-neighbour search"),
     "torch": Optional("torch", "neural", "neural models and sentence embeddings"),
     "pyarrow": Optional("pyarrow", "parquet", "Parquet files"),
+    "optuna": Optional("optuna", "tune", "hyperparameter tuning"),
 }
 
 

@@ -34,6 +34,11 @@ A file has four parts::
     # label = "BPR-64"        # optional name shown in results (default: name)
     # save = "store/bpr"      # optional: save the evaluated model to store/bpr/<next version>/
     factors = 64              # every other key is a hyperparameter of the model
+    # reg = { log_uniform = [1e-3, 10] }  # or a search space (see recseek.evaluation.tuning)
+
+    [tuning]                  # optional: how search spaces are searched
+    trials = 20               # trials per model and fold (Optuna TPE on a validation split of train)
+    # metric = "ndcg@10"; sampler = "tpe" | "random"; seed = 0; validation = 0.2
 
 Only the keys above are accepted. Every mistake (malformed TOML, an unknown key,
 model or hyperparameter, a value out of range, a missing file) raises one
@@ -43,7 +48,9 @@ model or hyperparameter, a value out of range, a missing file) raises one
 ``params``, ``task``, ``protocol`` (``"full ranking"`` or ``"sampled N negatives"``),
 ``metrics`` (``{"ndcg@10": ...}``), ``compile_seconds`` (numba compilation, see
 below), ``fit_seconds`` and ``predict_seconds`` (the time spent predicting and
-computing metrics), and ``saved`` (the folder of the saved model, or None). With
+computing metrics), and ``saved`` (the folder of the saved model, or None). A tuned
+model's ``params`` are the settings chosen on the first fold, and ``tuning`` lists, per
+fold, the search (metric, direction, every trial, the chosen settings). With
 ``details=True`` each also holds ``experiment`` (TOML text, data hash, split, seeds)
 and ``details`` (per fold: per-user metric values, metric@k curves, list popularity,
 peak memory), which :mod:`recseek.evaluation.report` turns into a report.
@@ -98,7 +105,7 @@ _SPLIT_KEYS = {
     "given_n": {"n", "order", "seed"},
 }
 _EVAL_KEYS = {"task", "k", "metrics", "sampled", "seed", "clip"}
-_SECTIONS = {"data", "split", "evaluation", "models"}
+_SECTIONS = {"data", "split", "evaluation", "models", "tuning"}
 
 
 @dataclass
@@ -111,6 +118,7 @@ class Experiment:
     evaluation: dict[str, Any]
     models: list[dict[str, Any]] = field(default_factory=list)
     base_dir: Path = field(default_factory=Path.cwd)
+    tuning: dict[str, Any] | None = None
 
 
 def _err(source: str, msg: str) -> RecseekError:
@@ -143,8 +151,8 @@ def load_experiment(config: str | Path | Mapping[str, Any]) -> Experiment:
         base = path.resolve().parent
     for key in raw:
         if key not in _SECTIONS:
-            raise _err(source, f"unknown section [{key}] (valid: data, split, evaluation, models)")
-    for sec in ("data", "split", "evaluation"):
+            raise _err(source, f"unknown section [{key}] (valid: data, split, evaluation, models, tuning)")
+    for sec in ("data", "split", "evaluation", "tuning"):
         if sec in raw and not isinstance(raw[sec], dict):
             raise _err(source, f"[{sec}] must be a table")
     data = dict(raw.get("data", {}))
@@ -157,7 +165,13 @@ def load_experiment(config: str | Path | Mapping[str, Any]) -> Experiment:
     if not isinstance(models, list) or not models or not all(isinstance(m, dict) for m in models):
         raise _err(source, "at least one [[models]] table with a name is required")
     checked = [_check_model(source, i, dict(m), ev["task"]) for i, m in enumerate(models)]
-    return Experiment(source, data, split, ev, checked, base)
+    tuning = None
+    if "tuning" in raw or any(m["spaces"] for m in checked):
+        from .tuning import check_tuning
+
+        tuning = dict(raw.get("tuning", {}))
+        check_tuning(source, tuning, ev)
+    return Experiment(source, data, split, ev, checked, base, tuning)
 
 
 def _check_data(source: str, data: dict[str, Any]) -> None:
@@ -250,16 +264,27 @@ def _check_model(source: str, index: int, spec: dict[str, Any], task: str) -> di
     save = spec.pop("save", None)
     if save is not None and not (isinstance(save, str) and save.strip()):
         raise _err(source, f"{where} save must be a folder path (a string), got {save!r}")
+    from .tuning import find_spaces
+
     try:
         cls = registry.get(name)
-        registry.create(name, **spec)
+        fixed, spaces = find_spaces(f"{source}: {where} ({name})", name, spec)
+        # every end of every space must be a valid setting
+        for pname, s in spaces.items():
+            for v in (s.choices if s.kind == "choice" else (s.low, s.high)):
+                registry.create(name, **{**fixed, pname: list(v) if isinstance(v, tuple) else v})
+        registry.create(name, **fixed)
+    except ParameterError as e:
+        if str(e).startswith(source):
+            raise
+        raise _err(source, f"{where} ({name}): {e}") from None
     except RecseekError as e:
         raise _err(source, f"{where} ({name}): {e}") from None
     except TypeError as e:
         raise _err(source, f"{where} ({name}): bad hyperparameters ({e})") from None
     if task == "rating" and cls.task != "rating":
         raise _err(source, f"{where}: {cls.name} is a ranking model and cannot be evaluated on the rating task")
-    return {"name": cls.name, "label": label or cls.name, "params": spec, "save": save}
+    return {"name": cls.name, "label": label or cls.name, "params": fixed, "spaces": spaces, "save": save}
 
 
 # ---------------------------------------------------------------- saving
@@ -328,10 +353,13 @@ def train_on_all(
 
     ``model`` is the label or registry name of a ``[[models]]`` table of ``config``;
     ``params`` override that table's hyperparameters; ``data_path`` overrides
-    ``[data] path``. The ``[data]`` filters (``min_rating``, ``binarize``) apply.
+    ``[data] path``. The ``[data]`` filters (``min_rating``, ``binarize``) apply. Search
+    spaces the overrides leave open are tuned first on a validation split of the data
+    (see :mod:`recseek.evaluation.tuning`).
     """
     from .._interface import calling_from
     from ..models import registry
+    from .tuning import tune
 
     exp = load_experiment(config)
     matches = [m for m in exp.models if m["label"] == model] or [
@@ -341,12 +369,17 @@ def train_on_all(
         raise _err(exp.source, f"no [[models]] table is labelled or named {model!r} (models: {known})")
     spec = matches[0]
     merged = {**spec["params"], **dict(params or {})}
+    with calling_from("toml") if exp.source != "<config>" else contextlib.nullcontext():
+        data = _load_data(exp, data_path)
+    spaces = {k: v for k, v in (spec.get("spaces") or {}).items() if k not in merged}
+    if spaces:
+        search = tune(spec["name"], merged, spaces, data, exp.split, exp.evaluation, exp.tuning or {},
+                      lambda m, tr, te, e: _evaluate(m, tr, te, e, False))
+        merged.update(search["best_params"])
     try:
         estimator = registry.create(spec["name"], **merged)
     except RecseekError as e:
         raise ParameterError(f"{spec['name']}: {e}") from None
-    with calling_from("toml") if exp.source != "<config>" else contextlib.nullcontext():
-        data = _load_data(exp, data_path)
     estimator.fit(data)
     return estimator, data
 
@@ -510,6 +543,7 @@ def run_experiment(
     from .._interface import calling_from
     from ..models import registry
     from ._details import PeakMemory, experiment_record, fold_record, timing_record
+    from .tuning import first_point, tune
 
     exp = load_experiment(config_or_path)
     with calling_from("toml") if exp.source != "<config>" else contextlib.nullcontext():
@@ -526,10 +560,22 @@ def run_experiment(
         bar.set_postfix_str(spec["label"])
         sums: dict[str, float] = {}
         fit_s = pred_s = 0.0
-        compile_s = warm_up(spec["name"], spec["params"], folds[0][0], ev)
+        spaces = spec.get("spaces") or {}
+        compile_s = warm_up(spec["name"], {**spec["params"], **first_point(spaces)}, folds[0][0], ev)
         records: list[dict[str, Any]] = []
-        for train, test in folds:
-            model = registry.create(spec["name"], **spec["params"])
+        searches: list[dict[str, Any]] = []
+        chosen: dict[str, Any] = dict(spec["params"])
+        for f, (train, test) in enumerate(folds):
+            params = dict(spec["params"])
+            if spaces:
+                search = tune(spec["name"], spec["params"], spaces, train, exp.split, ev, exp.tuning or {},
+                              lambda m, tr, te, e: _evaluate(m, tr, te, e, False))
+                search["fold"] = f
+                searches.append(search)
+                params.update(search["best_params"])
+                if f == 0:
+                    chosen = dict(params)
+            model = registry.create(spec["name"], **params)
             fit_mem, pred_mem = PeakMemory(), PeakMemory()
             t0 = time.perf_counter()
             with fit_mem:
@@ -553,7 +599,7 @@ def run_experiment(
         results.append({
             "model": spec["label"],
             "name": spec["name"],
-            "params": dict(spec["params"]),
+            "params": chosen,
             "task": task,
             "protocol": protocol_name(ev) + (f", {n}-fold average" if n > 1 else ""),
             "metrics": {key: v / n for key, v in sums.items()},
@@ -562,6 +608,8 @@ def run_experiment(
             "predict_seconds": pred_s / n,
             "saved": None if target is None else str(save_version(model, target, items)),
         })
+        if searches:
+            results[-1]["tuning"] = searches
         if details:
             results[-1]["experiment"] = info
             results[-1]["details"] = {"folds": records}

@@ -624,10 +624,46 @@ def _settings_html(results: Sequence[Mapping[str, Any]]) -> str:
             f"{_html_table(['label', 'model', 'hyperparameters'], rows, 'Models as configured')}</section>")
 
 
+def _tuning_html(results: Sequence[Mapping[str, Any]]) -> str:
+    """Chosen settings and validation curves of the tuned models ('' when none was tuned)."""
+    from .tuning import best_so_far
+
+    rows, figs = [], []
+    for r in results:
+        for search in r.get("tuning") or []:
+            trials = search["trials"]
+            ok = [t for t in trials if math.isfinite(float(t["value"]))]
+            chosen = ", ".join(f"{k}={_setting(v)}" for k, v in search["best_params"].items())
+            rows.append([r["model"], str(search.get("fold", 0) + 1), search["metric"],
+                         f"{len(ok)} of {len(trials)}", chosen, _num(search["best_value"])])
+            if search.get("fold", 0) == 0 and ok:
+                best = best_so_far(trials, search["direction"])
+                n = [t["number"] + 1 for t in trials]
+                keep = np.isfinite(best)
+                series = [("trial", [t["number"] + 1 for t in ok], [float(t["value"]) for t in ok]),
+                          ("best so far", [x for x, k in zip(n, keep, strict=True) if k], list(best[keep]))]
+                figs.append(_figure(
+                    _svg.line_chart(f"{r['model']}: validation {search['metric']}", series, "trial",
+                                    search["metric"], f"validation {search['metric']} of each trial of {r['model']} "
+                                    "and the best value so far"),
+                    f"{r['model']}: each trial's {search['metric']} on the validation split carved from the "
+                    f"training part ({search['direction']}), and the best so far."))
+    if not rows:
+        return ""
+    table = _html_table(["label", "fold", "metric", "trials trained", "chosen settings", "best validation value"],
+                        rows, "Settings chosen on the validation split (the test part is never used for tuning)")
+    return (f'<section aria-labelledby="s-tune"><h2 id="s-tune">Tuning</h2>{table}'
+            f'<div class="panels">{"".join(figs)}</div></section>')
+
+
+def _setting(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def render_html(a: Analysis, results: Sequence[Mapping[str, Any]]) -> str:
     """The whole report as one self-contained HTML document."""
     title = f"recseek report: {Path(str(a.experiment.get('source', 'experiment'))).name}"
-    body = [_experiment_html(a), _settings_html(results), _results_html(a)]
+    body = [_experiment_html(a), _settings_html(results), _tuning_html(results), _results_html(a)]
     if a.task == "ranking":
         body += [_tests_html(a), _curves_html(a), _buckets_html(a), _popularity_html(a)]
     else:

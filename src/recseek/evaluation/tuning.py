@@ -1,0 +1,252 @@
+"""Hyperparameter search on a validation split carved from the training part.
+
+A ``[[models]]`` table of an experiment may give search spaces instead of values::
+
+    [[models]]
+    name = "WRMF"
+    factors = [32, 64, 128]                 # a list: one of these values
+    reg = { log_uniform = [1e-3, 10.0] }    # a number drawn on a log scale
+    alpha = { uniform = [1.0, 40.0] }       # a number drawn uniformly
+    epochs = { int = [5, 30] }              # an integer (log_int: on a log scale)
+    item_bias = { choice = [true, false] }  # explicit choice (for list-valued hyperparameters too)
+
+    [tuning]
+    trials = 20          # trial budget per model (and per fold)
+    metric = "ndcg@10"   # what to optimise (default: the first [evaluation] metric)
+    sampler = "tpe"      # tpe (Optuna's Tree-structured Parzen Estimator) | random
+    seed = 0             # seeds the sampler and the validation split
+    # validation = 0.2   # share of each user's training records held out for validation
+
+Every fold is tuned on its own training part only: the part is split again (per user, by
+the experiment's ``order`` when it has one, else at random) into a fitting part and a
+validation part, each trial fits on the first and is scored on the second, and the best
+settings are then fitted on the whole training part and evaluated once on the test part.
+The test part is never seen during the search. Trials run one after another, so for a
+seed the search (and, with deterministic training, every figure) is reproducible.
+
+Optuna is an optional dependency (``pip install 'recseek[tune]'``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ParameterError
+
+__all__ = ["Space", "TUNING_KEYS", "check_tuning", "find_spaces", "first_point", "tune"]
+
+TUNING_KEYS = {"trials", "metric", "sampler", "seed", "validation"}
+_KINDS = ("uniform", "log_uniform", "int", "log_int", "choice")
+#: Metrics where lower is better.
+_LOWER_IS_BETTER = {"mae", "mse", "rmse", "mpe"}
+
+
+@dataclass(frozen=True)
+class Space:
+    """The search space of one hyperparameter: ``kind`` in uniform, log_uniform, int,
+    log_int or choice; ``low``/``high`` bound the numeric kinds; ``choices`` lists the values."""
+
+    kind: str
+    low: float | int | None = None
+    high: float | int | None = None
+    choices: tuple[Any, ...] = ()
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        return f"{self.kind.replace('_', '-')} in [{self.low}, {self.high}]"
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _space(where: str, name: str, value: Any, default: Any) -> Space | None:
+    """The space ``value`` describes, or None when it is a plain value."""
+    list_valued = isinstance(default, list | tuple)
+    if isinstance(value, list) and not list_valued:
+        if not value:
+            raise ParameterError(f"{where}: {name} = [] lists no value to choose from")
+        return Space("choice", choices=tuple(value))
+    if not isinstance(value, dict):
+        return None
+    if len(value) != 1 or next(iter(value)) not in _KINDS:
+        raise ParameterError(f"{where}: {name} must be a value or one search space "
+                             f"{{ {' | '.join(k + ' = ...' for k in _KINDS)} }}, got {value!r}")
+    kind, arg = next(iter(value.items()))
+    if kind == "choice":
+        if not isinstance(arg, list) or not arg:
+            raise ParameterError(f"{where}: {name} choice must be a non-empty list, got {arg!r}")
+        return Space("choice", choices=tuple(tuple(a) if isinstance(a, list) else a for a in arg))
+    if not (isinstance(arg, list) and len(arg) == 2 and all(_num(a) for a in arg) and arg[0] < arg[1]):
+        raise ParameterError(f"{where}: {name} {kind} must be [low, high] with low < high, got {arg!r}")
+    low, high = arg
+    if kind.startswith("log") and low <= 0:
+        raise ParameterError(f"{where}: {name} {kind} needs a positive low bound, got {low!r}")
+    if kind in ("int", "log_int"):
+        if not all(isinstance(a, int) for a in arg):
+            raise ParameterError(f"{where}: {name} {kind} bounds must be integers, got {arg!r}")
+        return Space(kind, int(low), int(high))
+    return Space(kind, float(low), float(high))
+
+
+def find_spaces(where: str, model: str, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Space]]:
+    """Split ``params`` into fixed values and search spaces (checked; raises ParameterError)."""
+    from ..models import registry
+
+    defaults = registry.get(model).param_defaults()
+    fixed: dict[str, Any] = {}
+    spaces: dict[str, Space] = {}
+    for name, value in params.items():
+        s = _space(where, name, value, defaults.get(name))
+        if s is None:
+            fixed[name] = value
+        else:
+            spaces[name] = s
+    return fixed, spaces
+
+
+def first_point(spaces: Mapping[str, Space]) -> dict[str, Any]:
+    """One value of every space (the first choice, the low bound): to check and warm up."""
+    return {n: (s.choices[0] if s.kind == "choice" else s.low) for n, s in spaces.items()}
+
+
+def check_tuning(source: str, tuning: dict[str, Any], evaluation: Mapping[str, Any]) -> None:
+    """Validate a ``[tuning]`` table in place (defaults filled in)."""
+    for key in tuning:
+        if key not in TUNING_KEYS:
+            raise ParameterError(f"{source}: unknown key [tuning] {key} (valid: {', '.join(sorted(TUNING_KEYS))})")
+    trials = tuning.setdefault("trials", 20)
+    if not (isinstance(trials, int) and not isinstance(trials, bool) and 1 <= trials <= 100_000):
+        raise ParameterError(f"{source}: [tuning] trials must be an integer from 1 to 100000, got {trials!r}")
+    sampler = tuning.setdefault("sampler", "tpe")
+    if sampler not in ("tpe", "random"):
+        raise ParameterError(f"{source}: [tuning] sampler must be 'tpe' or 'random', got {sampler!r}")
+    seed = tuning.setdefault("seed", 0)
+    if not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
+        raise ParameterError(f"{source}: [tuning] seed must be a non-negative integer, got {seed!r}")
+    val = tuning.setdefault("validation", 0.2)
+    if not (_num(val) and 0 < val < 1):
+        raise ParameterError(f"{source}: [tuning] validation must be a number between 0 and 1, got {val!r}")
+    from ..metrics import RANKING_METRICS, RATING_METRICS
+
+    task = evaluation.get("task", "ranking")
+    metric = tuning.get("metric")
+    if metric is None:
+        listed = evaluation.get("metrics")
+        metric = listed[0] if listed else ("ndcg" if task == "ranking" else "rmse")
+    if not isinstance(metric, str):
+        raise ParameterError(f"{source}: [tuning] metric must be a metric name, got {metric!r}")
+    base = metric.strip().lower().split("@", 1)[0]
+    valid = RANKING_METRICS if task == "ranking" else RATING_METRICS
+    if base not in valid:
+        raise ParameterError(f"{source}: [tuning] unknown {task} metric {metric!r} (valid: {', '.join(valid)})")
+    if task == "ranking" and "@" not in metric and base not in ("auc", "auc_full", "coverage", "gini"):
+        metric = f"{base}@{evaluation.get('k', 10)}"
+    tuning["metric"] = metric.strip().lower()
+
+
+def validation_split(train: Any, split: Mapping[str, Any], ratio: float, seed: int) -> tuple[Any, Any]:
+    """``(fit part, validation part)`` of a training part: per user, ``ratio`` of its records
+    go to validation, the latest when the experiment orders by time, else drawn at random."""
+    from ..data.split import split as do_split
+
+    order = split.get("order", "time" if split.get("method") in ("temporal",) else "random")
+    if order == "time" and train.timestamps is None:
+        order = "random"
+    return do_split(train, "ratio", ratio=1.0 - ratio, by="user", order=order, seed=seed)
+
+
+def _metric_value(metrics: Mapping[str, float], metric: str) -> float:
+    if metric in metrics:
+        return float(metrics[metric])
+    for key, value in metrics.items():
+        if key.split("@", 1)[0] == metric:
+            return float(value)
+    raise ParameterError(f"[tuning] metric {metric!r} is not among the computed metrics ({', '.join(metrics)})")
+
+
+def tune(name: str, fixed: Mapping[str, Any], spaces: Mapping[str, Space], train: Any, split: Mapping[str, Any],
+         evaluation: Mapping[str, Any], tuning: Mapping[str, Any], evaluate) -> dict[str, Any]:
+    """Search ``spaces`` for model ``name`` on a validation split of ``train``.
+
+    ``evaluate(model, fit_part, validation_part, evaluation)`` returns the metrics dict.
+    Returns ``{"metric", "direction", "best_params", "best_value", "trials"}`` where every
+    trial is ``{"number", "params", "value", "seconds"}`` (value NaN when the settings
+    failed to train, e.g. diverged).
+    """
+    from .._optional import require
+    from ..errors import RecseekError
+    from ..models import registry
+
+    optuna = require("optuna", purpose="hyperparameter tuning")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    metric = str(tuning["metric"])
+    direction = "minimize" if metric.split("@", 1)[0] in _LOWER_IS_BETTER else "maximize"
+    seed = int(tuning["seed"])
+    fit_part, val_part = validation_split(train, split, float(tuning["validation"]), seed)
+    ev = {k: v for k, v in evaluation.items() if k != "metrics"}
+    ev["metrics"] = [metric.split("@", 1)[0]] if evaluation.get("task", "ranking") == "ranking" else [metric]
+    if tuning["sampler"] == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=seed)
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    study = optuna.create_study(direction=direction, sampler=sampler)
+    trials: list[dict[str, Any]] = []
+
+    def suggest(trial: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for pname, s in spaces.items():
+            if s.kind == "choice":
+                # Optuna stores choices by position so that any value (lists included) can be chosen
+                idx = trial.suggest_categorical(pname, list(range(len(s.choices))))
+                v = s.choices[idx]
+                out[pname] = list(v) if isinstance(v, tuple) else v
+            elif s.kind in ("int", "log_int"):
+                out[pname] = trial.suggest_int(pname, int(s.low), int(s.high), log=s.kind == "log_int")
+            else:
+                out[pname] = trial.suggest_float(pname, float(s.low), float(s.high), log=s.kind == "log_uniform")
+        return out
+
+    def objective(trial: Any) -> float:
+        params = {**fixed, **suggest(trial)}
+        t0 = time.perf_counter()
+        try:
+            model = registry.create(name, **params)
+            model.fit(fit_part)
+            value = _metric_value(evaluate(model, fit_part, val_part, ev), metric)
+        except RecseekError:
+            value = math.nan
+        trials.append({"number": trial.number, "params": {k: params[k] for k in spaces}, "value": value,
+                       "seconds": time.perf_counter() - t0})
+        if not math.isfinite(value):
+            raise optuna.TrialPruned()
+        return value
+
+    study.optimize(objective, n_trials=int(tuning["trials"]), catch=())
+    done = [t for t in trials if math.isfinite(t["value"])]
+    if not done:
+        raise ParameterError(f"[tuning] {name}: none of the {len(trials)} trials trained successfully")
+    pick = min if direction == "minimize" else max
+    best = pick(done, key=lambda t: t["value"])
+    return {"metric": metric, "direction": direction, "best_params": dict(best["params"]),
+            "best_value": float(best["value"]), "trials": trials,
+            "validation": {"fit_records": int(fit_part.nnz), "validation_records": int(val_part.nnz)}}
+
+
+def best_so_far(trials: list[Mapping[str, Any]], direction: str) -> np.ndarray:
+    """The best validation value after each trial (NaN before the first successful one)."""
+    out = np.full(len(trials), np.nan)
+    best = math.nan
+    for j, t in enumerate(trials):
+        v = float(t["value"])
+        if math.isfinite(v) and (not math.isfinite(best) or (v < best if direction == "minimize" else v > best)):
+            best = v
+        out[j] = best
+    return out
