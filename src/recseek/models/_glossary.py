@@ -107,6 +107,19 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
                "rho * group mean + (1 - rho) * individual.",
         "group_size": "Users in a group: the user plus group_size - 1 others who chose the item.",
     },
+    "HybridText": {
+        "base": "Registry name of the collaborative factor model (scoring by u . v) trained underneath.",
+        "base_params": "Hyperparameters of the base model (a table; seed and verbose default to this model's).",
+        "blend_count": "Training interactions at which an item's factor and text scores weigh the same: "
+                       "w = n / (n + blend_count).",
+        "alpha": "Fold-in confidence 1 + alpha of an observed item (None: the base model's alpha, else 1).",
+        "foldin_reg": "L2 penalty of the fold-in solve for new users (None: the base model's reg, else 1).",
+        "text_columns": "item_data columns forming the item text (None: title, year, genres, tags, description, "
+                        "text where present).",
+        "encoder": "Text embedding: 'sentence' (a sentence-transformers model), 'hashing' or 'tfidf' (built in).",
+        "text_model": "Sentence-transformers folder or hub name for encoder='sentence' (None: the offline "
+                      "all-MiniLM-L6-v2).",
+    },
     "IALSPlusPlus": {
         "unobserved_weight": "alpha0, the weight of the all-pairs term pulling every score to 0.",
         "reg_exponent": "nu: 0 = plain L2, 1 = regularisation proportional to the row's weight mass.",
@@ -120,6 +133,15 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
     },
     "ItemKNNRanking": {
         "alpha": "Exponent of the asymmetric cosine: dot / (|a|^(2 alpha) |b|^(2 (1 - alpha))).",
+    },
+    "ItemTextKNN": {
+        "variant": "How the user's item text embeddings score an item: 'centroid' (cosine with their sum) or "
+                   "'max' (largest similarity to any of them).",
+        "text_columns": "item_data columns forming the item text (None: title, year, genres, tags, description, "
+                        "text where present).",
+        "encoder": "Text embedding: 'sentence' (a sentence-transformers model), 'hashing' or 'tfidf' (built in).",
+        "text_model": "Sentence-transformers folder or hub name for encoder='sentence' (None: the offline "
+                      "all-MiniLM-L6-v2).",
     },
     "UserKNNRanking": {
         "alpha": "Exponent of the asymmetric cosine: dot / (|a|^(2 alpha) |b|^(2 (1 - alpha))).",
@@ -146,17 +168,74 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
     "RankALS": {
         "support_weight": "Weight the items j of the pairwise loss by their popularity.",
     },
+    "RankCD": {
+        "alpha": "Confidence slope: an observed pair weighs 1 + alpha (every other pair 1).",
+    },
+    "RankVFCD": {
+        "alpha": "Confidence slope: an observed user-item or related item-item pair weighs 1 + alpha.",
+        "beta": "Weight of the item-item relation (functional) factorisation.",
+        "gamma": "Weight tying each item factor to its feature projection E^T f_i.",
+        "reg_feature": "Weight of the L2 penalty on the feature map E (the paper's lambda_E).",
+    },
     "RP3beta": {
         "alpha": "Exponent of the transition probabilities P(u | i)^alpha P(j | u)^alpha.",
         "beta": "Exponent of the popularity penalty 1 / pop_j^beta.",
         "normalize": "Re-normalise each kept row of the item-item matrix to sum to 1.",
     },
+    "RSTE": {
+        "alpha": "Weight of the user's own taste in the trust ensemble (1 - alpha: the trusted users').",
+        "init_range": "Initial factors are drawn uniformly from [0, init_range) (JStarCraft's start).",
+    },
     "SLIM": {
         "tol": "Coordinate descent stops when the largest change is below tol times the largest weight.",
         "positive": "Constrain the item-item weights to be non-negative.",
     },
+    "SocialMF": {
+        "reg_social": "Weight lambda_T of the trust-propagation term |u_u - sum_v T_uv u_v|^2.",
+        "init_range": "Initial factors are drawn uniformly from [0, init_range) (JStarCraft's start).",
+    },
+    "SoRec": {
+        "reg_social": "Weight lambda_C of the trust-reconstruction loss (g(u_u . z_v) - c*_uv)^2.",
+        "reg_trustee": "Weight of the L2 penalty on the trustee factors Z.",
+        "init_range": "Initial factors are drawn uniformly from [0, init_range) (JStarCraft's start).",
+    },
+    "SoReg": {
+        "beta": "Weight of the social regularisation sum sim(u, f) |u_u - u_f|^2.",
+        "init_range": "Initial factors are drawn uniformly from [-init_range / 2, init_range / 2).",
+    },
     "SVDPlusPlus": {
         "reg_implicit": "Weight of the L2 penalty on the implicit-feedback item factors y_j.",
+    },
+    "TextToCF": {
+        "base": "Registry name of the collaborative factor model (scoring by u . v) whose item factors the map "
+                "learns.",
+        "base_params": "Hyperparameters of the base model (a table; seed and verbose default to this model's).",
+        "mapping": "The text-embedding to item-factor map: 'ridge' (closed form) or 'mlp' (one ReLU hidden layer, "
+                   "Adam).",
+        "hidden": "Hidden units of the MLP map.",
+        "min_count": "Fewest training interactions of an item that keeps its own factors and trains the map; "
+                     "items with fewer get mapped factors.",
+        "alpha": "Fold-in confidence 1 + alpha of an observed item (None: the base model's alpha, else 1).",
+        "foldin_reg": "L2 penalty of the fold-in solve for new users (None: the base model's reg, else 1).",
+        "text_columns": "item_data columns forming the item text (None: title, year, genres, tags, description, "
+                        "text where present).",
+        "encoder": "Text embedding: 'sentence' (a sentence-transformers model), 'hashing' or 'tfidf' (built in).",
+        "text_model": "Sentence-transformers folder or hub name for encoder='sentence' (None: the offline "
+                      "all-MiniLM-L6-v2).",
+    },
+    "TrustMF": {
+        "reg_social": "Weight lambda_T of the trust loss (g(b_u . w_k) - t_uk)^2 in each view.",
+        "mode": "Which view predicts: 'both' (their synthesis), 'truster' or 'trustee'.",
+        "init_range": "Initial factors are drawn uniformly from [0, init_range) (JStarCraft's start).",
+    },
+    "TrustSVD": {
+        "reg_social": "Weight lambda_t of the trust term (w_v . p_u - t_uv)^2 and of its share of the |p_u|^2 "
+                      "penalty.",
+    },
+    "VBPR": {
+        "feature_factors": "K': length of the user feature-preference vector theta_u and of the projected "
+                           "item features E^T f_i.",
+        "reg_feature": "Weight of the L2 penalty on the feature projection E and the feature biases beta'.",
     },
     "WARPMF": {
         "margin": "Hinge margin a negative must violate: x_uj > x_ui - margin.",

@@ -1,0 +1,1 @@
+"""Content-based and hybrid models that read item side data (text, features)."""

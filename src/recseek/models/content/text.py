@@ -1,0 +1,691 @@
+"""Recommendation from item text embeddings: content KNN, text-to-factor maps, hybrids.
+
+Item texts (the ``text_columns`` of ``item_data``: titles, genres, descriptions, ...)
+are embedded by :class:`recseek.text.TextEncoder` -- by default the offline
+all-MiniLM-L6-v2 sentence model of dense search, or the built-in hashing / TF-IDF
+embeddings (``encoder="hashing"`` / ``"tfidf"``), which need no model file. Items
+without any text get a zero embedding and cannot be scored by text.
+
+- :class:`ItemTextKNN`: a user's items' embeddings score the catalogue (the centroid,
+  or the largest similarity to any of them).
+- :class:`TextToCF`: a trained factor model (WRMF, BPR, iALS++ ...) gives item factors;
+  a ridge or small-MLP map from text embeddings to those factors gives every item
+  without interactions (a cold item, or one added at run time with :meth:`add_items`)
+  factors of its own, so it is ranked with the warm items.
+- :class:`HybridText`: a factor model and text similarity blended per item by its
+  number of training interactions.
+
+Every model recommends for a user outside the training data from a few interactions
+(``recommend_new``) or from a text alone (``recommend_text``: "light comedies from the
+nineties").
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from ...data import Interactions
+from ...errors import DataError, ParameterError
+from ...text import ENCODERS, TextEncoder, item_texts
+from .._params import Choice, Float, Int, UsedWhen
+from .._topk import Ranking, topk
+from ..base import Array, Recommender, Scalar, Sparse, StateSpec, check_k
+from ..registry import register
+
+#: Bytes of the (profile item x candidate) similarity block of the max-similarity variant.
+_BLOCK_BYTES = 64 * 1024 * 1024
+
+
+# ---------------------------------------------------------------- parameter rules
+class _Columns:
+    def check(self, model: str, name: str, value: Any) -> None:
+        if value is None or (isinstance(value, str) and value):
+            return
+        if isinstance(value, list | tuple) and value and all(isinstance(c, str) and c for c in value):
+            return
+        raise ParameterError(f"{model}: {name} must be None (the usual text columns), a column name or a "
+                             f"non-empty list of column names, got {value!r}")
+
+
+class _OptionalPath:
+    def check(self, model: str, name: str, value: Any) -> None:
+        if value is None or (isinstance(value, str | os.PathLike) and os.fspath(value)):
+            return
+        raise ParameterError(f"{model}: {name} must be None (the offline default model) or a model folder or "
+                             f"hub name, got {value!r}")
+
+
+class _OptionalDict:
+    def check(self, model: str, name: str, value: Any) -> None:
+        if value is None or (isinstance(value, dict) and all(isinstance(k, str) for k in value)):
+            return
+        raise ParameterError(f"{model}: {name} must be None or a table of hyperparameters of the base model, "
+                             f"got {value!r}")
+
+
+_TEXT_RULES: dict[str, Any] = {"encoder": Choice(ENCODERS), "text_columns": _Columns(), "text_model": _OptionalPath()}
+
+
+# ---------------------------------------------------------------- shared text machinery
+class _TextModel(Recommender):
+    """Item text embeddings shared by the text models (not registered)."""
+
+    family = "content"
+    requires: ClassVar[tuple[str, ...]] = ("item_text",)
+    state: ClassVar[dict[str, StateSpec]] = {
+        "text_embeddings_": Array("float32", ("n_items", "dim")),
+        "has_text_": Array("bool", ("n_items",)),
+        "idf_": Array("float32", ("dim",), optional=True),
+    }
+
+    # ------------------------------------------------------------ encoding
+    def _encoder_object(self) -> TextEncoder:
+        enc = getattr(self, "_text_encoder", None)
+        if enc is None:
+            enc = TextEncoder(self.encoder, self.text_model, verbose=bool(getattr(self, "verbose", False)),
+                              idf=getattr(self, "idf_", None))
+            self._text_encoder = enc
+        return enc
+
+    def _embed_catalogue(self, train: Interactions) -> None:
+        self._text_encoder = None
+        self.__dict__.pop("idf_", None)
+        texts = item_texts(train, self.text_columns, self.display_name)
+        if not any(t.strip() for t in texts):
+            raise DataError(f"{self.display_name}: no item has any text in the columns it reads")
+        enc = self._encoder_object()
+        enc.fit([t for t in texts if t.strip()])
+        emb = enc.encode(texts)
+        self.text_embeddings_ = np.ascontiguousarray(emb, dtype=np.float32)
+        self.has_text_ = np.linalg.norm(emb, axis=1) > 0
+        if enc.idf is not None:
+            self.idf_ = np.asarray(enc.idf, dtype=np.float32)
+
+    def embed_texts(self, texts: Sequence[str] | str, *, query: bool = True) -> np.ndarray:
+        """Embeddings (n, dim) of ``texts`` with the encoder the model was trained with."""
+        self._check_fitted()
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        for j, t in enumerate(texts):
+            if not isinstance(t, str) or not t.strip():
+                raise DataError(f"{self.display_name}: text {j} is empty or not a string")
+        emb = self._encoder_object().encode(texts, query=query)
+        if emb.shape[1] != self.text_embeddings_.shape[1]:
+            raise DataError(f"{self.display_name}: the encoder gives {emb.shape[1]} dimensions but the model was "
+                            f"trained with {self.text_embeddings_.shape[1]}")
+        return emb
+
+    # ------------------------------------------------------------ text queries
+    def _score_query(self, q: np.ndarray) -> np.ndarray:
+        """Scores (n_queries, n_items) of users described by query embeddings ``q``."""
+        s = q @ self.text_embeddings_.T
+        s[:, ~self.has_text_] = np.nan
+        return s
+
+    def score_text(self, queries: Sequence[str] | str) -> np.ndarray:
+        """Scores (n_queries, n_items) for users described only by text."""
+        return np.asarray(self._score_query(self.embed_texts(queries, query=True)), dtype=np.float32)
+
+    def recommend_text(self, queries: Sequence[str] | str, k: int = 10) -> Ranking:
+        """Top-``k`` items (indices) for each user described only by a text."""
+        k = check_k(k, "k")
+        return topk(self.score_text(queries), k)
+
+    # ------------------------------------------------------------ new items at run time
+    def add_items(self, ids: Sequence[Any], texts: Sequence[str]) -> np.ndarray:
+        """Add items known only by their text; returns their new indices.
+
+        The items have no interactions; each model scores them from the text (TextToCF
+        through the mapped factors). ``ids`` must be new raw item ids.
+        """
+        self._check_fitted()
+        ids = list(ids)
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if len(ids) != len(texts):
+            raise ParameterError(f"{self.display_name}.add_items: {len(ids)} ids but {len(texts)} texts")
+        if not ids:
+            return np.zeros(0, dtype=np.int64)
+        known = self.items_.indices(ids, missing="negative")
+        if (known >= 0).any():
+            raise DataError(f"{self.display_name}.add_items: item {ids[int(np.flatnonzero(known >= 0)[0])]!r} "
+                            "is already known")
+        if len({str(i) for i in ids}) != len(ids):
+            raise DataError(f"{self.display_name}.add_items: an item id appears twice")
+        emb = self.embed_texts(texts, query=False)
+        items = self.items_.extend(ids)
+        if len(items) != self.n_items_ + len(ids):
+            raise DataError(f"{self.display_name}.add_items: the ids could not all be added")
+        m = len(ids)
+        self._grow_items(emb)
+        self.text_embeddings_ = np.vstack([self.text_embeddings_, emb]).astype(np.float32)
+        self.has_text_ = np.concatenate([self.has_text_, np.linalg.norm(emb, axis=1) > 0])
+        for name in ("seen_", "profile_"):
+            mat = getattr(self, name, None)
+            if mat is not None:
+                setattr(self, name, sp.csr_array((mat.data, mat.indices, mat.indptr),
+                                                 shape=(mat.shape[0], mat.shape[1] + m)))
+        self.items_ = items
+        self.n_items_ += m
+        return np.arange(self.n_items_ - m, self.n_items_, dtype=np.int64)
+
+    def _grow_items(self, emb: np.ndarray) -> None:
+        """Extend the model's own per-item state for new items with embeddings ``emb``."""
+
+    def item_vectors(self) -> np.ndarray:
+        self._check_fitted()
+        return self.text_embeddings_
+
+
+def _binary_profile(train: Interactions) -> sp.csr_array:
+    m = train.matrix
+    return sp.csr_array((np.ones(m.nnz, dtype=np.float32), m.indices.copy(), m.indptr.copy()), shape=train.shape)
+
+
+def _centroid_scores(profile: sp.csr_array, emb: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Cosine of each profile row's mean embedding with ``emb[cols]``."""
+    c = np.asarray(profile @ emb, dtype=np.float32)
+    norms = np.linalg.norm(c, axis=1, keepdims=True)
+    c = c / np.maximum(norms, 1e-12)
+    return c @ emb[cols].T
+
+
+def _max_scores(profile: sp.csr_array, emb: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Per profile row, the largest similarity of each ``emb[cols]`` to any profile item.
+
+    Vectorised per block of rows: the similarity rows of all (row, profile item) pairs of
+    the block, then ``np.maximum.reduceat`` over each row's pairs.
+    """
+    target = emb[cols]
+    n, n_cols = profile.shape[0], target.shape[0]
+    out = np.zeros((n, n_cols), dtype=np.float32)
+    counts = np.diff(profile.indptr)
+    per_pair = max(1, 4 * n_cols)
+    limit = max(1, _BLOCK_BYTES // per_pair)
+    start = 0
+    while start < n:
+        # grow the block while its pairs fit (always at least one row)
+        csum = np.cumsum(counts[start:])
+        end = start + max(1, int(np.searchsorted(csum, limit, side="right")))
+        lo, hi = int(profile.indptr[start]), int(profile.indptr[end])
+        if hi > lo:
+            sims = emb[profile.indices[lo:hi]] @ target.T
+            rows = np.arange(start, end)
+            nonempty = rows[counts[start:end] > 0]
+            offsets = profile.indptr[nonempty] - lo
+            out[nonempty] = np.maximum.reduceat(sims, offsets, axis=0)
+        start = end
+    return out
+
+
+# ---------------------------------------------------------------- ItemTextKNN
+@register
+class ItemTextKNN(_TextModel):
+    """Content-based recommendation from the text embeddings of the user's items.
+
+    Lops, de Gemmis & Semeraro, "Content-based Recommender Systems: State of the Art
+    and Trends", Recommender Systems Handbook 2011 (the profile-centroid and
+    nearest-item content recommenders); the embeddings are Sentence-BERT's (Reimers &
+    Gurevych, EMNLP 2019) or hashed TF-IDF bags of words.
+
+    With ``e_i`` the L2-normalised text embedding of item ``i`` and ``I_u`` the items of
+    user ``u`` in training (every stored interaction counts once):
+
+    - ``variant="centroid"``: ``score(u, j) = cos(sum_{i in I_u} e_i, e_j)``;
+    - ``variant="max"``: ``score(u, j) = max_{i in I_u} e_i . e_j`` (the nearest item).
+
+    Items without text score NaN; a user without items scores 0 everywhere. Nothing is
+    learned beyond the embeddings, so any item with text -- cold or added at run time
+    with :meth:`add_items` -- is ranked at once.
+
+    Parameters
+    ----------
+    variant : {"centroid", "max"}
+        How a user's item embeddings are combined.
+    text_columns : str or list of str, optional
+        ``item_data`` columns forming the item text (joined by ". "); None: those of
+        ``title, year, genres, tags, description, text`` that exist.
+    encoder : {"sentence", "hashing", "tfidf"}
+        The text embedding (see :mod:`recseek.text`); "sentence" is the default
+        all-MiniLM-L6-v2 model (or ``text_model``).
+    text_model : str, optional
+        A sentence-transformers folder or hub name for ``encoder="sentence"``.
+    verbose : bool
+        Progress bar while embedding the item texts.
+
+    Learned state: ``text_embeddings_`` (n_items, dim) float32, ``has_text_``
+    (n_items,) bool, ``profile_`` (n_users, n_items) the binary training matrix, and
+    ``idf_`` (dim,) for ``encoder="tfidf"``.
+    """
+
+    name = "ItemTextKNN"
+    paper = ("P. Lops, M. de Gemmis, G. Semeraro: Content-based Recommender Systems: State of the Art and Trends, "
+             "Recommender Systems Handbook, Springer 2011; N. Reimers, I. Gurevych: Sentence-BERT: Sentence "
+             "Embeddings using Siamese BERT-Networks, EMNLP 2019")
+    rules = {**_TEXT_RULES, "variant": Choice(("centroid", "max"))}
+    test_params = {"encoder": "hashing"}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "profile_": Sparse(("n_users", "n_items"), "float32", nnz="n_profile"),
+    }
+
+    def __init__(self, variant: str = "centroid", text_columns: str | list[str] | None = None,
+                 encoder: str = "sentence", text_model: str | None = None, verbose: bool = False) -> None:
+        self.variant = variant
+        self.text_columns = text_columns
+        self.encoder = encoder
+        self.text_model = text_model
+        self.verbose = verbose
+
+    def _fit(self, train: Interactions) -> None:
+        self._embed_catalogue(train)
+        self.profile_ = _binary_profile(train)
+
+    def _scores_from(self, profile: sp.csr_array, items: np.ndarray | None) -> np.ndarray:
+        cols = np.arange(self.n_items_) if items is None else np.asarray(items, dtype=np.int64)
+        emb = self.text_embeddings_
+        s = _centroid_scores(profile, emb, cols) if self.variant == "centroid" else _max_scores(profile, emb, cols)
+        s = np.asarray(s, dtype=np.float32)
+        s[:, ~self.has_text_[cols]] = np.nan
+        return s
+
+    def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        return self._scores_from(sp.csr_array(self.profile_[users]), items)
+
+    def _score_new(self, rows: sp.csr_array) -> np.ndarray:
+        rows = sp.csr_array(rows)
+        binary = sp.csr_array((np.ones(rows.nnz, dtype=np.float32), rows.indices, rows.indptr), shape=rows.shape)
+        return self._scores_from(binary, None)
+
+
+# ---------------------------------------------------------------- factor models underneath
+class _FactorBacked(_TextModel):
+    """A trained factor model's user and item factors, with ALS fold-in (not registered)."""
+
+    state: ClassVar[dict[str, StateSpec]] = {
+        "user_factors_": Array("float32", ("n_users", "rank")),
+        "item_factors_": Array("float32", ("n_items", "rank")),
+        "item_counts_": Array("int64", ("n_items",)),
+        "foldin_alpha_": Scalar(float),
+        "foldin_reg_": Scalar(float),
+    }
+
+    def _fit_base(self, train: Interactions) -> None:
+        from .. import registry
+
+        params = dict(self.base_params or {})
+        cls = registry.get(self.base)
+        if "item_text" in getattr(cls, "requires", ()):
+            raise ParameterError(f"{self.display_name}: base must be a collaborative factor model, not {cls.name}")
+        names = cls.param_names()
+        for key, value in (("seed", self.seed), ("verbose", self.verbose)):
+            if key in names:
+                params.setdefault(key, value)
+        model = registry.create(self.base, **params)
+        model.fit(train)
+        try:
+            u = np.ascontiguousarray(model.user_vectors(), dtype=np.float32)
+            v = np.ascontiguousarray(model.item_vectors(), dtype=np.float32)
+        except Exception as e:  # noqa: BLE001 - any model without vectors is refused the same way
+            raise ParameterError(f"{self.display_name}: base {cls.name} has no user and item factors ({e})") from None
+        probe = np.arange(min(8, train.n_users))
+        direct = u[probe] @ v.T
+        scored = np.asarray(model.score(probe), dtype=np.float32)
+        scale = float(np.abs(direct).max()) + 1e-6
+        if u.shape[1] != v.shape[1] or not np.allclose(np.nan_to_num(scored), direct, rtol=1e-3, atol=1e-4 * scale):
+            raise ParameterError(f"{self.display_name}: base {cls.name} does not score by the dot product of its "
+                                 "user and item factors; use WRMF, BPR, IALSPlusPlus or another such model")
+        self.user_factors_ = u
+        self.item_factors_ = v
+        self.item_counts_ = np.bincount(train.matrix.indices, minlength=train.n_items).astype(np.int64)
+        used = model.get_params()
+        self.foldin_alpha_ = float(self.alpha if self.alpha is not None else _number(used.get("alpha"), 1.0))
+        self.foldin_reg_ = float(self.foldin_reg if self.foldin_reg is not None else _number(used.get("reg"), 1.0))
+
+    def _fold_in(self, rows: sp.csr_array, extra: np.ndarray | None = None) -> np.ndarray:
+        """User factors minimising the WRMF objective over ``rows`` with the item factors fixed:
+        ``(V^T V + alpha V_I^T V_I + reg I)^-1 (1 + alpha) V_I^T 1``.
+
+        ``extra`` (m, rank) adds pseudo-items (a text query mapped to factors): row ``r``
+        of ``rows`` may then hold column ``n_items + j`` for pseudo-item ``j``.
+        """
+        from ..factorization._implicit_kernels import solve_rows
+
+        v = self.item_factors_ if extra is None else np.vstack([self.item_factors_, extra]).astype(np.float32)
+        rows = sp.csr_array(rows)
+        vals = np.asarray(rows.data, dtype=np.float32)
+        if vals.size and vals.min() < 0:
+            raise DataError(f"{self.display_name}: interaction values must be non-negative")
+        vals = np.where(vals > 0, 1.0, 0.0).astype(np.float32)
+        a = np.float32(self.foldin_alpha_)
+        base = (self.item_factors_.T.astype(np.float64) @ self.item_factors_.astype(np.float64))
+        base[np.diag_indices_from(base)] += self.foldin_reg_
+        out = np.zeros((rows.shape[0], v.shape[1]), dtype=np.float32)
+        if rows.shape[0]:
+            solve_rows(np.asarray(rows.indptr, np.int64), np.asarray(rows.indices, np.int32), a * vals,
+                       (1 + a) * vals, v, base.astype(np.float32), np.zeros(rows.shape[0], dtype=np.float32),
+                       np.arange(rows.shape[0], dtype=np.int64), out)
+        return out
+
+    def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        v = self.item_factors_ if items is None else self.item_factors_[items]
+        return self.user_factors_[users] @ v.T
+
+    def user_vectors(self) -> np.ndarray:
+        self._check_fitted()
+        return self.user_factors_
+
+
+def _number(value: Any, default: float) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, reg: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, b)`` minimising ``||x W + b - y||^2 + reg ||W||^2`` (the bias is not penalised)."""
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    mx, my = x64.mean(axis=0), y64.mean(axis=0)
+    xc, yc = x64 - mx, y64 - my
+    gram = xc.T @ xc
+    gram[np.diag_indices_from(gram)] += reg
+    w = np.linalg.solve(gram, xc.T @ yc) if reg > 0 else np.linalg.lstsq(xc, yc, rcond=None)[0]
+    return w.astype(np.float32), (my - mx @ w).astype(np.float32)
+
+
+def mlp_loss_grad(params: list[np.ndarray], x: np.ndarray, y: np.ndarray, reg: float) -> tuple[float, list[np.ndarray]]:
+    """Loss and gradients of the one-hidden-layer ReLU map ``relu(x W1 + b1) W2 + b2``.
+
+    ``L = sum_i ||yhat_i - y_i||^2 / n + reg (||W1||^2 + ||W2||^2) / n`` (per-item mean,
+    so ``reg`` weighs like the ridge penalty relative to the data term).
+    """
+    w1, b1, w2, b2 = params
+    n = max(1, x.shape[0])
+    pre = x @ w1 + b1
+    h = np.maximum(pre, 0.0)
+    err = h @ w2 + b2 - y
+    loss = float((err * err).sum() / n + reg * ((w1 * w1).sum() + (w2 * w2).sum()) / n)
+    g_out = 2.0 * err / n
+    g_w2 = h.T @ g_out + 2.0 * reg * w2 / n
+    g_b2 = g_out.sum(axis=0)
+    g_h = (g_out @ w2.T) * (pre > 0)
+    g_w1 = x.T @ g_h + 2.0 * reg * w1 / n
+    g_b1 = g_h.sum(axis=0)
+    return loss, [g_w1, g_b1, g_w2, g_b2]
+
+
+@register
+class TextToCF(_FactorBacked):
+    """Cold-start factors from item text: a map from text embeddings to a factor model's items.
+
+    Gantner, Drumond, Freudenthaler, Rendle & Schmidt-Thieme, "Learning Attribute-to-
+    Feature Mappings for Cold-Start Recommendations", ICDM 2010; Barkan, Koenigstein,
+    Yogev & Katz, "CB2CF: A Neural Multiview Content-to-Collaborative Filtering Model
+    for Completely Cold Item Recommendations", RecSys 2019; the dropout-free half of
+    Volkovs, Yu & Poutanen, "DropoutNet", NeurIPS 2017.
+
+    A factor model ``base`` (WRMF by default) is trained on the interactions, giving
+    user factors ``U`` (n_users, r) and item factors ``V`` (n_items, r). A map ``f``
+    from an item's text embedding ``e`` (dim,) to factors is fitted on the items with at
+    least ``min_count`` training interactions:
+
+    - ``mapping="ridge"``: ``f(e) = e W + b``, minimising
+      ``sum_i ||e_i W + b - v_i||^2 + reg ||W||^2`` (closed form; ``b`` unpenalised);
+    - ``mapping="mlp"``: ``f(e) = relu(e W1 + b1) W2 + b2`` with ``hidden`` units,
+      minimising ``(sum_i ||f(e_i) - v_i||^2 + reg (||W1||^2 + ||W2||^2)) / n`` by
+      full-batch Adam (``epochs`` steps of ``learning_rate``).
+
+    Items with fewer than ``min_count`` interactions (and text) take ``f(e_i)`` as their
+    factors; scores are ``u . v``. A new user's factors come from the WRMF objective
+    with the item factors fixed (``recommend_new``); a text-only user is folded in with
+    the text mapped to a pseudo-item (``recommend_text``).
+
+    Parameters
+    ----------
+    base : str
+        Registry name of the factor model (it must score by ``u . v``).
+    base_params : dict, optional
+        Its hyperparameters (``seed`` and ``verbose`` default to this model's).
+    mapping : {"ridge", "mlp"}
+        The text-to-factor map.
+    reg : float
+        L2 penalty of the map's weights.
+    hidden : int
+        Hidden units of the MLP map.
+    epochs, learning_rate : int, float
+        Adam steps and step size of the MLP map (unused by ridge).
+    min_count : int
+        Fewest training interactions of an item whose own factors are kept (and that
+        trains the map).
+    alpha : float, optional
+        Fold-in confidence ``1 + alpha`` of an observed item; None: the base model's
+        ``alpha`` (1 when it has none).
+    foldin_reg : float, optional
+        Fold-in L2 penalty; None: the base model's ``reg`` (1 when it has none).
+    text_columns, encoder, text_model : see :class:`ItemTextKNN`.
+    seed : int
+        Seed of the MLP initialisation (and the base model's default seed).
+    verbose : bool
+        Progress bars (embedding, the base model, the MLP steps with their loss).
+
+    Learned state: ``user_factors_`` (n_users, r), ``item_factors_`` (n_items, r),
+    ``cf_known_`` (n_items,) bool (the item kept its own factors), ``map_weights_``
+    (dim or hidden, r), ``map_bias_`` (r,), for the MLP ``map_hidden_weights_``
+    (dim, hidden) and ``map_hidden_bias_`` (hidden,), plus the text embeddings.
+    """
+
+    name = "TextToCF"
+    paper = ("Z. Gantner, L. Drumond, C. Freudenthaler, S. Rendle, L. Schmidt-Thieme: Learning Attribute-to-Feature "
+             "Mappings for Cold-Start Recommendations, ICDM 2010; O. Barkan, N. Koenigstein, E. Yogev, O. Katz: "
+             "CB2CF: A Neural Multiview Content-to-Collaborative Filtering Model for Completely Cold Item "
+             "Recommendations, RecSys 2019")
+    rules = {**_TEXT_RULES, "mapping": Choice(("ridge", "mlp")), "base_params": _OptionalDict(),
+             "hidden": UsedWhen("mapping", ("mlp",), Int(lo=1)), "epochs": UsedWhen("mapping", ("mlp",), Int(lo=1)),
+             "learning_rate": UsedWhen("mapping", ("mlp",), Float(lo=0.0, lo_open=True)), "min_count": Int(lo=1), "alpha": Float(lo=0.0, none_ok=True),
+             "foldin_reg": Float(lo=0.0, none_ok=True)}
+    test_params = {"encoder": "hashing", "base_params": {"factors": 8, "epochs": 5}}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "cf_known_": Array("bool", ("n_items",)),
+        "map_weights_": Array("float32", ("map_in", "rank")),
+        "map_bias_": Array("float32", ("rank",)),
+        "map_hidden_weights_": Array("float32", ("dim", "hidden"), optional=True),
+        "map_hidden_bias_": Array("float32", ("hidden",), optional=True),
+    }
+
+    def __init__(self, base: str = "WRMF", base_params: dict[str, Any] | None = None, mapping: str = "ridge",
+                 reg: float = 1.0, hidden: int = 256, epochs: int = 300, learning_rate: float = 0.01,
+                 min_count: int = 1, alpha: float | None = None, foldin_reg: float | None = None,
+                 text_columns: str | list[str] | None = None, encoder: str = "sentence",
+                 text_model: str | None = None, seed: int = 0, verbose: bool = False) -> None:
+        self.base = base
+        self.base_params = base_params
+        self.mapping = mapping
+        self.reg = reg
+        self.hidden = hidden
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.min_count = min_count
+        self.alpha = alpha
+        self.foldin_reg = foldin_reg
+        self.text_columns = text_columns
+        self.encoder = encoder
+        self.text_model = text_model
+        self.seed = seed
+        self.verbose = verbose
+
+    # ------------------------------------------------------------ training
+    def _fit(self, train: Interactions) -> None:
+        self._embed_catalogue(train)
+        self._fit_base(train)
+        warm = (self.item_counts_ >= int(self.min_count)) & self.has_text_
+        if warm.sum() < 2:
+            raise DataError(f"{self.display_name}: fewer than two items have text and at least "
+                            f"min_count={self.min_count} interactions; the map cannot be fitted")
+        for name in ("map_hidden_weights_", "map_hidden_bias_"):
+            self.__dict__.pop(name, None)
+        x, y = self.text_embeddings_[warm], self.item_factors_[warm]
+        if self.mapping == "ridge":
+            self.map_weights_, self.map_bias_ = _ridge(x, y, float(self.reg))
+        else:
+            self._fit_mlp(x, y)
+        self.cf_known_ = self.item_counts_ >= int(self.min_count)
+        cold = ~self.cf_known_ & self.has_text_
+        if cold.any():
+            self.item_factors_[cold] = self.map_text(self.text_embeddings_[cold])
+
+    def _fit_mlp(self, x: np.ndarray, y: np.ndarray) -> None:
+        rng = np.random.default_rng(self.seed)
+        d, r, h = x.shape[1], y.shape[1], int(self.hidden)
+        params = [
+            (rng.standard_normal((d, h)) * np.sqrt(2.0 / d)).astype(np.float32),
+            np.zeros(h, dtype=np.float32),
+            (rng.standard_normal((h, r)) * np.sqrt(1.0 / h)).astype(np.float32),
+            y.mean(axis=0).astype(np.float32),
+        ]
+        m = [np.zeros_like(p) for p in params]
+        v = [np.zeros_like(p) for p in params]
+        b1, b2, eps, lr = 0.9, 0.999, 1e-8, float(self.learning_rate)
+        bar = self._progress(range(int(self.epochs)), total=int(self.epochs), desc=f"{self.display_name} map")
+        for t in bar:
+            loss, grads = mlp_loss_grad(params, x, y, float(self.reg))
+            if not np.isfinite(loss):
+                self._check_finite(t, np.asarray([loss]))
+            for j, g in enumerate(grads):
+                m[j] = b1 * m[j] + (1 - b1) * g
+                v[j] = b2 * v[j] + (1 - b2) * g * g
+                mh = m[j] / (1 - b1 ** (t + 1))
+                vh = v[j] / (1 - b2 ** (t + 1))
+                params[j] = (params[j] - lr * mh / (np.sqrt(vh) + eps)).astype(np.float32)
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{loss:.4g}")
+        self._check_finite(int(self.epochs), *params)
+        self.map_hidden_weights_, self.map_hidden_bias_, self.map_weights_, self.map_bias_ = params
+
+    # ------------------------------------------------------------ the map
+    def map_text(self, emb: np.ndarray) -> np.ndarray:
+        """Factors (n, r) the map gives to text embeddings ``emb`` (n, dim)."""
+        self._check_fitted()
+        e = np.asarray(emb, dtype=np.float32)
+        if getattr(self, "map_hidden_weights_", None) is not None:
+            e = np.maximum(e @ self.map_hidden_weights_ + self.map_hidden_bias_, 0.0)
+        return np.ascontiguousarray(e @ self.map_weights_ + self.map_bias_, dtype=np.float32)
+
+    def _grow_items(self, emb: np.ndarray) -> None:
+        self.item_factors_ = np.vstack([self.item_factors_, self.map_text(emb)]).astype(np.float32)
+        self.item_counts_ = np.concatenate([self.item_counts_, np.zeros(len(emb), dtype=np.int64)])
+        self.cf_known_ = np.concatenate([self.cf_known_, np.zeros(len(emb), dtype=bool)])
+
+    # ------------------------------------------------------------ new users
+    def _score_new(self, rows: sp.csr_array) -> np.ndarray:
+        return self._fold_in(rows) @ self.item_factors_.T
+
+    def _score_query(self, q: np.ndarray) -> np.ndarray:
+        n = q.shape[0]
+        rows = sp.csr_array((np.ones(n, dtype=np.float32), np.arange(self.n_items_, self.n_items_ + n),
+                             np.arange(n + 1)), shape=(n, self.n_items_ + n))
+        return self._fold_in(rows, extra=self.map_text(q)) @ self.item_factors_.T
+
+
+@register
+class HybridText(_FactorBacked):
+    """A factor model and text similarity blended per item by its interaction count.
+
+    Burke, "Hybrid Recommender Systems: Survey and Experiments", UMUAI 12(4), 2002
+    (weighted hybrid); the per-item weight follows the count-based shrinkage of
+    Koren, "Factorization meets the neighborhood", KDD 2008.
+
+    For user ``u`` and item ``j``: ``cf(u, j) = u . v_j`` of the factor model ``base``
+    and ``txt(u, j) = cos(sum_{i in I_u} e_i, e_j)`` (ItemTextKNN's centroid), each
+    standardised over the items of the user's row (``z``: minus the row mean, divided
+    by the row standard deviation), then
+
+    ``score(u, j) = w_j z(cf)(u, j) + (1 - w_j) z(txt)(u, j)``,
+    ``w_j = n_j / (n_j + blend_count)``
+
+    with ``n_j`` the item's training interactions: popular items are ranked by
+    collaborative filtering, cold ones by text. Items without text use ``w_j = 1``.
+
+    Parameters
+    ----------
+    base, base_params, alpha, foldin_reg : see :class:`TextToCF`.
+    blend_count : float
+        Interactions at which an item's two parts weigh the same.
+    text_columns, encoder, text_model : see :class:`ItemTextKNN`.
+    seed, verbose : the base model's defaults; ``verbose`` also shows embedding progress.
+
+    Learned state: the base model's ``user_factors_`` / ``item_factors_``,
+    ``item_counts_``, the binary ``profile_`` and the text embeddings.
+    """
+
+    name = "HybridText"
+    paper = ("R. Burke: Hybrid Recommender Systems: Survey and Experiments, User Modeling and User-Adapted "
+             "Interaction 12(4), 2002; Y. Koren: Factorization Meets the Neighborhood, KDD 2008")
+    rules = {**_TEXT_RULES, "base_params": _OptionalDict(), "blend_count": Float(lo=0.0),
+             "alpha": Float(lo=0.0, none_ok=True), "foldin_reg": Float(lo=0.0, none_ok=True)}
+    test_params = {"encoder": "hashing", "base_params": {"factors": 8, "epochs": 5}}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "profile_": Sparse(("n_users", "n_items"), "float32", nnz="n_profile"),
+    }
+
+    def __init__(self, base: str = "WRMF", base_params: dict[str, Any] | None = None, blend_count: float = 10.0,
+                 alpha: float | None = None, foldin_reg: float | None = None,
+                 text_columns: str | list[str] | None = None, encoder: str = "sentence",
+                 text_model: str | None = None, seed: int = 0, verbose: bool = False) -> None:
+        self.base = base
+        self.base_params = base_params
+        self.blend_count = blend_count
+        self.alpha = alpha
+        self.foldin_reg = foldin_reg
+        self.text_columns = text_columns
+        self.encoder = encoder
+        self.text_model = text_model
+        self.seed = seed
+        self.verbose = verbose
+
+    def _fit(self, train: Interactions) -> None:
+        self._embed_catalogue(train)
+        self._fit_base(train)
+        self.profile_ = _binary_profile(train)
+
+    def _grow_items(self, emb: np.ndarray) -> None:
+        self.item_factors_ = np.vstack([self.item_factors_, np.zeros((len(emb), self.item_factors_.shape[1]),
+                                                                     dtype=np.float32)])
+        self.item_counts_ = np.concatenate([self.item_counts_, np.zeros(len(emb), dtype=np.int64)])
+
+    def _weights(self) -> np.ndarray:
+        n = self.item_counts_.astype(np.float64)
+        w = n / np.maximum(n + float(self.blend_count), 1e-12)
+        return np.where(self.has_text_, w, 1.0).astype(np.float32)
+
+    def _blend(self, cf: np.ndarray, txt: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        s = self._weights()[None, :] * _standardise(cf) + (1 - self._weights()[None, :]) * _standardise(txt)
+        s = s.astype(np.float32)
+        return s if items is None else s[:, items]
+
+    def _text_part(self, profile: sp.csr_array) -> np.ndarray:
+        txt = _centroid_scores(profile, self.text_embeddings_, np.arange(self.n_items_))
+        return np.where(self.has_text_[None, :], txt, 0.0)
+
+    def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        cf = self.user_factors_[users] @ self.item_factors_.T
+        return self._blend(cf, self._text_part(sp.csr_array(self.profile_[users])), items)
+
+    def _score_new(self, rows: sp.csr_array) -> np.ndarray:
+        rows = sp.csr_array(rows)
+        binary = sp.csr_array((np.ones(rows.nnz, dtype=np.float32), rows.indices, rows.indptr), shape=rows.shape)
+        cf = self._fold_in(rows) @ self.item_factors_.T
+        return self._blend(cf, self._text_part(binary), None)
+
+    def _score_query(self, q: np.ndarray) -> np.ndarray:
+        # a text-only user has no interactions: the text part alone ranks (w = 0 for every item)
+        return np.where(self.has_text_[None, :], q @ self.text_embeddings_.T, np.nan)
+
+
+def _standardise(s: np.ndarray) -> np.ndarray:
+    s = np.asarray(s, dtype=np.float64)
+    mean = s.mean(axis=1, keepdims=True)
+    sd = s.std(axis=1, keepdims=True)
+    return (s - mean) / np.where(sd > 1e-12, sd, 1.0)
+
+
+__all__ = ["HybridText", "ItemTextKNN", "TextToCF", "mlp_loss_grad"]
