@@ -53,6 +53,7 @@ from ._movielens import read_movielens
 from ._poi import read_checkins, read_locations
 from ._recbole import read_recbole
 from ._reviews import read_reviews
+from ._social import read_trust
 from ._table import read_table
 from ._text import plain_suffix
 
