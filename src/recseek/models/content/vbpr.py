@@ -164,7 +164,7 @@ class VBPR(Recommender):
         learning_rate: float = 0.05,
         reg: float = 0.01,
         reg_bias: float = 0.01,
-        reg_feature: float = 0.001,
+        reg_feature: float = 0.01,
         sampling: str = "interaction",
         samples_per_epoch: int | None = None,
         init_std: float = 0.1,
