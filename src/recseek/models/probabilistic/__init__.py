@@ -1,0 +1,1 @@
+"""Probabilistic and topic models (graphical models over users, items and ratings)."""
