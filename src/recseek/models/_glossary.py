@@ -223,6 +223,11 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "text_model": "Sentence-transformers folder or hub name for encoder='sentence' (None: the offline "
                       "all-MiniLM-L6-v2).",
     },
+    "TimeSVD": {
+        "beta": "Exponent of the time deviation dev_u(t) = sign(t - t_u) |t - t_u|^beta.",
+        "bins": "Equal time spans of the item bias b_(i,Bin(t)).",
+        "day_length": "Timestamp units per day (86400 for Unix seconds).",
+    },
     "TrustMF": {
         "reg_social": "Weight lambda_T of the trust loss (g(b_u . w_k) - t_uk)^2 in each view.",
         "mode": "Which view predicts: 'both' (their synthesis), 'truster' or 'trustee'.",

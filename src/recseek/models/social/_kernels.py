@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ..._numba import hogwild, njit, pnjit, prange
+from ..ranking._kernels import _below, _contains, _next
 
 
 @njit
@@ -208,3 +209,91 @@ def trustsvd_epoch(user_order, indptr, indices, ratings, inner_order, t_indptr, 
                                    ratings, inner_order, t_indptr, t_indices, t_values, p, q, y, w, bu, bi, mu,
                                    lr, reg, reg_social, item_w, trustee_w)
     return losses.sum()
+
+
+@hogwild(fastmath=True, error_model="numpy")
+def sbpr_epoch(U, V, b, indptr, indices, s_indptr, s_indices, s_counts, active, n_samples, lr, reg_u, reg_i, reg_b,
+               seeds):  # pragma: no cover - numba
+    """One epoch of SBPR stochastic gradient ascent; returns the number of updates.
+
+    A user is drawn uniformly from ``active``, then a positive ``i`` of the user; when the
+    user has social items (rows of ``s_indptr``/``s_indices``: items their friends took
+    that they did not, ``s_counts`` friends each) one of them ``k`` is drawn and a
+    negative ``j`` outside both sets, and ``ln sigmoid((x_ui - x_uk) / (1 + s_uk)) +
+    ln sigmoid(x_uk - x_uj)`` takes a step; otherwise the BPR pair ``(i, j)`` does.
+    """
+    n_chunks = seeds.shape[0]
+    n_items = V.shape[0]
+    k = U.shape[1]
+    per = (n_samples + n_chunks - 1) // n_chunks
+    done = np.zeros(n_chunks, dtype=np.int64)
+    n_active = active.shape[0]
+    one = np.float32(1.0)
+    for c in prange(n_chunks):
+        x = seeds[c]
+        start = c * per
+        stop = min(n_samples, start + per)
+        updates = 0
+        for _ in range(start, stop):
+            x = _next(x)
+            u = active[_below(x, n_active)]
+            lo = indptr[u]
+            cnt = indptr[u + 1] - lo
+            x = _next(x)
+            i = indices[lo + _below(x, cnt)]
+            slo = s_indptr[u]
+            scnt = s_indptr[u + 1] - slo
+            if cnt + scnt >= n_items:
+                continue
+            j = -1
+            for _try in range(64):
+                x = _next(x)
+                cand = _below(x, n_items)
+                if not _contains(indices, lo, lo + cnt, cand) and not _contains(s_indices, slo, slo + scnt, cand):
+                    j = cand
+                    break
+            if j < 0:
+                continue
+            updates += 1
+            if scnt > 0:
+                x = _next(x)
+                pos = slo + _below(x, scnt)
+                kk = s_indices[pos]
+                w = one / (one + np.float32(s_counts[pos]))
+                xi = b[i]
+                xk = b[kk]
+                xj = b[j]
+                for f in range(k):
+                    xi += U[u, f] * V[i, f]
+                    xk += U[u, f] * V[kk, f]
+                    xj += U[u, f] * V[j, f]
+                g1 = np.float32(_sigmoid(-(xi - xk) * w))
+                g2 = np.float32(_sigmoid(-(xk - xj)))
+                b[i] += lr * (g1 * w - reg_b * b[i])
+                b[kk] += lr * (g2 - g1 * w - reg_b * b[kk])
+                b[j] += lr * (-g2 - reg_b * b[j])
+                for f in range(k):
+                    pu = U[u, f]
+                    qi = V[i, f]
+                    qk = V[kk, f]
+                    qj = V[j, f]
+                    U[u, f] = pu + lr * (g1 * w * (qi - qk) + g2 * (qk - qj) - reg_u * pu)
+                    V[i, f] = qi + lr * (g1 * w * pu - reg_i * qi)
+                    V[kk, f] = qk + lr * ((g2 - g1 * w) * pu - reg_i * qk)
+                    V[j, f] = qj + lr * (-g2 * pu - reg_i * qj)
+            else:
+                d = b[i] - b[j]
+                for f in range(k):
+                    d += U[u, f] * (V[i, f] - V[j, f])
+                g = np.float32(_sigmoid(-d))
+                b[i] += lr * (g - reg_b * b[i])
+                b[j] += lr * (-g - reg_b * b[j])
+                for f in range(k):
+                    pu = U[u, f]
+                    qi = V[i, f]
+                    qj = V[j, f]
+                    U[u, f] = pu + lr * (g * (qi - qj) - reg_u * pu)
+                    V[i, f] = qi + lr * (g * pu - reg_i * qi)
+                    V[j, f] = qj + lr * (-g * pu - reg_i * qj)
+        done[c] = updates
+    return done.sum()
