@@ -288,3 +288,25 @@ def test_movielens_genres_and_titles_help_cold_items():
             auc[name] = cold_auc(registry.create(name, **hp).fit(train), train, test, cold)
     assert auc["VBPR"] > auc["BPR"] + 0.04 and auc["RankVFCD"] > auc["RankCD"] + 0.04, auc
     assert auc["VBPR"] > 0.56 and auc["RankVFCD"] > 0.56, auc
+
+
+@pytest.mark.parametrize("name", ["VBPR", "RankCD", "RankVFCD"])
+def test_fixed_seed_reproduces_on_one_and_two_threads(name):
+    from recseek import _numba
+    from recseek.testing.fixtures import synthetic
+
+    data = synthetic(n_users=200, n_items=150, density=0.15, seed=5, side=True)
+    cls = registry.get(name)
+    fits = []
+    before = _numba.get_num_threads()
+    try:
+        for threads in (1, 2, 2):
+            _numba.set_num_threads(threads)
+            m = registry.create(name, **cls.test_params, seed=7).fit(data)
+            fits.append(m.get_parameters())
+    finally:
+        _numba.set_num_threads(before)
+    for other in fits[1:]:
+        assert sorted(other) == sorted(fits[0])
+        for key, value in fits[0].items():
+            np.testing.assert_array_equal(value, other[key], err_msg=f"{name}: {key} differs")
