@@ -200,3 +200,23 @@ def test_genre_features_on_movielens():
     # every item has a genre; shared title words are plenty
     assert (np.diff(m[:, :n_genres].indptr) > 0).mean() > 0.99
     assert len(names) - n_genres > 300
+
+
+# ---------------------------------------------------------------- item relations
+def test_item_relations(tmp_path):
+    from recseek.data.readers import read_item_relations
+
+    p = write(tmp_path, "r.csv", "10,20\n20,40\n10,30\n")
+    m = read_item_relations(p, ITEMS)
+    assert m.shape == (4, 4) and m.dtype == np.float32
+    assert sorted(zip(*m.nonzero(), strict=True)) == [(0, 1), (0, 2), (1, 3)]
+    q = write(tmp_path, "q.tsv", "item\trelated\tweight\n10\t40\t0.5\n")
+    assert read_item_relations(q, ITEMS)[0, 3] == 0.5
+    with pytest.raises(DataError, match=r"r2\.csv, line 2: unknown item id '55'"):
+        read_item_relations(write(tmp_path, "r2.csv", "10,20\n20,55\n"), ITEMS)
+    with pytest.raises(DataError, match=r"r3\.csv, line 3: the pair \('10', '20'\) is already given on line 1"):
+        read_item_relations(write(tmp_path, "r3.csv", "10,20,1\n20,10,1\n10,20,2\n"), ITEMS)
+    with pytest.raises(DataError, match=r"r4\.csv, line 2: relation value 'x' \(column 3\) is not a number"):
+        read_item_relations(write(tmp_path, "r4.csv", "10,20,1\n20,10,x\n"), ITEMS)
+    with pytest.raises(DataError, match=r"r5\.csv, line 2: expected 3 fields"):
+        read_item_relations(write(tmp_path, "r5.csv", "10,20,1\n20\n"), ITEMS)

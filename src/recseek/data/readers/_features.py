@@ -15,7 +15,8 @@ Three layouts are read by :func:`read_item_features`:
     ``scipy.sparse.save_npz``), optionally ``ids`` and ``names``.
 
 :func:`genre_features` builds features from an item table instead (MovieLens genres
-and title words).
+and title words); :func:`read_item_relations` reads item-item relations (the related
+products RankVFCD factorises).
 """
 
 from __future__ import annotations
@@ -288,6 +289,66 @@ def _read_triples(path: Path, items: Vocabulary, sep: str, header: bool | None,
     return _finish(values, cols.astype(np.int32), indptr, len(items), len(names)), names
 
 
+# ---------------------------------------------------------------------- item relations
+def read_item_relations(
+    path: str | Path,
+    items: Vocabulary,
+    *,
+    sep: str | None = None,
+    header: bool | None = None,
+    unknown: str = "error",
+) -> sp.csr_array:
+    """Read item-item relations (``item related_item [value]`` per line, value 1 when absent).
+
+    The related-pair lists of RankVFCD (the "bought together" products of JStarCraft's
+    ``relation.txt``). A header line is recognised by a non-numeric value field (or
+    set ``header``). Returns a float32 CSR of shape (len(items), len(items)); a pair
+    given twice, an unknown item id (with ``unknown="error"``), a missing field or a
+    value that is not a number raise a DataError naming the file and line.
+    """
+    p = check_file(path)
+    if unknown not in _UNKNOWN:
+        raise ParameterError(f"read_item_relations: unknown must be 'error' or 'skip', got {unknown!r}")
+    sep = _separator(p, sep)
+    head = first_line(p)
+    n_fields = len(head.split(sep))
+    if n_fields not in (2, 3):
+        raise DataError(f"{p}, line 1: expected 'item related_item value' (3 fields, or 2 without the value) "
+                        f"separated by {sep_name(sep)}, found {n_fields}")
+    skip = 1 if header else 0
+    if header is None and n_fields == 3:
+        skip = 1 if not looks_numeric(head.split(sep)[2].strip()) else 0
+    names_in = ["item", "related", "value"][:n_fields]
+    kinds = {"item": ID, "related": ID}
+    if n_fields == 3:
+        kinds["value"] = NUMBER
+    parsed = read_delimited(p, sep=sep, names=names_in, kinds=kinds, skip_rows=skip,
+                            labels={"item": "item id", "related": "related item id", "value": "relation value"})
+    lines = _data_lines(p, skip)
+    left = np.asarray([x.strip() for x in parsed["item"]], dtype=object)
+    right = np.asarray([x.strip() for x in parsed["related"]], dtype=object)
+    rows = _item_rows(p, items, left, lines, unknown)
+    cols = _item_rows(p, items, right, lines, unknown)
+    values = parsed["value"].astype(np.float32) if n_fields == 3 else np.ones(len(left), dtype=np.float32)
+    keep = (rows >= 0) & (cols >= 0)
+    rows, cols, values, lines = rows[keep], cols[keep], values[keep], lines[keep]
+    key = rows * np.int64(len(items)) + cols
+    order = np.argsort(key, kind="stable")
+    dup = np.flatnonzero(key[order][1:] == key[order][:-1])
+    if dup.size:
+        a, b = order[dup[0]], order[dup[0] + 1]
+        raise DataError(f"{p}, line {int(lines[b])}: the pair ({str(left[keep][b])!r}, {str(right[keep][b])!r}) "
+                        f"is already given on line {int(lines[a])}")
+    m = sp.csr_array((values, (rows, cols)), shape=(len(items), len(items)))
+    m.sort_indices()
+    return m
+
+
+def with_item_relations(data: Interactions, path: str | Path, **options) -> Interactions:
+    """``data`` with :func:`read_item_relations` attached as ``meta["item_relations"]`` (RankVFCD)."""
+    return replace(data, meta={**data.meta, "item_relations": read_item_relations(path, data.items, **options)})
+
+
 # ---------------------------------------------------------------------- arrays
 def _read_ids_file(path: Path) -> np.ndarray:
     check_file(path)
@@ -488,4 +549,4 @@ def genre_features(
 
 
 __all__ = ["FEATURE_FORMATS", "genre_features", "guess_feature_format", "read_item_features",
-           "with_item_features"]
+           "read_item_relations", "with_item_features", "with_item_relations"]
