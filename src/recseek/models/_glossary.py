@@ -96,6 +96,42 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
     "EASE": {
         "max_items": "Largest catalogue accepted (the dense item-item matrix needs 4 n_items^2 bytes).",
     },
+    "EFMRanking": {
+        "explicit_factors": "r, the explicit latent dimensions shared by users, items and review aspects (the "
+                            "rest of factors are hidden dimensions).",
+        "lambda_x": "Weight of the user-attention reconstruction ||U1 V' - X||^2.",
+        "lambda_y": "Weight of the item-quality reconstruction ||U2 V' - Y||^2.",
+        "lambda_u": "L2 weight of the explicit user and item factors U1, U2.",
+        "lambda_h": "L2 weight of the hidden user and item factors H1, H2.",
+        "lambda_v": "L2 weight of the aspect factors V.",
+        "missing": "What the reconstruction norms run over: 'zero' (every entry, missing ones counting as 0, "
+                   "the paper) or 'ignore' (observed entries only, JStarCraft RNS).",
+        "alpha": "Weight of the aspect match against the rating prediction in the ranking score.",
+        "top_aspects": "k, how many of the user's most cared-about aspects enter the ranking score.",
+    },
+    "EFMRating": {
+        "explicit_factors": "r, the explicit latent dimensions shared by users, items and review aspects (the "
+                            "rest of factors are hidden dimensions).",
+        "lambda_x": "Weight of the user-attention reconstruction ||U1 V' - X||^2.",
+        "lambda_y": "Weight of the item-quality reconstruction ||U2 V' - Y||^2.",
+        "lambda_u": "L2 weight of the explicit user and item factors U1, U2.",
+        "lambda_h": "L2 weight of the hidden user and item factors H1, H2.",
+        "lambda_v": "L2 weight of the aspect factors V.",
+        "missing": "What the reconstruction norms run over: 'zero' (every entry, missing ones counting as 0, "
+                   "the paper) or 'ignore' (observed entries only, JStarCraft RNS).",
+    },
+    "HFT": {
+        "sgd_passes": "SGD passes over the ratings between two Gibbs sweeps over the review topics.",
+        "kappa": "Sharpness of the softmax that turns a user's factors into topic proportions (fixed).",
+    },
+    "TopicMFAT": {
+        "review_weight": "lambda, the weight of the review reconstruction against the rating error.",
+        "kappa_init": "Initial value of kappa, the scale of the factors inside the topic softmax (learned).",
+    },
+    "TopicMFMT": {
+        "review_weight": "lambda, the weight of the review reconstruction against the rating error.",
+        "kappa_init": "Initial value of kappa, the scale of the factors inside the topic softmax (learned).",
+    },
     "FISMAUC": {
         "alpha": "Exponent of the neighbourhood normalisation n_u^-alpha (0: none, 1: mean).",
     },
