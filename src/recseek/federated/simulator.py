@@ -1,0 +1,407 @@
+"""The federation simulator: one client per user, rounds of local training and aggregation.
+
+Each round the server samples ``clients_per_round`` of the clients; every sampled client
+draws fresh local negatives (``negatives`` per positive, among the items outside its
+training row), trains its part of the model for ``local_epochs`` on its own data only, and
+uploads what its strategy asks for (changed item rows, or item gradients for FCF) through
+its privacy mechanism; the server aggregates (:mod:`recseek.federated.aggregation`).
+
+Vectorised over clients: the negatives, the mini-batch orders and the bookkeeping of a
+round are array operations over all participating clients together, and the local
+training of all of them is one numba call with one client per ``prange`` iteration
+(:func:`recseek.federated._kernels.local_train_dot`). A round costs
+``O(local_epochs * sum_c (n_c / batch_size) * m_c * factors)`` for client sample counts
+``n_c`` and touched items ``m_c`` (Adam moves every touched row at every step, as
+torch's dense Adam does) plus the aggregation (FedCA: ``O(C^2 * n_items)`` for the
+similarity and the mixing of ``C`` aggregated tables); measured times per round are in
+``benchmarks/bench_federated.py``.
+
+Seeded: the same seed and settings give the same model, on any number of threads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..data._interactions import Interactions
+from ..errors import DataError, ParameterError, TrainingError
+from .aggregation import FCF, RoundUploads, Strategy
+from .privacy import Privacy
+
+OPTIMIZERS = {"sgd": 0, "adam": 1}
+
+
+@dataclass
+class LocalTraining:
+    """What a client does locally (the dot-product backbone: ``sigmoid(<u, v_i> + b)``).
+
+    ``lr_user`` / ``lr_item`` are the steps of the client's own part (user vector, bias)
+    and of the item rows; ``reg_user`` / ``reg_item`` L2 weight decay (SGD only);
+    ``threshold`` stops the local epochs early when the running mean loss changes by less
+    (relative); ``two_step``: per batch, step the user part, then the item rows on a
+    fresh forward pass (PFedRec).
+    """
+
+    factors: int = 16
+    local_epochs: int = 10
+    negatives: int = 4
+    batch_size: int = 256
+    optimizer: str = "adam"
+    lr_user: float = 0.01
+    lr_item: float = 0.01
+    reg_user: float = 0.0
+    reg_item: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    threshold: float = 1e-4
+    use_bias: bool = False
+    two_step: bool = False
+    init_std: float = 1.0
+    #: FCF only: confidence of an observed interaction, c = 1 + confidence * r
+    confidence: float = 1.0
+    #: every client starts from the same initial user vector, the one in the model the
+    #: server sends out first (as in FedCA's and PFedRec's code); else one draw per client
+    shared_user_init: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ParameterError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        for name in ("factors", "local_epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+                raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+        if isinstance(self.negatives, bool) or not isinstance(self.negatives, int | np.integer) or self.negatives < 0:
+            raise ParameterError(f"negatives must be a non-negative integer, got {self.negatives!r}")
+
+
+@dataclass
+class FederationState:
+    """Server and client state of a simulated federation.
+
+    ``V`` (n_items, d) the server's item table; ``U`` (n_users, d) and ``ub`` (n_users,)
+    the clients' own vectors and biases (never uploaded); ``tables`` (n_users, n_items, d)
+    the clients' personal item tables (personal strategies only).
+    """
+
+    V: np.ndarray
+    U: np.ndarray
+    ub: np.ndarray
+    tables: np.ndarray | None = None
+    exact_deltas: np.ndarray | None = None
+    server_opt: dict[str, Any] = field(default_factory=dict)
+
+
+def participants_per_round(clients_per_round: float | int, n_clients: int) -> int:
+    """A share in (0, 1] of the clients (rounded down, at least 1) or a count > 1."""
+    c = clients_per_round
+    if isinstance(c, bool) or not isinstance(c, int | float | np.integer | np.floating) or c <= 0:
+        raise ParameterError(f"clients_per_round must be a share in (0, 1] or a count, got {c!r}")
+    if c <= 1 and not (isinstance(c, int | np.integer) and c == 1 and n_clients == 1):
+        return max(1, int(n_clients * float(c)))
+    if float(c) != int(c):
+        raise ParameterError(f"clients_per_round above 1 must be a whole number of clients, got {c!r}")
+    return min(int(c), n_clients)
+
+
+class Federation:
+    """A simulated federation of one client per user.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        Server aggregation (:class:`~recseek.federated.aggregation.FedAvg`, ``PFedRec``,
+        ``FedCA``, ``FCF``).
+    local : LocalTraining
+        Client-side training settings.
+    rounds : int
+        Communication rounds.
+    clients_per_round : float or int
+        Share of the clients (<= 1) or number of clients sampled each round.
+    privacy : Privacy
+        What clients do to their uploads.
+    seed : int
+        Seed of the initialisation, the sampling and the privacy noise.
+    verbose : bool
+        Progress bar over rounds showing the mean local loss.
+    """
+
+    def __init__(self, strategy: Strategy, local: LocalTraining | None = None, *, rounds: int = 100,
+                 clients_per_round: float | int = 1.0, privacy: Privacy | None = None, seed: int = 0,
+                 verbose: bool = False) -> None:
+        if isinstance(rounds, bool) or not isinstance(rounds, int | np.integer) or rounds < 1:
+            raise ParameterError(f"rounds must be a positive integer, got {rounds!r}")
+        self.strategy = strategy
+        self.local = local or LocalTraining()
+        self.rounds = int(rounds)
+        self.clients_per_round = clients_per_round
+        self.privacy = privacy or Privacy()
+        self.seed = int(seed or 0)
+        self.verbose = verbose
+        self.history: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------ set-up
+    def init_state(self, train: Interactions) -> None:
+        rng = np.random.default_rng([self.seed, 0])
+        d = int(self.local.factors)
+        std = np.float32(self.local.init_std)
+        V = rng.standard_normal((train.n_items, d), dtype=np.float32) * std
+        if self.local.shared_user_init:
+            # the server's initial model, user part included, goes to every client
+            U = np.tile(rng.standard_normal((1, d), dtype=np.float32) * std, (train.n_users, 1))
+        else:
+            U = rng.standard_normal((train.n_users, d), dtype=np.float32) * std
+        tables = None
+        if self.strategy.personal:
+            tables = np.broadcast_to(V, (train.n_users, *V.shape)).copy()
+        self.state = FederationState(V, U, np.zeros(train.n_users, dtype=np.float32), tables)
+        m = sp.csr_array(train.matrix)
+        self.indptr = np.asarray(m.indptr, dtype=np.int64)
+        self.indices = np.asarray(m.indices, dtype=np.int64)
+        self.n_users, self.n_items = train.shape
+        self.clients = np.flatnonzero(np.diff(self.indptr) > 0).astype(np.int64)
+        if len(self.clients) == 0:
+            raise DataError("federation: no user has a training interaction")
+        self._keys = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(self.indptr)) * self.n_items \
+            + self.indices
+
+    def _in_train(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        key = users * self.n_items + items
+        pos = np.searchsorted(self._keys, key)
+        pos = np.minimum(pos, len(self._keys) - 1)
+        return self._keys[pos] == key
+
+    def _draw_outside(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One item per entry of ``users``, uniformly among the items outside its training row."""
+        items = rng.integers(0, self.n_items, len(users))
+        bad = self._in_train(users, items)
+        for _ in range(100):
+            if not bad.any():
+                break
+            items[bad] = rng.integers(0, self.n_items, int(bad.sum()))
+            bad[bad] = self._in_train(users[bad], items[bad])
+        if bad.any():
+            raise DataError("federation: a client has interacted with (nearly) every item; no negatives to draw")
+        return items
+
+    # ------------------------------------------------------------ training
+    def fit(self, train: Interactions, on_round: Callable[[Federation, int], dict[str, float] | None] | None = None
+            ) -> Federation:
+        """Run every round on ``train``; ``on_round(self, r)`` may return figures to record."""
+        self.init_state(train)
+        self.history = []
+        n_part = participants_per_round(self.clients_per_round, len(self.clients))
+        rounds = range(self.rounds)
+        bar = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(rounds, desc=self.strategy.name or "federation", leave=False)
+            rounds = bar
+        for r in rounds:
+            rng = np.random.default_rng([self.seed, 1, r])
+            t0 = time.perf_counter()
+            parts = np.sort(rng.choice(self.clients, n_part, replace=False))
+            if self.strategy.gradients:
+                info = self._gradient_round(parts, rng)
+            else:
+                info = self._local_round(parts, rng)
+            for a in (self.state.V, self.state.U):
+                if not np.isfinite(a).all():
+                    raise TrainingError(f"{self.strategy.name}: training diverged in round {r + 1} (NaN or infinite "
+                                        "values); lower the learning rates")
+            info = {"round": r + 1, **info, "seconds": time.perf_counter() - t0}
+            if on_round is not None:
+                extra = on_round(self, r)
+                if extra:
+                    info.update(extra)
+            self.history.append(info)
+            if bar is not None:
+                bar.set_postfix(loss=f"{info.get('loss', float('nan')):.4f}")
+        if self.strategy.gradients:
+            # every client solves its own vector against the final item table (a local step)
+            self.state.U[self.clients] = self._solve_users(self.clients)
+        return self
+
+    def _samples(self, parts: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(owner, items, labels)`` of the round's local samples, grouped by client."""
+        counts = np.diff(self.indptr)[parts]
+        owner_pos = np.repeat(np.arange(len(parts)), counts)
+        pos_items = np.concatenate([self.indices[self.indptr[c]: self.indptr[c + 1]] for c in parts]) \
+            if len(parts) < 64 else self.indices[_row_positions(self.indptr, parts)]
+        k = int(self.local.negatives)
+        owner_neg = np.repeat(owner_pos, k)
+        neg_items = self._draw_outside(parts[owner_neg], rng) if k else np.zeros(0, dtype=np.int64)
+        owner = [owner_pos, owner_neg]
+        items = [pos_items, neg_items]
+        labels = [np.ones(len(pos_items), dtype=np.float32), np.zeros(len(neg_items), dtype=np.float32)]
+        f = int(self.privacy.fake_items)
+        if f:
+            owner_fake = np.repeat(np.arange(len(parts)), f)
+            fake = self._draw_outside(parts[owner_fake], rng)
+            tables, table_of = self.strategy.start_tables(self.state, parts)
+            rows = tables[table_of[owner_fake], fake]
+            z = np.einsum("td,td->t", rows, self.state.U[parts[owner_fake]]) + self.state.ub[parts[owner_fake]]
+            prob = 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
+            owner.append(owner_fake)
+            items.append(fake)
+            labels.append((rng.random(len(fake)) < prob).astype(np.float32))
+        owner = np.concatenate(owner)
+        items = np.concatenate(items).astype(np.int64)
+        labels = np.concatenate(labels)
+        srt = np.argsort(owner, kind="stable")
+        return owner[srt], items[srt], labels[srt]
+
+    def _local_round(self, parts: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+        from ._kernels import local_train_dot
+
+        loc = self.local
+        st = self.state
+        owner, items, labels = self._samples(parts, rng)
+        C = len(parts)
+        sptr = np.zeros(C + 1, dtype=np.int64)
+        np.cumsum(np.bincount(owner, minlength=C), out=sptr[1:])
+        # touched items per client and each sample's position among them
+        key = owner * self.n_items + items
+        ukey, s_pos = np.unique(key, return_inverse=True)
+        t_owner = ukey // self.n_items
+        t_items = (ukey % self.n_items).astype(np.int64)
+        tptr = np.zeros(C + 1, dtype=np.int64)
+        np.cumsum(np.bincount(t_owner, minlength=C), out=tptr[1:])
+        s_local = (s_pos - tptr[owner]).astype(np.int64)
+        # a fresh sample order per client and local epoch
+        E = int(loc.local_epochs)
+        order = np.empty((E, len(owner)), dtype=np.int64)
+        for e in range(E):
+            perm = np.argsort(owner + rng.random(len(owner)), kind="stable")
+            order[e] = perm - sptr[owner[perm]]
+        tables, table_of = self.strategy.start_tables(st, parts)
+        tables = np.ascontiguousarray(tables, dtype=np.float32)
+        start_rows = tables[table_of[t_owner], t_items]
+        out_rows = np.empty((len(t_items), loc.factors), dtype=np.float32)
+        losses = np.zeros(C, dtype=np.float64)
+        f32 = np.float32
+        local_train_dot(parts, sptr, s_local, labels.astype(np.float32), order, tptr, t_items, tables,
+                        table_of.astype(np.int64), st.U, st.ub, out_rows, losses, E, int(loc.batch_size),
+                        OPTIMIZERS[loc.optimizer], f32(loc.lr_user), f32(loc.lr_item), f32(loc.reg_user),
+                        f32(loc.reg_item), f32(loc.beta1), f32(loc.beta2), f32(loc.eps), float(loc.threshold),
+                        bool(loc.use_bias), bool(loc.two_step))
+        exact = out_rows - start_rows
+        deltas = self.privacy.perturb(exact, rng) if self.privacy.noisy else exact
+        if self.strategy.personal:
+            if self.strategy.name == "PFedRec":
+                st.tables[parts] = st.V[None]
+            st.tables[parts[t_owner], t_items] = out_rows
+        st.exact_deltas = exact if self.privacy.noisy else None
+        bases = None
+        if getattr(self.strategy, "alpha", 0):
+            bases = _client_bases(out_rows, t_owner, C, int(getattr(self.strategy, "principal_k", 4)))
+        up = RoundUploads(parts, t_owner, t_items, deltas, np.diff(sptr), bases)
+        info = self.strategy.aggregate(st, up, rng)
+        st.exact_deltas = None
+        return {"loss": float(losses.mean()), **info}
+
+    # ------------------------------------------------------------ FCF
+    def _solve_users(self, users: np.ndarray) -> np.ndarray:
+        """Each client's least-squares vector under confidence weights (Hu et al. 2008):
+        ``(Y'Y + Y'(C_u - I)Y + reg I)^-1 Y' C_u p_u``, batched over clients."""
+        loc = self.local
+        Y = self.state.V.astype(np.float64)
+        d = Y.shape[1]
+        a = float(loc.confidence)
+        out = np.empty((len(users), d), dtype=np.float32)
+        YtY = Y.T @ Y
+        YY = np.einsum("id,ie->ide", Y, Y).reshape(len(Y), d * d)
+        for s in range(0, len(users), 1024):
+            blk = users[s: s + 1024]
+            R = _dense_rows(self.indptr, self.indices, blk, self.n_items)
+            A = YtY[None] + a * (R @ YY).reshape(len(blk), d, d) + float(loc.reg_user) * np.eye(d)[None]
+            b = (1.0 + a) * (R @ Y)
+            out[s: s + 1024] = np.linalg.solve(A, b[..., None])[..., 0]
+        return out
+
+    def _gradient_round(self, parts: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+        st = self.state
+        a = float(self.local.confidence)
+        X = self._solve_users(parts)
+        st.U[parts] = X
+        Y = st.V.astype(np.float64)
+        grad = np.zeros_like(Y)
+        loss = 0.0
+        for s in range(0, len(parts), 256):
+            blk = parts[s: s + 256]
+            R = _dense_rows(self.indptr, self.indices, blk, self.n_items)
+            Xb = X[s: s + 256].astype(np.float64)
+            err = R - Xb @ Y.T
+            E = (1.0 + a * R) * err
+            loss += float((E * err).sum())
+            if self.privacy.noisy:
+                g = (-2.0 * E[:, :, None] * Xb[:, None, :]).reshape(-1, Y.shape[1])
+                grad += self.privacy.perturb(g, rng).reshape(len(blk), self.n_items, -1).sum(axis=0)
+            else:
+                grad += -2.0 * E.T @ Xb
+        counts = np.diff(self.indptr)[parts]
+        up = RoundUploads(parts, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                          np.zeros((0, Y.shape[1]), dtype=np.float32), counts, None, grad)
+        info = self.strategy.aggregate(st, up, rng)
+        return {"loss": loss / len(parts), **info}
+
+    # ------------------------------------------------------------ scoring
+    def scores(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """Each client's scores (logits) of ``items`` (default all), float32 (len(users), n)."""
+        st = self.state
+        users = np.asarray(users, dtype=np.int64)
+        U = st.U[users]
+        if st.tables is not None:
+            T = st.tables[users] if items is None else st.tables[users][:, items]
+            out = np.einsum("uid,ud->ui", T, U)
+        else:
+            V = st.V if items is None else st.V[items]
+            out = U @ V.T
+        if self.local.use_bias:
+            out = out + st.ub[users][:, None]
+        return out.astype(np.float32)
+
+
+def _row_positions(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Positions in the CSR arrays of every entry of ``rows``, in row order."""
+    counts = indptr[rows + 1] - indptr[rows]
+    starts = np.repeat(indptr[rows] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return starts + np.arange(counts.sum())
+
+
+def _dense_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, n_cols: int) -> np.ndarray:
+    out = np.zeros((len(rows), n_cols))
+    pos = _row_positions(indptr, rows)
+    out[np.repeat(np.arange(len(rows)), indptr[rows + 1] - indptr[rows]), indices[pos]] = 1.0
+    return out
+
+
+def _client_bases(rows: np.ndarray, owner: np.ndarray, n_clients: int, k: int) -> np.ndarray:
+    """Each client's ``k`` leading principal directions of its trained item rows, (C, k, d),
+    computed on the client (batched: per-client covariance, then one batched eigh)."""
+    d = rows.shape[1]
+    x = rows.astype(np.float64)
+    n = np.bincount(owner, minlength=n_clients).astype(np.float64)
+    mean = np.zeros((n_clients, d))
+    np.add.at(mean, owner, x)
+    mean /= np.maximum(n, 1)[:, None]
+    xc = x - mean[owner]
+    cov = np.zeros((n_clients, d * d))
+    for s in range(0, len(xc), 8192):
+        part = xc[s: s + 8192]
+        ind = sp.csr_array((np.ones(len(part)), (owner[s: s + 8192], np.arange(len(part)))),
+                           shape=(n_clients, len(part)))
+        cov += ind @ (part[:, :, None] * part[:, None, :]).reshape(len(part), d * d)
+    cov = cov.reshape(n_clients, d, d)
+    _, vecs = np.linalg.eigh(cov)
+    return np.ascontiguousarray(np.transpose(vecs[:, :, ::-1][:, :, :k], (0, 2, 1)))
+
+
+__all__ = ["Federation", "FederationState", "LocalTraining", "FCF", "participants_per_round"]
