@@ -96,6 +96,30 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
     "EASE": {
         "max_items": "Largest catalogue accepted (the dense item-item matrix needs 4 n_items^2 bytes).",
     },
+    "EFMRanking": {
+        "explicit_factors": "r, the explicit latent dimensions shared by users, items and review aspects (the "
+                            "rest of factors are hidden dimensions).",
+        "lambda_x": "Weight of the user-attention reconstruction ||U1 V' - X||^2.",
+        "lambda_y": "Weight of the item-quality reconstruction ||U2 V' - Y||^2.",
+        "lambda_u": "L2 weight of the explicit user and item factors U1, U2.",
+        "lambda_h": "L2 weight of the hidden user and item factors H1, H2.",
+        "lambda_v": "L2 weight of the aspect factors V.",
+        "missing": "What the reconstruction norms run over: 'zero' (every entry, missing ones counting as 0, "
+                   "the paper) or 'ignore' (observed entries only, JStarCraft RNS).",
+        "alpha": "Weight of the aspect match against the rating prediction in the ranking score.",
+        "top_aspects": "k, how many of the user's most cared-about aspects enter the ranking score.",
+    },
+    "EFMRating": {
+        "explicit_factors": "r, the explicit latent dimensions shared by users, items and review aspects (the "
+                            "rest of factors are hidden dimensions).",
+        "lambda_x": "Weight of the user-attention reconstruction ||U1 V' - X||^2.",
+        "lambda_y": "Weight of the item-quality reconstruction ||U2 V' - Y||^2.",
+        "lambda_u": "L2 weight of the explicit user and item factors U1, U2.",
+        "lambda_h": "L2 weight of the hidden user and item factors H1, H2.",
+        "lambda_v": "L2 weight of the aspect factors V.",
+        "missing": "What the reconstruction norms run over: 'zero' (every entry, missing ones counting as 0, "
+                   "the paper) or 'ignore' (observed entries only, JStarCraft RNS).",
+    },
     "FCF": {
         "rounds": "Communication rounds of the federation (server aggregations).",
         "clients_per_round": "Clients sampled per round: a share of all clients (at most 1) or a count (above 1).",
@@ -133,6 +157,29 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "aggregated_share": "Share of a round's clients whose tables are aggregated.",
         "interpolation": "Weight of a client's own item table against its aggregate.",
         "principal_k": "Dimension of each client's principal item subspace.",
+    },
+    "HFT": {
+        "sgd_passes": "SGD passes over the ratings between two Gibbs sweeps over the review topics.",
+        "kappa": "Sharpness of the softmax that turns a user's factors into topic proportions (fixed).",
+    },
+    "PFedRec": {
+        "rounds": "Communication rounds of the federation (server aggregations).",
+        "local_epochs": "Passes of a client over its own data per round.",
+        "clients_per_round": "Clients sampled per round: a share of all clients (at most 1) or a count (above 1).",
+        "privacy": "Local differential privacy of every uploaded row: 'none', 'laplace' or 'gaussian'.",
+        "epsilon": "Privacy budget per uploaded row and round (Laplace or Gaussian mechanism).",
+        "delta": "Failure probability of the Gaussian mechanism's (epsilon, delta) guarantee.",
+        "clip": "Norm bound of an uploaded row before noise (L1 for Laplace, L2 for Gaussian).",
+        "fake_items": "Items a client never interacted with that it also trains on and uploads each round.",
+        "eta": "Item step multiplier: the item rows' SGD step is learning_rate * n_items * eta.",
+    },
+    "TopicMFAT": {
+        "review_weight": "lambda, the weight of the review reconstruction against the rating error.",
+        "kappa_init": "Initial value of kappa, the scale of the factors inside the topic softmax (learned).",
+    },
+    "TopicMFMT": {
+        "review_weight": "lambda, the weight of the review reconstruction against the rating error.",
+        "kappa_init": "Initial value of kappa, the scale of the factors inside the topic softmax (learned).",
     },
     "FISMAUC": {
         "alpha": "Exponent of the neighbourhood normalisation n_u^-alpha (0: none, 1: mean).",
@@ -180,17 +227,6 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "encoder": "Text embedding: 'sentence' (a sentence-transformers model), 'hashing' or 'tfidf' (built in).",
         "text_model": "Sentence-transformers folder or hub name for encoder='sentence' (None: the offline "
                       "all-MiniLM-L6-v2).",
-    },
-    "PFedRec": {
-        "rounds": "Communication rounds of the federation (server aggregations).",
-        "local_epochs": "Passes of a client over its own data per round.",
-        "clients_per_round": "Clients sampled per round: a share of all clients (at most 1) or a count (above 1).",
-        "privacy": "Local differential privacy of every uploaded row: 'none', 'laplace' or 'gaussian'.",
-        "epsilon": "Privacy budget per uploaded row and round (Laplace or Gaussian mechanism).",
-        "delta": "Failure probability of the Gaussian mechanism's (epsilon, delta) guarantee.",
-        "clip": "Norm bound of an uploaded row before noise (L1 for Laplace, L2 for Gaussian).",
-        "fake_items": "Items a client never interacted with that it also trains on and uploads each round.",
-        "eta": "Item step multiplier: the item rows' SGD step is learning_rate * n_items * eta.",
     },
     "UserKNNRanking": {
         "alpha": "Exponent of the asymmetric cosine: dot / (|a|^(2 alpha) |b|^(2 (1 - alpha))).",
