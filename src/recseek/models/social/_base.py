@@ -219,3 +219,9 @@ class SocialRatingModel(TrustColdStart, RatingPredictor):
         return self.user_factors_
 
 
+
+
+def sq(x: np.ndarray) -> float:
+    """Sum of squares in float64 (no float32 overflow while a run diverges)."""
+    flat = np.ravel(x)
+    return float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))

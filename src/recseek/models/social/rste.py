@@ -8,7 +8,7 @@ from ...data._interactions import Interactions
 from .._params import Float
 from ..base import Array, StateSpec
 from ..registry import register
-from ._base import GRADIENT_CHUNKS, EpochBar, SocialRatingModel, row_normalised
+from ._base import GRADIENT_CHUNKS, EpochBar, SocialRatingModel, row_normalised, sq
 
 
 @register
@@ -89,7 +89,7 @@ class RSTE(SocialRatingModel):
             gv += np.float32(self.reg_item) * v
             u -= lr * gu
             v -= lr * gv
-            loss = 0.5 * (err + self.reg_user * float(np.sum(u * u)) + self.reg_item * float(np.sum(v * v)))
+            loss = 0.5 * (err + self.reg_user * sq(u) + self.reg_item * sq(v))
             bar.update(loss)
             self._check_finite(epoch, u, v)
         bar.close()

@@ -7,7 +7,7 @@ import numpy as np
 from ...data._interactions import Interactions
 from .._params import Float
 from ..registry import register
-from ._base import EpochBar, SocialRatingModel, row_normalised
+from ._base import EpochBar, SocialRatingModel, row_normalised, sq
 
 
 @register
@@ -92,8 +92,8 @@ class SocialMF(SocialRatingModel):
             gu += np.float32(self.reg_social) * (d - tnt @ d)
             u -= lr * gu
             v -= lr * gv
-            loss = 0.5 * (err + self.reg_user * float(np.sum(u * u)) + self.reg_item * float(np.sum(v * v))
-                          + self.reg_social * float(np.sum(d * d)))
+            loss = 0.5 * (err + self.reg_user * sq(u) + self.reg_item * sq(v)
+                          + self.reg_social * sq(d))
             bar.update(loss)
             self._check_finite(epoch, u, v)
         bar.close()

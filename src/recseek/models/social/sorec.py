@@ -9,7 +9,7 @@ from ...data._interactions import Interactions
 from .._params import Float
 from ..base import Array, StateSpec
 from ..registry import register
-from ._base import EpochBar, SocialRatingModel
+from ._base import EpochBar, SocialRatingModel, sq
 
 
 @register
@@ -107,8 +107,8 @@ class SoRec(SocialRatingModel):
             u -= lr * gu
             v -= lr * gv
             z -= lr * gz
-            loss = 0.5 * (err + self.reg_social * serr + self.reg_user * float(np.sum(u * u))
-                          + self.reg_item * float(np.sum(v * v)) + self.reg_trustee * float(np.sum(z * z)))
+            loss = 0.5 * (err + self.reg_social * serr + self.reg_user * sq(u)
+                          + self.reg_item * sq(v) + self.reg_trustee * sq(z))
             bar.update(loss)
             self._check_finite(epoch, u, v, z)
         bar.close()

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from ...data._interactions import Interactions
 from .._params import Float
 from ..registry import register
-from ._base import EpochBar, SocialRatingModel, row_normalised
+from ._base import EpochBar, SocialRatingModel, row_normalised, sq
 
 
 def link_similarity(r: sp.csr_array, trust: sp.csr_array) -> sp.csr_array:
@@ -112,9 +112,9 @@ class SoReg(SocialRatingModel):
             gv += np.float32(self.reg_item) * v
             u -= lr * gu
             v -= lr * gv
-            loss = 0.5 * (err + self.reg_user * float(np.sum(u * u)) + self.reg_item * float(np.sum(v * v)))
-            bar.update(loss)
             self._check_finite(epoch, u, v)
+            loss = 0.5 * (err + self.reg_user * sq(u) + self.reg_item * sq(v))
+            bar.update(loss)
         bar.close()
         self.loss_ = float(loss)
         self.user_factors_ = np.ascontiguousarray(u, dtype=np.float32)
