@@ -42,7 +42,7 @@ class LDA(TopicRanker):
     Model: ``theta_u ~ Dir(alpha)``, ``phi_z ~ Dir(beta)`` over items, and for each
     training pair a topic ``z ~ theta_u`` and the item ``i ~ phi_z``. Each sweep resamples
     every pair's topic from ``p(z = t | rest) ~ (n_ut + alpha_t) (n_ti + beta_i) /
-    (n_t + sum beta)``; with ``update_priors`` alpha and beta then take one step of
+    (n_t + sum beta)``; with ``learn_priors`` alpha and beta then take one step of
     Minka's fixed-point update (as JStarCraft does after every sweep). After
     ``burn_in`` sweeps, every ``sample_lag``-th sweep adds the estimates
     ``theta_ut = (n_ut + alpha_t) / (n_u + sum alpha)`` and
@@ -73,7 +73,7 @@ class LDA(TopicRanker):
         Sweeps before samples are collected (``recommender.pgm.burnin``).
     sample_lag : int
         Collect a sample every this many sweeps (``recommender.pgm.samplelag``).
-    update_priors : bool
+    learn_priors : bool
         Learn alpha (per topic) and beta (per item) by Minka's update after each sweep.
     fold_in_steps : int
         EM rounds when folding in a new user (``phi`` fixed, ``alpha`` as pseudo-counts).
@@ -92,7 +92,7 @@ class LDA(TopicRanker):
 
     name = "LDA"
     paper = "Blei, Ng, Jordan. Latent Dirichlet Allocation. Journal of Machine Learning Research 3:993-1022, 2003"
-    rules = {**TOPIC_RULES, "update_priors": Bool()}
+    rules = {**TOPIC_RULES, "learn_priors": Bool()}
     test_params = {"factors": 4, "epochs": 40, "burn_in": 10, "sample_lag": 5, "alpha": 0.5}
     state: ClassVar[dict[str, StateSpec]] = {
         "alpha_": Array("float32", ("factors",)),
@@ -100,7 +100,7 @@ class LDA(TopicRanker):
     }
 
     def __init__(self, factors: int = 10, epochs: int = 100, alpha: float = 0.01, beta: float = 0.01,
-                 burn_in: int = 10, sample_lag: int = 10, update_priors: bool = True, fold_in_steps: int = 50,
+                 burn_in: int = 10, sample_lag: int = 10, learn_priors: bool = True, fold_in_steps: int = 50,
                  seed: int | None = 0, verbose: bool = False) -> None:
         self.factors = factors
         self.epochs = epochs
@@ -108,7 +108,7 @@ class LDA(TopicRanker):
         self.beta = beta
         self.burn_in = burn_in
         self.sample_lag = sample_lag
-        self.update_priors = update_priors
+        self.learn_priors = learn_priors
         self.fold_in_steps = fold_in_steps
         self.seed = seed
         self.verbose = verbose
@@ -139,7 +139,7 @@ class LDA(TopicRanker):
             ll = lda_sweep(indptr, indices, z, ut, it, tot, alpha, beta, float(beta.sum()), chunks,
                            stream_seeds(seed_base, epoch, len(chunks) - 1))
             self.loglik_[epoch] = ll
-            if self.update_priors:
+            if self.learn_priors:
                 alpha = minka_update(alpha, ut.astype(np.float64), n_u, axis=1)
                 beta = minka_update(beta, it.T.astype(np.float64), tot.astype(np.float64), axis=1)
             self._check_finite(epoch, np.asarray(ll))
