@@ -70,6 +70,12 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "item_rank_scale": "Scale of the geometric law over ranks, as a share of the catalogue: "
                            "p(r) ~ exp(-r / (item_rank_scale * n_items)).",
     },
+    "AspectModelRanking": {
+        "fold_in_steps": "EM rounds that fold a new user's items into a topic mixture, the item-topic distributions fixed.",
+    },
+    "AspectModelRating": {
+        "min_sigma": "Floor of each latent class's rating standard deviation.",
+    },
     "BPMF": {
         "burn_in": "Gibbs sweeps discarded before posterior samples are collected (less than epochs).",
         "samples": "Posterior draws averaged for prediction.",
@@ -205,6 +211,14 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "text_model": "Sentence-transformers folder or hub name for encoder='sentence' (None: the offline "
                       "all-MiniLM-L6-v2).",
     },
+    "GPLSA": {
+        "smooth_weight": "Pseudo-ratings at the global mean and variance added to each user's rating statistics "
+                         "before the ratings are normalised per user.",
+        "beta": "Tempered-EM exponent of the E-step responsibilities (1: plain EM).",
+        "prior_weight": "Pseudo-ratings at the item's overall mean and variance in each community's Gaussian "
+                        "of that item.",
+        "min_sigma": "Floor of every community-item standard deviation (normalised rating units).",
+    },
     "IALSPlusPlus": {
         "unobserved_weight": "alpha0, the weight of the all-pairs term pulling every score to 0.",
         "reg_exponent": "nu: 0 = plain L2, 1 = regularisation proportional to the row's weight mass.",
@@ -236,6 +250,14 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "user_based": "Neighbours are users (True) or items (False).",
         "min_support": "Fewest common raters for a similarity to be kept.",
     },
+    "LDA": {
+        "alpha": "Initial symmetric Dirichlet prior of each user's topic mixture.",
+        "beta": "Initial symmetric Dirichlet prior of each topic's distribution over items.",
+        "burn_in": "Gibbs sweeps before samples of the distributions are collected.",
+        "sample_lag": "Sweeps between two collected samples after the burn-in.",
+        "learn_priors": "Learn alpha and beta by Minka's fixed-point update after every sweep.",
+        "fold_in_steps": "EM rounds that fold a new user's items into a topic mixture, the item-topic distributions fixed.",
+    },
     "LLORMA": {
         "anchors": "Number of anchor points (local models).",
         "width": "Bandwidth of the Epanechnikov kernel on the angular distance (in [0, 2]).",
@@ -246,6 +268,9 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
     },
     "PersonalityDiagnosis": {
         "sigma": "Standard deviation of the Gaussian rating noise.",
+    },
+    "PLSA": {
+        "fold_in_steps": "EM rounds that fold a new user's items into a topic mixture, the item-topic distributions fixed.",
     },
     "PRankD": {
         "sim_filter": "Steepness of the dissimilarity margin d_ij = sqrt(1 - tanh(sim_filter * cos(i, j))).",
