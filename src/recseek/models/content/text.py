@@ -536,7 +536,7 @@ class TextToCF(_FactorBacked):
         self.cf_known_ = self.item_counts_ >= int(self.min_count)
         cold = ~self.cf_known_ & self.has_text_
         if cold.any():
-            self.item_factors_[cold] = self.map_text(self.text_embeddings_[cold])
+            self.item_factors_[cold] = self._apply_map(self.text_embeddings_[cold])
 
     def _fit_mlp(self, x: np.ndarray, y: np.ndarray) -> None:
         rng = np.random.default_rng(self.seed)
@@ -570,6 +570,9 @@ class TextToCF(_FactorBacked):
     def map_text(self, emb: np.ndarray) -> np.ndarray:
         """Factors (n, r) the map gives to text embeddings ``emb`` (n, dim)."""
         self._check_fitted()
+        return self._apply_map(emb)
+
+    def _apply_map(self, emb: np.ndarray) -> np.ndarray:
         e = np.asarray(emb, dtype=np.float32)
         if getattr(self, "map_hidden_weights_", None) is not None:
             e = np.maximum(e @ self.map_hidden_weights_ + self.map_hidden_bias_, 0.0)
