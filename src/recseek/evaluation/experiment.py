@@ -11,13 +11,14 @@ A file has four parts::
     binarize = true           # optional: set every kept value to 1 (implicit feedback)
 
     [split]
-    method = "ratio"          # random | ratio | leave_one_out | temporal | kfold | given_n
+    method = "ratio"          # random | ratio | leave_one_out | temporal | kfold | given_n | cold_items
     ratio = 0.8               # other keys are the method's arguments:
     by = "user"               #   random: ratio, seed
     order = "time"            #   ratio: ratio, by, order ("time" | "random"), seed
     seed = 0                  #   leave_one_out: k, order, seed; temporal: cutoff, ratio
                               #   kfold: k, seed, fold (without fold: every fold, averaged)
                               #   given_n: n, order, seed
+                              #   cold_items: ratio, seed, strata, fold (README "Cold start")
 
     [evaluation]
     task = "ranking"          # ranking | rating
@@ -103,6 +104,7 @@ _SPLIT_KEYS = {
     "temporal": {"cutoff", "ratio"},
     "kfold": {"k", "seed", "fold"},
     "given_n": {"n", "order", "seed"},
+    "cold_items": {"ratio", "seed", "strata", "fold"},
 }
 _EVAL_KEYS = {"task", "k", "metrics", "sampled", "seed", "clip"}
 _SECTIONS = {"data", "split", "evaluation", "models", "tuning"}
@@ -475,6 +477,11 @@ def _folds(exp: Experiment, data) -> list[tuple[Any, Any]]:
     kw = {k: v for k, v in exp.split.items() if k != "method"}
     method = exp.split["method"]
     try:
+        if method == "cold_items":  # held-out items without training records (evaluation.coldstart)
+            from .coldstart import cold_items_folds_count, cold_items_pair
+
+            which = [kw.pop("fold")] if "fold" in kw else range(cold_items_folds_count(kw.get("ratio", 0.2)))
+            return [cold_items_pair(data, **kw, fold=f) for f in which]
         if method == "kfold" and "fold" not in kw:
             k = kw.get("k", 5)
             return [split(data, method, **{**kw, "fold": f}) for f in range(k)]
