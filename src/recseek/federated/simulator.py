@@ -147,7 +147,7 @@ class Federation:
         self.history: list[dict[str, float]] = []
 
     # ------------------------------------------------------------ set-up
-    def init_state(self, train: Interactions) -> None:
+    def init_state(self, train: Interactions, never_negative: sp.csr_array | None = None) -> None:
         rng = np.random.default_rng([self.seed, 0])
         d = int(self.local.factors)
         std = np.float32(self.local.init_std)
@@ -170,6 +170,12 @@ class Federation:
             raise DataError("federation: no user has a training interaction")
         self._keys = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(self.indptr)) * self.n_items \
             + self.indices
+        if never_negative is not None:
+            extra = sp.coo_array(never_negative)
+            if extra.shape != train.shape:
+                raise DataError(f"never_negative has shape {extra.shape}, expected {train.shape}")
+            more = extra.row.astype(np.int64) * self.n_items + extra.col.astype(np.int64)
+            self._keys = np.unique(np.concatenate([self._keys, more]))
 
     def _in_train(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         key = users * self.n_items + items
@@ -191,10 +197,17 @@ class Federation:
         return items
 
     # ------------------------------------------------------------ training
-    def fit(self, train: Interactions, on_round: Callable[[Federation, int], dict[str, float] | None] | None = None
-            ) -> Federation:
-        """Run every round on ``train``; ``on_round(self, r)`` may return figures to record."""
-        self.init_state(train)
+    def fit(self, train: Interactions, on_round: Callable[[Federation, int], dict[str, float] | None] | None = None,
+            *, never_negative: sp.csr_array | None = None) -> Federation:
+        """Run every round on ``train``; ``on_round(self, r)`` may return figures to record.
+
+        ``never_negative`` (n_users, n_items), optional: items that are never drawn as a
+        client's local negatives besides its training items. FedCA's and PFedRec's code
+        draws local negatives outside *all* of a user's interactions, validation and test
+        items included, which a real client could not know; pass the held-out items here
+        to reproduce it (the default draws outside the training row only).
+        """
+        self.init_state(train, never_negative)
         self.history = []
         n_part = participants_per_round(self.clients_per_round, len(self.clients))
         rounds = range(self.rounds)
