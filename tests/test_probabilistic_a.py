@@ -332,3 +332,66 @@ def test_aspect_models_reach_their_published_filmtrust_rows(name: str, published
         assert result["metrics"]["ndcg"] >= 0.99 * row["ndcg"], (result["metrics"]["ndcg"], row["ndcg"])
     else:
         assert result["metrics"]["mae"] <= 1.01 * row["mae"], (result["metrics"]["mae"], row["mae"])
+
+
+# ---------------------------------------------------------------- ItemBigram
+def _chains(seed: int = 0, n_users: int = 120, n_blocks: int = 3, block: int = 10, length: int = 6):
+    """Each user walks a cycle inside one block of items (item j is followed by j + 1 of
+    the same block); the last step is held out."""
+    rng = np.random.default_rng(seed)
+    rows, cols, times, held = [], [], [], []
+    for u in range(n_users):
+        b = u % n_blocks
+        start = rng.integers(0, block)
+        walk = [b * block + (start + t) % block for t in range(length + 1)]
+        rows += [u] * length
+        cols += walk[:length]
+        times += list(range(length))
+        held.append(walk[length])
+    train = _interactions(np.array(rows), np.array(cols), np.ones(len(rows)), n_users, n_blocks * block,
+                          times=np.array(times, dtype=float))
+    return train, np.array(held)
+
+
+def test_item_bigram_predicts_the_planted_successor() -> None:
+    train, held = _chains()
+    with single_thread():
+        bigram = registry.create("ItemBigram", factors=3, epochs=40, burn_in=10, sample_lag=5, alpha=0.1,
+                                 beta=0.05, seed=0).fit(train)
+        lda = registry.create("LDA", factors=3, epochs=40, burn_in=10, sample_lag=5, alpha=0.1, seed=0).fit(train)
+    users = np.arange(train.n_users)
+    top_bigram = bigram.recommend(users, k=1).ids[:, 0]
+    top_lda = lda.recommend(users, k=1).ids[:, 0]
+    # the successor of the last item is first for nearly every user; a bag-of-items model
+    # only knows the block (4 unseen candidates there)
+    assert (top_bigram == held).mean() >= 0.9
+    assert (top_lda == held).mean() <= 0.5
+    np.testing.assert_array_equal(bigram.last_item_, _last_items(train))
+
+
+def _last_items(train: Interactions) -> np.ndarray:
+    u, i, _, t = train.to_coo()
+    out = np.zeros(train.n_users, dtype=np.int64)
+    for x in range(train.n_users):
+        sel = u == x
+        out[x] = i[sel][np.argmax(t[sel])]
+    return out
+
+
+def test_item_bigram_threads_do_not_change_the_model(monkeypatch) -> None:
+    from recseek._numba import get_num_threads, set_num_threads
+    import recseek.models.probabilistic.bigram as bigram_mod
+
+    train, _ = _chains(seed=1, n_users=150)
+    monkeypatch.setattr(bigram_mod, "GIBBS_CHUNK_TOKENS", 100)
+    fits = []
+    before = get_num_threads()
+    try:
+        for threads in (1, 2):
+            set_num_threads(threads)
+            fits.append(registry.create("ItemBigram", factors=3, epochs=10, burn_in=2, sample_lag=2,
+                                        seed=2).fit(train))
+    finally:
+        set_num_threads(before)
+    np.testing.assert_array_equal(fits[0].user_topic_, fits[1].user_topic_)
+    np.testing.assert_array_equal(fits[0].pair_weight_, fits[1].pair_weight_)
