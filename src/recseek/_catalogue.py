@@ -83,6 +83,8 @@ CATALOGUE: tuple[Entry, ...] = (
           'Zhao, Guo, Zhang, Lu, Zhao. Exploiting implicit item relationships for recommender systems. UMAP 2015'),
     Entry('ItemAverage', 'rating', 'baseline',
           'JStarCraft RNS benchmark baseline'),
+    Entry('ItemBigram', 'ranking', 'probabilistic',
+          'Wallach. Topic Modeling: Beyond Bag-of-Words. ICML 2006'),
     Entry('ItemCluster', 'rating', 'baseline',
           'Ungar & Foster, Clustering Methods for Collaborative Filtering, AAAI Workshop 1998'),
     Entry('ItemKNNRanking', 'ranking', 'neighborhood',

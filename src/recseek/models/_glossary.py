@@ -230,6 +230,13 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "reliability": "Co-rater count at which a rule's confidence is halved: c / (c + reliability).",
         "init_range": "Initial factors are uniform on [0, init_range).",
     },
+    "ItemBigram": {
+        "alpha": "Initial symmetric Dirichlet prior of each user's topic mixture.",
+        "beta": "Symmetric Dirichlet prior of each (topic, previous item) distribution over the next item.",
+        "burn_in": "Gibbs sweeps before samples of the distributions are collected.",
+        "sample_lag": "Sweeps between two collected samples after the burn-in.",
+        "learn_priors": "Learn alpha by Minka's fixed-point update after every sweep.",
+    },
     "ItemKNNRanking": {
         "alpha": "Exponent of the asymmetric cosine: dot / (|a|^(2 alpha) |b|^(2 (1 - alpha))).",
     },
