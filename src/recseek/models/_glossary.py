@@ -62,7 +62,7 @@ GLOSSARY: dict[str, str] = {
 }
 
 #: Single letters and symbols taken from a model's paper; always defined per model.
-PAPER_SYMBOLS: frozenset[str] = frozenset({"alpha", "beta", "beta0", "rho", "sigma"})
+PAPER_SYMBOLS: frozenset[str] = frozenset({"alpha", "beta", "beta0", "gamma", "rho", "sigma"})
 
 #: Names that belong to one model only, with their meaning in that model.
 MODEL_SPECIFIC: dict[str, dict[str, str]] = {
@@ -85,6 +85,72 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
     },
     "BPR": {
         "item_bias": "Learn an item bias (regularised by reg_bias).",
+    },
+    **{m: {
+        "burn_in": "Gibbs sweeps discarded before posterior samples are collected (less than epochs).",
+        "sample_lag": "Sweeps between two collected samples after the burn-in.",
+        "alpha": "Symmetric Dirichlet prior of each user's community weights.",
+        "beta": "Symmetric Dirichlet prior of each community's item distribution (None: 1 / n_items).",
+        "gamma": "Symmetric Dirichlet prior of each (community, item) rating distribution.",
+        "learn_priors": "Learn the Dirichlet priors by Minka's fixed-point update after every sweep.",
+    } for m in ("BUCMRating", "BUCMRanking")},
+    **{m: {
+        "user_clusters": "K, the number of user clusters (communities).",
+        "item_clusters": "L, the number of item clusters (categories).",
+        "burn_in": "Gibbs sweeps discarded before posterior samples are collected (less than epochs).",
+        "sample_lag": "Sweeps between two collected samples after the burn-in.",
+        "alpha": "Symmetric Dirichlet prior of each user's community weights.",
+        "beta": "Symmetric Dirichlet prior of each community's distribution over item categories.",
+        "gamma": "Symmetric Dirichlet prior of each co-cluster's rating distribution.",
+        "sigma": "Symmetric Dirichlet prior of each co-cluster's item distribution (None: 1 / n_items).",
+    } for m in ("BHFreeRating", "BHFreeRanking")},
+    "CDAE": {
+        "hidden": "Width of the hidden layer.",
+        "corruption": "Probability that an input entry is dropped (the survivors are scaled by 1 / (1 - corruption)).",
+        "activation": "Activation of the hidden layer: 'sigmoid', 'relu', 'tanh' or 'identity'.",
+        "loss": "'logistic' (log loss on the output logits) or 'square' (squared error, identity output).",
+        "patience": "Epochs without a better validation NDCG@10 before training stops, the best weights kept; a tenth of each user's training items is held out for it (None: no early stopping).",
+    },
+    "DeepFM": {
+        "layers": "Widths of the hidden ReLU layers of the deep part.",
+        "dropout": "Dropout rate after each hidden layer of the deep part.",
+        "patience": "Epochs without a better validation NDCG@10 before training stops, the best weights kept; a tenth of each user's training items is held out for it (None: no early stopping).",
+    },
+    "LDCC": {
+        "user_clusters": "K, the number of user clusters (communities).",
+        "item_clusters": "L, the number of item clusters (categories).",
+        "burn_in": "Gibbs sweeps discarded before posterior samples are collected (less than epochs).",
+        "sample_lag": "Sweeps between two collected samples after the burn-in.",
+        "alpha_user": "Symmetric Dirichlet prior of each user's cluster mixture (None: 1 / user_clusters).",
+        "alpha_item": "Symmetric Dirichlet prior of each item's cluster mixture (None: 1 / item_clusters).",
+        "beta": "Symmetric Dirichlet prior of each cluster pair's rating distribution (None: 1 / levels).",
+    },
+    "LightGCN": {
+        "layers": "Propagation layers K over the normalised user-item graph (0: plain matrix factorisation).",
+        "patience": "Epochs without a better validation NDCG@10 before training stops, the best weights kept; a tenth of each user's training items is held out for it (None: no early stopping).",
+    },
+    "MultVAE": {
+        "hidden": "Width of the hidden tanh layer of the encoder and of the decoder.",
+        "dropout": "Dropout rate on the normalised input rows.",
+        "beta": "Cap of the annealed weight of the KL term.",
+        "anneal_steps": "Mini-batch steps over which the KL weight grows linearly from 0 to beta.",
+        "patience": "Epochs without a better validation NDCG@10 before training stops, the best weights kept; a tenth of each user's training items is held out for it (None: no early stopping).",
+    },
+    "NeuMF": {
+        "layers": "MLP widths: the concatenated user and item embedding width (half each), then the hidden layers.",
+        "dropout": "Dropout rate between the hidden MLP layers.",
+        "patience": "Epochs without a better validation NDCG@10 before training stops, the best weights kept; a tenth of each user's training items is held out for it (None: no early stopping).",
+    },
+    "RBM": {
+        "momentum": "Momentum of the contrastive-divergence updates (share of the previous step kept).",
+        "cd_steps": "T, alternating Gibbs steps of contrastive divergence (CD-T).",
+    },
+    "URP": {
+        "burn_in": "Gibbs sweeps discarded before posterior samples are collected (less than epochs).",
+        "sample_lag": "Sweeps between two collected samples after the burn-in.",
+        "alpha": "Symmetric Dirichlet prior of each user's attitude weights (None: 1 / factors).",
+        "beta": "Symmetric Dirichlet prior of each (attitude, item) rating distribution (None: 1 / factors).",
+        "learn_priors": "Learn the Dirichlet priors by Minka's fixed-point update after every sweep.",
     },
     "CCD": {
         "inner": "Coordinate updates per latent dimension and sweep.",
