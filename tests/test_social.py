@@ -330,3 +330,26 @@ def test_missing_trust_graph_is_one_clear_error(name) -> None:
 def test_divergence_names_the_model_and_epoch(small) -> None:
     with pytest.raises(TrainingError, match=r"SoReg: training diverged at epoch \d+"):
         registry.create("SoReg", learning_rate=5.0, epochs=50).fit(small)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [*SOCIAL, "TimeSVD"])
+def test_fixed_seed_gives_the_same_model_on_one_and_two_threads(name) -> None:
+    from recseek import _numba
+    from recseek.testing.conformance import make_model
+
+    data = synthetic(n_users=200, n_items=120, density=0.15, seed=5, side=True)
+    before = _numba.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            _numba.set_num_threads(threads)
+            model = make_model(name, seed=7).fit(data)
+            runs.append((model.get_parameters(), model.score(np.arange(0, data.n_users, 7))))
+    finally:
+        _numba.set_num_threads(before)
+    (pa, sa), (pb, sb) = runs
+    assert sorted(pa) == sorted(pb)
+    for key in pa:
+        np.testing.assert_array_equal(pa[key], pb[key], err_msg=f"{name}: {key} differs")
+    np.testing.assert_array_equal(sa, sb)

@@ -67,7 +67,10 @@ def pair_gradient(indptr, indices, targets, a, b, logistic, weight, reg_a, reg_b
                     grad_a[r, f] += d * bc + reg_a * ar
                     gb[col, f] += d * ar + reg_b * bc
         losses[c] = loss
-    return losses.sum()
+    total = 0.0
+    for c in range(n_chunks):  # in chunk order (an array sum would be a parallel reduction)
+        total += losses[c]
+    return total
 
 
 @pnjit
@@ -114,7 +117,10 @@ def rste_gradient(indptr, indices, targets, u, v, t_indptr, t_indices, t_weights
                     social[r, f] += (1.0 - alpha) * d * vi
                     gv[i, f] += d * (alpha * u[r, f] + (1.0 - alpha) * z[f])
         losses[c] = loss
-    return losses.sum()
+    total = 0.0
+    for c in range(n_chunks):  # in chunk order (an array sum would be a parallel reduction)
+        total += losses[c]
+    return total
 
 
 @njit
