@@ -220,7 +220,7 @@ def trustsvd_epoch(user_order, indptr, indices, ratings, inner_order, t_indptr, 
 @hogwild(fastmath=True, error_model="numpy")
 def sbpr_epoch(U, V, b, indptr, indices, s_indptr, s_indices, s_counts, active, n_samples, lr, reg_u, reg_i, reg_b,
                seeds):  # pragma: no cover - numba
-    """One epoch of SBPR stochastic gradient ascent; returns the number of updates.
+    """One epoch of SBPR stochastic gradient ascent; returns the summed loss ``-ln sigmoid(.)`` of its draws.
 
     A user is drawn uniformly from ``active``, then a positive ``i`` of the user; when the
     user has social items (rows of ``s_indptr``/``s_indices``: items their friends took
@@ -232,14 +232,14 @@ def sbpr_epoch(U, V, b, indptr, indices, s_indptr, s_indices, s_counts, active, 
     n_items = V.shape[0]
     k = U.shape[1]
     per = (n_samples + n_chunks - 1) // n_chunks
-    done = np.zeros(n_chunks, dtype=np.int64)
+    done = np.zeros(n_chunks, dtype=np.float64)
     n_active = active.shape[0]
     one = np.float32(1.0)
     for c in prange(n_chunks):
         x = seeds[c]
         start = c * per
         stop = min(n_samples, start + per)
-        updates = 0
+        total = 0.0
         for _ in range(start, stop):
             x = _next(x)
             u = active[_below(x, n_active)]
@@ -260,7 +260,6 @@ def sbpr_epoch(U, V, b, indptr, indices, s_indptr, s_indices, s_counts, active, 
                     break
             if j < 0:
                 continue
-            updates += 1
             if scnt > 0:
                 x = _next(x)
                 pos = slo + _below(x, scnt)
@@ -275,6 +274,7 @@ def sbpr_epoch(U, V, b, indptr, indices, s_indptr, s_indices, s_counts, active, 
                     xj += U[u, f] * V[j, f]
                 g1 = np.float32(_sigmoid(-(xi - xk) * w))
                 g2 = np.float32(_sigmoid(-(xk - xj)))
+                total -= math.log(max(1.0 - g1, 1e-30)) + math.log(max(1.0 - g2, 1e-30))
                 b[i] += lr * (g1 * w - reg_b * b[i])
                 b[kk] += lr * (g2 - g1 * w - reg_b * b[kk])
                 b[j] += lr * (-g2 - reg_b * b[j])
@@ -292,6 +292,7 @@ def sbpr_epoch(U, V, b, indptr, indices, s_indptr, s_indices, s_counts, active, 
                 for f in range(k):
                     d += U[u, f] * (V[i, f] - V[j, f])
                 g = np.float32(_sigmoid(-d))
+                total -= math.log(max(1.0 - g, 1e-30))
                 b[i] += lr * (g - reg_b * b[i])
                 b[j] += lr * (-g - reg_b * b[j])
                 for f in range(k):
@@ -301,5 +302,8 @@ def sbpr_epoch(U, V, b, indptr, indices, s_indptr, s_indices, s_counts, active, 
                     U[u, f] = pu + lr * (g * (qi - qj) - reg_u * pu)
                     V[i, f] = qi + lr * (g * pu - reg_i * qi)
                     V[j, f] = qj + lr * (-g * pu - reg_i * qj)
-        done[c] = updates
-    return done.sum()
+        done[c] = total
+    out = 0.0
+    for c in range(n_chunks):
+        out += done[c]
+    return out

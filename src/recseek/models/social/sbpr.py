@@ -108,10 +108,10 @@ class SBPR(TrustColdStart, FactorRanker):
         bar = EpochBar(self, int(self.epochs))
         for epoch in range(int(self.epochs)):
             with dynamic_schedule():
-                done = sbpr_epoch(self.user_factors_, self.item_factors_, self.item_bias_, indptr, indices, s_indptr,
+                loss = sbpr_epoch(self.user_factors_, self.item_factors_, self.item_bias_, indptr, indices, s_indptr,
                                   s_indices, s_counts, active, n_samples, lr, reg, reg, reg_b,
                                   chunk_seeds(seed, epoch, n_chunks))
-            bar.update(float(done))
+            bar.update(float(loss) / max(n_samples, 1))
             self._check_epoch(epoch)
         bar.close()
 
