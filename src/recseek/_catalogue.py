@@ -39,6 +39,8 @@ CATALOGUE: tuple[Entry, ...] = (
           'Koren, Bell & Volinsky. Matrix Factorization Techniques for Recommender Systems. IEEE Computer, 2009'),
     Entry('BPMF', 'rating', 'factorization',
           'Salakhutdinov & Mnih. Bayesian Probabilistic Matrix Factorization using Markov Chain Monte Carlo. ICML 2008'),
+    Entry('BPoissMF', 'ranking', 'probabilistic',
+          'Gopalan, Hofman, Blei. Scalable Recommendation with Hierarchical Poisson Factorization. UAI 2015'),
     Entry('BPR', 'ranking', 'ranking',
           'Rendle, Freudenthaler, Gantner, Schmidt-Thieme. BPR: Bayesian Personalized Ranking from Implicit Feedback. UAI 2009'),
     Entry('BUCMRanking', 'ranking', 'probabilistic',

@@ -83,6 +83,15 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "beta0": "Prior strength of the Normal-Wishart hyper-mean.",
         "wishart_scale": "Scale of the Wishart prior W0 = wishart_scale * I.",
     },
+    "BPoissMF": {
+        "a": "Shape of the Gamma prior of each user preference theta_uk.",
+        "a_activity": "a', the shape of the Gamma prior of each user's activity xi_u.",
+        "b_activity": "b', the mean of each user's activity prior (rate a'/b').",
+        "c": "Shape of the Gamma prior of each item attribute beta_ik.",
+        "c_popularity": "c', the shape of the Gamma prior of each item's popularity eta_i.",
+        "d_popularity": "d', the mean of each item's popularity prior (rate c'/d').",
+        "fold_in_steps": "Variational iterations over a new user's preferences, the item factors fixed.",
+    },
     "BPR": {
         "item_bias": "Learn an item bias (regularised by reg_bias).",
     },
