@@ -114,7 +114,9 @@ def create_app(config: ServeConfig, *, feedback: FeedbackStore | None = None) ->
                               "protocols), model management and feedback.")
     app.state.server = server
     _install_error_handlers(app)
-    for module in (routes.health, routes.inference, routes.management, routes.feedback, routes.oip):
+    from .routes import text as text_routes  # items added by text, text-only users (models/content/text.py)
+
+    for module in (routes.health, routes.inference, routes.management, routes.feedback, routes.oip, text_routes):
         app.include_router(module.router)
     app.openapi = partial(_openapi, app)  # type: ignore[method-assign]
     fast = partial(routes.inference.recommend_query, server) if config.fast_path else None
