@@ -145,6 +145,8 @@ CATALOGUE: tuple[Entry, ...] = (
           'G. Takacs, D. Tikk: Alternating Least Squares for Personalized Ranking, RecSys 2012'),
     Entry('RankCD', 'ranking', 'content',
           "Hu, Koren & Volinsky. Collaborative Filtering for Implicit Feedback Datasets. ICDM 2008; solved by element-wise coordinate descent as in He, Zhang, Kan & Chua, Fast Matrix Factorization for Online Recommendation with Implicit Feedback, SIGIR 2016"),
+    Entry('RankGeoFM', 'ranking', 'context',
+          'Li, Cong, Li, Pham & Krishnaswamy. Rank-GeoFM: A Ranking based Geographical Factorization Method for Point of Interest Recommendation. SIGIR 2015'),
     Entry('RankSGD', 'ranking', 'ranking',
           'Jahrer, Töscher. Collaborative Filtering Ensemble for Ranking. JMLR Workshop and Conference Proceedings 18 (KDD Cup 2011), 2012'),
     Entry('RankVFCD', 'ranking', 'content',

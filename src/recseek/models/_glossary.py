@@ -363,6 +363,13 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
     "RankCD": {
         "alpha": "Confidence slope: an observed pair weighs 1 + alpha (every other pair 1).",
     },
+    "RankGeoFM": {
+        "margin": "Hinge margin a negative must violate: x_uj > x_ui - margin.",
+        "max_trials": "Negatives drawn per positive before giving up on a violation.",
+        "radius": "C, the largest norm allowed to a user or item factor vector (norms are bounded, not penalised).",
+        "alpha": "The share of radius allowed to the geographical user factors (balance of geography against "
+                 "preference).",
+    },
     "RankVFCD": {
         "alpha": "Confidence slope: an observed user-item or related item-item pair weighs 1 + alpha.",
         "beta": "Weight of the item-item relation (functional) factorisation.",
