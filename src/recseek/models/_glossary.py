@@ -76,6 +76,9 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
     "AspectModelRating": {
         "min_sigma": "Floor of each latent class's rating standard deviation.",
     },
+    "AutoRec": {
+        "hidden": "Width of the hidden (sigmoid) layer of the item autoencoder.",
+    },
     "BPMF": {
         "burn_in": "Gibbs sweeps discarded before posterior samples are collected (less than epochs).",
         "samples": "Posterior draws averaged for prediction.",
@@ -153,6 +156,12 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
     "RBM": {
         "momentum": "Momentum of the contrastive-divergence updates (share of the previous step kept).",
         "cd_steps": "T, alternating Gibbs steps of contrastive divergence (CD-T).",
+    },
+    "SASRec": {
+        "blocks": "Self-attention blocks stacked.",
+        "heads": "Attention heads per block (factors must be a multiple).",
+        "max_length": "Longest history read: the most recent max_length items of a user.",
+        "dropout": "Dropout rate on the embeddings, the attention weights and the feed-forward layers.",
     },
     "URP": {
         "burn_in": "Gibbs sweeps discarded before posterior samples are collected (less than epochs).",

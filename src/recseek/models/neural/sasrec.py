@@ -1,0 +1,242 @@
+"""SASRec: self-attentive sequential recommendation (Kang & McAuley 2018)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ...data._interactions import Interactions
+from ...errors import ParameterError
+from .._params import Float, Int
+from ..base import Array, Recommender, StateSpec
+from ..registry import register
+from ._train import DEVICE_RULE, NeuralModel, train_epochs
+
+
+def user_sequences(train: Interactions, max_length: int) -> list[np.ndarray]:
+    """Each user's items in time order (ties in input order), the most recent ``max_length + 1`` kept."""
+    m = train.matrix
+    ts = train.timestamps if train.timestamps is not None else np.zeros(train.nnz)
+    order = train.order if train.order is not None else np.arange(train.nnz)
+    users = train.user_index()
+    idx = np.lexsort((order, ts, users))
+    items = m.indices[idx].astype(np.int64)
+    bounds = m.indptr
+    return [items[bounds[u]:bounds[u + 1]][-(max_length + 1):] for u in range(train.n_users)]
+
+
+def _build(t: Any, n_items: int, factors: int, blocks: int, heads: int, max_length: int, dropout: float) -> Any:
+    nn = t.nn
+
+    class SASRecNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.items = nn.Embedding(n_items + 1, factors, padding_idx=0)
+            self.positions = nn.Embedding(max_length, factors)
+            nn.init.normal_(self.items.weight, std=0.02)
+            nn.init.normal_(self.positions.weight, std=0.02)
+            with t.no_grad():
+                self.items.weight[0].zero_()
+            self.drop = nn.Dropout(dropout)
+            self.blocks = nn.ModuleList(
+                nn.TransformerEncoderLayer(factors, heads, dim_feedforward=factors, dropout=dropout,
+                                           activation="relu", batch_first=True, norm_first=True)
+                for _ in range(blocks))
+            self.norm = nn.LayerNorm(factors)
+            self.register_buffer("causal", t.triu(t.ones(max_length, max_length, dtype=t.bool), diagonal=1))
+
+        def forward(self, seq: Any) -> Any:
+            """Hidden states (batch, max_length, factors) of left-padded item sequences (0 = padding)."""
+            keep = (seq > 0).unsqueeze(-1).to(self.items.weight.dtype)
+            pos = t.arange(seq.shape[1], device=seq.device)
+            x = self.drop(self.items(seq) * (self.items.embedding_dim ** 0.5) + self.positions(pos)) * keep
+            for block in self.blocks:
+                x = block(x, src_mask=self.causal[: seq.shape[1], : seq.shape[1]]) * keep
+            return self.norm(x)
+
+    return SASRecNet()
+
+
+@register
+class SASRec(NeuralModel, Recommender):
+    """SASRec: a causal Transformer over each user's items in time order predicts the next item.
+
+    A user's history ``s_1 .. s_n`` (the most recent ``max_length``) is embedded as item
+    plus position embeddings and passed through ``blocks`` self-attention blocks (causal
+    multi-head attention and a point-wise feed-forward layer, each with layer
+    normalisation, dropout and a residual connection); the hidden state ``F_t`` at step
+    t scores item ``i`` by ``F_t . M_i`` with the shared item embedding ``M``. Training
+    minimises the cross-entropy of the next item over the whole catalogue at every step
+    of every training sequence (RecBole's default; the paper samples one negative per
+    step with a log loss), with Adam.
+
+    The score of a known user is ``F_n . M_i`` at the last step of the user's training
+    history, kept after fitting (``user_state_``), so scoring needs numpy only; new
+    histories are scored with :meth:`score_histories`, which needs torch. Evaluate with
+    the sequential protocol of :mod:`recseek.evaluation.sequential` (leave the last
+    item out by time, full ranking).
+
+    Parameters
+    ----------
+    factors : int
+        Embedding and hidden dimension d.
+    blocks, heads : int
+        Self-attention blocks and attention heads per block (``factors % heads == 0``).
+    max_length : int
+        Longest history read (n in the paper).
+    dropout : float
+        Dropout rate on the embeddings, attention weights and feed-forward layers.
+    epochs, batch_size, learning_rate, reg : int, int, float, float
+        Passes over the users' sequences, sequences per Adam step, Adam's step and its
+        L2 weight decay.
+    device, seed, verbose
+        See :class:`~recseek.models.neural.multvae.MultVAE`.
+
+    Learned state: ``item_factors_`` (n_items, factors) M, ``user_state_`` (n_users,
+    factors) the final hidden state of each training history, ``network_`` every weight
+    of the network as one flat float32 array (torch's ``state_dict`` order).
+
+    Reference: Kang, McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018.
+    """
+
+    name = "SASRec"
+    family = "neural"
+    paper = "Kang, McAuley. Self-Attentive Sequential Recommendation. ICDM 2018"
+    requires: ClassVar[tuple[str, ...]] = ("timestamps",)
+    rules = {"blocks": Int(lo=1), "heads": Int(lo=1), "max_length": Int(lo=1), "dropout": Float(lo=0.0, hi=0.99),
+             "device": DEVICE_RULE}
+    test_params = {"factors": 16, "blocks": 1, "heads": 1, "max_length": 20, "epochs": 30, "batch_size": 32,
+                   "learning_rate": 0.01, "dropout": 0.1, "device": "cpu"}
+    state: ClassVar[dict[str, StateSpec]] = {
+        "item_factors_": Array("float32", ("n_items", "factors")),
+        "user_state_": Array("float32", ("n_users", "factors")),
+        "network_": Array("float32", ("n_network",)),
+    }
+
+    def __init__(
+        self,
+        factors: int = 64,
+        blocks: int = 2,
+        heads: int = 1,
+        max_length: int = 50,
+        dropout: float = 0.2,
+        epochs: int = 200,
+        batch_size: int = 128,
+        learning_rate: float = 0.001,
+        reg: float = 0.0,
+        device: str = "auto",
+        seed: int | None = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.factors = factors
+        self.blocks = blocks
+        self.heads = heads
+        self.max_length = max_length
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.reg = reg
+        self.device = device
+        self.seed = seed
+        self.verbose = verbose
+
+    def check_params(self) -> None:
+        super().check_params()
+        if int(self.factors) % int(self.heads):
+            raise ParameterError(f"{self.display_name}: factors ({self.factors}) must be a multiple of heads "
+                                 f"({self.heads})")
+
+    def _net(self, t: Any) -> Any:
+        return _build(t, self.n_items_, int(self.factors), int(self.blocks), int(self.heads), int(self.max_length),
+                      float(self.dropout))
+
+    def _fit(self, train: Interactions) -> None:
+        t = self._torch()
+        device = self._device()
+        length = int(self.max_length)
+        seqs = user_sequences(train, length)
+        active = np.array([u for u, s in enumerate(seqs) if len(s) >= 2], dtype=np.int64)
+        inputs = np.zeros((train.n_users, length), dtype=np.int64)
+        targets = np.zeros((train.n_users, length), dtype=np.int64)
+        for u in active:
+            s = seqs[u] + 1
+            inputs[u, length - len(s) + 1:] = s[:-1]
+            targets[u, length - len(s) + 1:] = s[1:]
+        with self._seeded():
+            net = self._net(t).to(device)
+        opt = t.optim.Adam(net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.reg))
+
+        def batch_loss(idx: Any, epoch: int) -> Any:
+            users = active[idx.numpy()]
+            x = t.from_numpy(inputs[users]).to(device)
+            y = t.from_numpy(targets[users]).to(device)
+            h = net(x)
+            logits = h @ net.items.weight[1:].T
+            mask = y > 0
+            return t.nn.functional.cross_entropy(logits[mask], y[mask] - 1)
+
+        if len(active):
+            with self._seeded():
+                train_epochs(self, net, opt, len(active), batch_loss, epochs=int(self.epochs),
+                             batch_size=int(self.batch_size), generator=self._generator())
+        last = np.zeros((train.n_users, length), dtype=np.int64)
+        for u, s in enumerate(seqs):
+            s = s[-length:] + 1
+            if len(s):
+                last[u, length - len(s):] = s
+        state = np.zeros((train.n_users, int(self.factors)), dtype=np.float32)
+        net.eval()
+        with t.no_grad():
+            for start in range(0, train.n_users, 512):
+                x = t.from_numpy(last[start:start + 512]).to(device)
+                state[start:start + 512] = net(x)[:, -1].cpu().numpy()
+        has = np.array([len(s) > 0 for s in seqs])
+        state[~has] = 0.0
+        self.user_state_ = state
+        self.item_factors_ = np.ascontiguousarray(net.items.weight[1:].detach().cpu().numpy().astype(np.float32))
+        self.network_ = np.concatenate([v.detach().cpu().numpy().astype(np.float32).ravel()
+                                        for k, v in net.state_dict().items() if k != "causal"])
+        self._check_finite(int(self.epochs), self.user_state_, self.item_factors_)
+
+    def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        v = self.item_factors_ if items is None else self.item_factors_[items]
+        return (self.user_state_[users] @ v.T).astype(np.float32)
+
+    def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
+        """Scores (len(histories), n_items) of item-index histories in time order (torch needed)."""
+        from ...errors import ModelFileError
+
+        self._check_fitted()
+        t = self._torch()
+        net = self._net(t)
+        sd = {k: v for k, v in net.state_dict().items() if k != "causal"}
+        need = sum(int(v.numel()) for v in sd.values())
+        if self.network_.shape != (need,):
+            raise ModelFileError(f"{self.display_name} state network_ holds {self.network_.size} weights, but the "
+                                 f"hyperparameters need {need}")
+        pos, loaded = 0, {}
+        for k, v in sd.items():
+            n = int(v.numel())
+            loaded[k] = t.from_numpy(self.network_[pos:pos + n].reshape(tuple(v.shape)).copy())
+            pos += n
+        net.load_state_dict(loaded, strict=False)
+        net.eval()
+        length = int(self.max_length)
+        x = np.zeros((len(histories), length), dtype=np.int64)
+        for r, h in enumerate(histories):
+            h = np.asarray(h, dtype=np.int64)
+            if h.size and (h.min() < 0 or h.max() >= self.n_items_):
+                raise ParameterError(f"score_histories: history {r} names an item index outside 0..{self.n_items_ - 1}")
+            h = h[-length:] + 1
+            if h.size:
+                x[r, length - h.size:] = h
+        with t.no_grad():
+            state = net(t.from_numpy(x))[:, -1].numpy()
+        state[(x > 0).sum(axis=1) == 0] = 0.0
+        return (state @ self.item_factors_.T).astype(np.float32)
+
+    def item_vectors(self) -> np.ndarray:
+        self._check_fitted()
+        return self.item_factors_
