@@ -356,3 +356,49 @@ def test_evaluate_scores_sampled_and_full():
     assert f.hr == 1.0 and f.full_hr == 1.0 and f.ndcg == 1.0
     flat = evaluate_scores(lambda u: np.zeros((len(u), n)), split, "test", k=1)
     assert flat.hr == 0.0 and flat.full_hr == 0.0
+
+
+# ---------------------------------------------------------------- TOML and CLI
+def test_federated_table_sets_defaults_and_adds_methods():
+    from recseek.evaluation.experiment import load_experiment
+
+    exp = load_experiment({
+        "data": {"name": "ml-100k"},
+        "evaluation": {"task": "ranking"},
+        "federated": {"method": ["FedCA", "FCF"], "rounds": 7, "local_epochs": 2,
+                      "privacy": {"mechanism": "laplace", "epsilon": 2.0}},
+        "models": [{"name": "MostPopular"}, {"name": "FedAvg", "rounds": 3}],
+    })
+    by = {m["name"]: m["params"] for m in exp.models}
+    assert by["MostPopular"] == {}
+    assert by["FedAvg"]["rounds"] == 3 and by["FedAvg"]["local_epochs"] == 2 and by["FedAvg"]["epsilon"] == 2.0
+    assert by["FedCA"]["rounds"] == 7 and by["FedCA"]["privacy"] == "laplace"
+    assert "local_epochs" not in by["FCF"] and by["FCF"]["rounds"] == 7
+    with pytest.raises(ParameterError, match=r"\[federated\] has no setting 'epochs'"):
+        load_experiment({"data": {"name": "x"}, "evaluation": {"task": "ranking"},
+                         "federated": {"method": "FedAvg", "epochs": 3}})
+    with pytest.raises(ParameterError, match="not a federated method"):
+        load_experiment({"data": {"name": "x"}, "evaluation": {"task": "ranking"},
+                         "federated": {"method": "BPR"}})
+    with pytest.raises(ParameterError, match="backbone"):
+        load_experiment({"data": {"name": "x"}, "evaluation": {"task": "ranking"},
+                         "federated": {"method": "FedAvg", "backbone": "transformer"}})
+
+
+def test_recseek_run_compares_federated_and_centralised(tmp_path):
+    from click.testing import CliRunner
+
+    from recseek.cli import cli
+
+    data = planted_blocks().for_task("ranking")[0]
+    u, i, v, _ = data.to_coo()
+    rows = [f"{data.users.ids[a]},{data.items.ids[b]},1" for a, b in zip(u, i, strict=True)]
+    (tmp_path / "d.csv").write_text("user,item,rating\n" + "\n".join(rows) + "\n")
+    (tmp_path / "e.toml").write_text(
+        '[data]\npath = "d.csv"\nformat = "csv"\n\n[split]\nmethod = "leave_one_out"\norder = "random"\n\n'
+        '[evaluation]\ntask = "ranking"\nk = 5\nmetrics = ["hitrate", "ndcg"]\n\n'
+        '[federated]\nmethod = ["FedAvg"]\nrounds = 10\nlocal_epochs = 3\nfactors = 8\nlearning_rate = 0.05\n'
+        'init_std = 0.1\n\n[[models]]\nname = "MostPopular"\n')
+    res = CliRunner().invoke(cli, ["run", str(tmp_path / "e.toml")])
+    assert res.exit_code == 0, res.output
+    assert "FedAvg" in res.output and "MostPopular" in res.output

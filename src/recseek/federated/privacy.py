@@ -71,6 +71,13 @@ class Privacy:
     def perturb(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Clip each row (L1 for Laplace, L2 for Gaussian) and add the noise; float32."""
         rows = np.asarray(rows, dtype=np.float32)
+        return self.perturb_with(rows, rng.random(rows.shape), rng.random(rows.shape))
+
+    def perturb_with(self, rows: np.ndarray, u1: np.ndarray, u2: np.ndarray) -> np.ndarray:
+        """:meth:`perturb` from given uniform numbers in [0, 1) (``u1``, ``u2`` of the rows'
+        shape): Laplace by the inverse distribution function of ``u1``, Gaussian by the
+        Box-Muller transform of ``(u1, u2)``."""
+        rows = np.asarray(rows, dtype=np.float32)
         if not self.noisy or rows.size == 0:
             return rows
         order = 1 if self.mechanism == "laplace" else 2
@@ -79,9 +86,11 @@ class Privacy:
         clipped = rows * scale
         b = self.noise_scale()
         if self.mechanism == "laplace":
-            noise = rng.laplace(0.0, b, rows.shape)
+            c = np.asarray(u1, dtype=np.float64) - 0.5
+            noise = -b * np.sign(c) * np.log1p(-2.0 * np.minimum(np.abs(c), 0.5 - 2.0 ** -54))
         else:
-            noise = rng.normal(0.0, b, rows.shape)
+            r = np.sqrt(-2.0 * np.log1p(-np.asarray(u1, dtype=np.float64)))
+            noise = b * r * np.cos(2.0 * np.pi * np.asarray(u2, dtype=np.float64))
         return (clipped + noise).astype(np.float32)
 
     def report(self, rounds: int) -> str:

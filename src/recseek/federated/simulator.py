@@ -31,10 +31,44 @@ import scipy.sparse as sp
 
 from ..data._interactions import Interactions
 from ..errors import DataError, ParameterError, TrainingError
-from .aggregation import FCF, RoundUploads, Strategy
+from .aggregation import FCF, FedCA, RoundUploads, Strategy
 from .privacy import Privacy
 
 OPTIMIZERS = {"sgd": 0, "adam": 1}
+
+# streams of the clients' counter-based random numbers
+_NEG, _ORDER, _FAKE, _FAKE_LABEL, _NOISE = 1, 2, 3, 4, 5
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser (uint64 in, uint64 out; wraps modulo 2**64)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def client_uniform(seed: int, stream: int, rnd: int, client: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Uniform numbers in [0, 1) that depend only on (seed, stream, round, client, index).
+
+    Every random draw a client makes comes from here, so a client computes the same
+    numbers whether it trains inside the vectorised simulator (all clients at once) or
+    alone on its device (the Flower adapter): both give the same model for one seed.
+    """
+    with np.errstate(over="ignore"):
+        h = _mix(np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(stream))
+        h = _mix(h ^ np.uint64(rnd))
+        h = _mix(h ^ np.asarray(client).astype(np.uint64))
+        h = _mix(h ^ np.asarray(index).astype(np.uint64))
+    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+
+
+def _local_index(owner: np.ndarray) -> np.ndarray:
+    """Position of each entry within its (sorted) owner group."""
+    if len(owner) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    counts = np.diff(np.r_[starts, len(owner)])
+    return np.arange(len(owner)) - np.repeat(starts, counts)
 
 
 @dataclass
@@ -183,18 +217,19 @@ class Federation:
         pos = np.minimum(pos, len(self._keys) - 1)
         return self._keys[pos] == key
 
-    def _draw_outside(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One item per entry of ``users``, uniformly among the items outside its training row."""
-        items = rng.integers(0, self.n_items, len(users))
-        bad = self._in_train(users, items)
-        for _ in range(100):
-            if not bad.any():
-                break
-            items[bad] = rng.integers(0, self.n_items, int(bad.sum()))
-            bad[bad] = self._in_train(users[bad], items[bad])
-        if bad.any():
-            raise DataError("federation: a client has interacted with (nearly) every item; no negatives to draw")
-        return items
+    def _draw_outside(self, users: np.ndarray, stream: int, rnd: int) -> np.ndarray:
+        """One item per entry of ``users`` (grouped by user), uniformly among the items outside
+        the user's training row (and ``never_negative``); counter-based draws."""
+        slot = _local_index(users)
+        items = np.empty(len(users), dtype=np.int64)
+        todo = np.arange(len(users))
+        for attempt in range(64):
+            u = client_uniform(self.seed, stream, rnd, users[todo], slot[todo] * 64 + attempt)
+            items[todo] = np.minimum((u * self.n_items).astype(np.int64), self.n_items - 1)
+            todo = todo[self._in_train(users[todo], items[todo])]
+            if len(todo) == 0:
+                return items
+        raise DataError("federation: a client has interacted with (nearly) every item; no negatives to draw")
 
     # ------------------------------------------------------------ training
     def fit(self, train: Interactions, on_round: Callable[[Federation, int], dict[str, float] | None] | None = None,
@@ -222,9 +257,9 @@ class Federation:
             t0 = time.perf_counter()
             parts = np.sort(rng.choice(self.clients, n_part, replace=False))
             if self.strategy.gradients:
-                info = self._gradient_round(parts, rng)
+                info = self._gradient_round(parts, r, rng)
             else:
-                info = self._local_round(parts, rng)
+                info = self._local_round(parts, r, rng)
             for a in (self.state.V, self.state.U):
                 if not np.isfinite(a).all():
                     raise TrainingError(f"{self.strategy.name}: training diverged in round {r + 1} (NaN or infinite "
@@ -242,41 +277,47 @@ class Federation:
             self.state.U[self.clients] = self._solve_users(self.clients)
         return self
 
-    def _samples(self, parts: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(owner, items, labels)`` of the round's local samples, grouped by client."""
+    def _samples(self, parts: np.ndarray, rnd: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(owner, items, labels)`` of the round's local samples, grouped by client
+        (``owner`` indexes ``parts``)."""
         counts = np.diff(self.indptr)[parts]
         owner_pos = np.repeat(np.arange(len(parts)), counts)
-        pos_items = np.concatenate([self.indices[self.indptr[c]: self.indptr[c + 1]] for c in parts]) \
-            if len(parts) < 64 else self.indices[_row_positions(self.indptr, parts)]
+        pos_items = self.indices[_row_positions(self.indptr, parts)]
         k = int(self.local.negatives)
         owner_neg = np.repeat(owner_pos, k)
-        neg_items = self._draw_outside(parts[owner_neg], rng) if k else np.zeros(0, dtype=np.int64)
+        neg_items = self._draw_outside(parts[owner_neg], _NEG, rnd) if k else np.zeros(0, dtype=np.int64)
         owner = [owner_pos, owner_neg]
         items = [pos_items, neg_items]
         labels = [np.ones(len(pos_items), dtype=np.float32), np.zeros(len(neg_items), dtype=np.float32)]
         f = int(self.privacy.fake_items)
         if f:
             owner_fake = np.repeat(np.arange(len(parts)), f)
-            fake = self._draw_outside(parts[owner_fake], rng)
+            fake = self._draw_outside(parts[owner_fake], _FAKE, rnd)
             tables, table_of = self.strategy.start_tables(self.state, parts)
             rows = tables[table_of[owner_fake], fake]
             z = np.einsum("td,td->t", rows, self.state.U[parts[owner_fake]]) + self.state.ub[parts[owner_fake]]
             prob = 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
+            draw = client_uniform(self.seed, _FAKE_LABEL, rnd, parts[owner_fake], _local_index(owner_fake))
             owner.append(owner_fake)
             items.append(fake)
-            labels.append((rng.random(len(fake)) < prob).astype(np.float32))
+            labels.append((draw < prob).astype(np.float32))
         owner = np.concatenate(owner)
         items = np.concatenate(items).astype(np.int64)
         labels = np.concatenate(labels)
         srt = np.argsort(owner, kind="stable")
         return owner[srt], items[srt], labels[srt]
 
-    def _local_round(self, parts: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+    def client_step(self, parts: np.ndarray, rnd: int) -> tuple[RoundUploads, dict[str, Any]]:
+        """Local training of the clients ``parts`` in round ``rnd`` (0-based), all at once.
+
+        Updates the clients' own vectors (and personal tables) in place and returns what
+        they upload, plus the exact (unperturbed) changes for the simulator's bookkeeping.
+        """
         from ._kernels import local_train_dot
 
         loc = self.local
         st = self.state
-        owner, items, labels = self._samples(parts, rng)
+        owner, items, labels = self._samples(parts, rnd)
         C = len(parts)
         sptr = np.zeros(C + 1, dtype=np.int64)
         np.cumsum(np.bincount(owner, minlength=C), out=sptr[1:])
@@ -291,8 +332,10 @@ class Federation:
         # a fresh sample order per client and local epoch
         E = int(loc.local_epochs)
         order = np.empty((E, len(owner)), dtype=np.int64)
+        local = _local_index(owner)
         for e in range(E):
-            perm = np.argsort(owner + rng.random(len(owner)), kind="stable")
+            keys = client_uniform(self.seed, _ORDER, rnd, parts[owner], local + (e << 32))
+            perm = np.argsort(owner + keys, kind="stable")
             order[e] = perm - sptr[owner[perm]]
         tables, table_of = self.strategy.start_tables(st, parts)
         tables = np.ascontiguousarray(tables, dtype=np.float32)
@@ -306,19 +349,34 @@ class Federation:
                         f32(loc.reg_item), f32(loc.beta1), f32(loc.beta2), f32(loc.eps), float(loc.threshold),
                         bool(loc.use_bias), bool(loc.two_step))
         exact = out_rows - start_rows
-        deltas = self.privacy.perturb(exact, rng) if self.privacy.noisy else exact
+        deltas = self._perturb(exact, parts[t_owner], _local_index(t_owner), rnd) if self.privacy.noisy else exact
         if self.strategy.personal:
-            if self.strategy.name == "PFedRec":
+            if not isinstance(self.strategy, FedCA):
+                # PFedRec: the client's table is the server's, fine-tuned on its own rows
                 st.tables[parts] = st.V[None]
             st.tables[parts[t_owner], t_items] = out_rows
-        st.exact_deltas = exact if self.privacy.noisy else None
         bases = None
         if getattr(self.strategy, "alpha", 0):
             bases = _client_bases(out_rows, t_owner, C, int(getattr(self.strategy, "principal_k", 4)))
         up = RoundUploads(parts, t_owner, t_items, deltas, np.diff(sptr), bases)
-        info = self.strategy.aggregate(st, up, rng)
-        st.exact_deltas = None
-        return {"loss": float(losses.mean()), **info}
+        return up, {"exact": exact if self.privacy.noisy else None, "losses": losses}
+
+    def _perturb(self, rows: np.ndarray, clients: np.ndarray, row_index: np.ndarray, rnd: int) -> np.ndarray:
+        """The privacy mechanism on uploaded rows (row ``t`` is the ``row_index[t]``-th row of
+        client ``clients[t]``), from the clients' counter-based random numbers."""
+        d = rows.shape[1]
+        idx = (row_index[:, None] * d + np.arange(d)[None, :]) * 2
+        cl = np.broadcast_to(clients[:, None], idx.shape)
+        u1 = client_uniform(self.seed, _NOISE, rnd, cl, idx)
+        u2 = client_uniform(self.seed, _NOISE, rnd, cl, idx + 1)
+        return self.privacy.perturb_with(rows, u1, u2)
+
+    def _local_round(self, parts: np.ndarray, rnd: int, rng: np.random.Generator) -> dict[str, float]:
+        up, extra = self.client_step(parts, rnd)
+        self.state.exact_deltas = extra["exact"]
+        info = self.strategy.aggregate(self.state, up, rng)
+        self.state.exact_deltas = None
+        return {"loss": float(extra["losses"].mean()), **info}
 
     # ------------------------------------------------------------ FCF
     def _solve_users(self, users: np.ndarray) -> np.ndarray:
@@ -339,7 +397,7 @@ class Federation:
             out[s: s + 1024] = np.linalg.solve(A, b[..., None])[..., 0]
         return out
 
-    def _gradient_round(self, parts: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+    def _gradient_round(self, parts: np.ndarray, rnd: int, rng: np.random.Generator) -> dict[str, float]:
         st = self.state
         a = float(self.local.confidence)
         X = self._solve_users(parts)
@@ -356,7 +414,9 @@ class Federation:
             loss += float((E * err).sum())
             if self.privacy.noisy:
                 g = (-2.0 * E[:, :, None] * Xb[:, None, :]).reshape(-1, Y.shape[1])
-                grad += self.privacy.perturb(g, rng).reshape(len(blk), self.n_items, -1).sum(axis=0)
+                owners = np.repeat(blk, self.n_items)
+                rows = np.tile(np.arange(self.n_items), len(blk))
+                grad += self._perturb(g, owners, rows, rnd).reshape(len(blk), self.n_items, -1).sum(axis=0)
             else:
                 grad += -2.0 * E.T @ Xb
         counts = np.diff(self.indptr)[parts]
@@ -414,7 +474,10 @@ def _client_bases(rows: np.ndarray, owner: np.ndarray, n_clients: int, k: int) -
         cov += ind @ (part[:, :, None] * part[:, None, :]).reshape(len(part), d * d)
     cov = cov.reshape(n_clients, d, d)
     _, vecs = np.linalg.eigh(cov)
-    return np.ascontiguousarray(np.transpose(vecs[:, :, ::-1][:, :, :k], (0, 2, 1)))
+    basis = np.transpose(vecs[:, :, ::-1][:, :, :k], (0, 2, 1))
+    # fix each direction's sign: its largest-magnitude component is positive
+    big = np.take_along_axis(basis, np.argmax(np.abs(basis), axis=2)[:, :, None], axis=2)
+    return np.ascontiguousarray(basis * np.where(big < 0, -1.0, 1.0))
 
 
 __all__ = ["Federation", "FederationState", "LocalTraining", "FCF", "participants_per_round"]
