@@ -41,6 +41,10 @@ A file has four parts::
     trials = 20               # trials per model and fold (Optuna TPE on a validation split of train)
     # metric = "ndcg@10"; sampler = "tpe" | "random"; seed = 0; validation = 0.2
 
+    [federated]               # optional: settings shared by the federated models (FCF, FedAvg,
+    method = ["FedCA"]        #   PFedRec, FedCA), which method adds as models; their own
+    rounds = 50               #   [[models]] keys win (see recseek.federated.config)
+
 Only the keys above are accepted. Every mistake (malformed TOML, an unknown key,
 model or hyperparameter, a value out of range, a missing file) raises one
 :class:`~recseek.errors.RecseekError` sentence that names the file and the key.
@@ -107,7 +111,7 @@ _SPLIT_KEYS = {
     "cold_items": {"ratio", "seed", "strata", "fold"},
 }
 _EVAL_KEYS = {"task", "k", "metrics", "sampled", "seed", "clip"}
-_SECTIONS = {"data", "split", "evaluation", "models", "tuning"}
+_SECTIONS = {"data", "split", "evaluation", "models", "tuning", "federated"}
 
 
 @dataclass
@@ -153,7 +157,7 @@ def load_experiment(config: str | Path | Mapping[str, Any]) -> Experiment:
         base = path.resolve().parent
     for key in raw:
         if key not in _SECTIONS:
-            raise _err(source, f"unknown section [{key}] (valid: data, split, evaluation, models, tuning)")
+            raise _err(source, f"unknown section [{key}] (valid: data, split, evaluation, models, tuning, federated)")
     for sec in ("data", "split", "evaluation", "tuning"):
         if sec in raw and not isinstance(raw[sec], dict):
             raise _err(source, f"[{sec}] must be a table")
@@ -161,6 +165,8 @@ def load_experiment(config: str | Path | Mapping[str, Any]) -> Experiment:
     split = dict(raw.get("split", {}))
     ev = dict(raw.get("evaluation", {}))
     models = raw.get("models")
+    if "federated" in raw:  # the federated methods' common settings (recseek.federated.config)
+        models = _with_federated(source, raw["federated"], models)
     _check_data(source, data)
     _check_split(source, split)
     _check_eval(source, ev)
@@ -251,6 +257,28 @@ def _check_eval(source: str, ev: dict[str, Any]) -> None:
             raise _err(source, "[evaluation] clip applies only to the rating task")
         if not (isinstance(c, list) and len(c) == 2 and all(_is_num(x) for x in c) and c[0] <= c[1]):
             raise _err(source, f"[evaluation] clip must be [low, high], got {c!r}")
+
+
+def _with_federated(source: str, table: Any, models: Any) -> list[Any]:
+    """``[[models]]`` with the ``[federated]`` settings as defaults of the federated models,
+    plus the table's ``method`` entries not already listed."""
+    from ..federated.config import federated_settings, settings_for
+    from ..models import registry
+
+    methods, settings = federated_settings(source, table)
+    out = []
+    for m in models if isinstance(models, list) else []:
+        if isinstance(m, dict) and isinstance(m.get("name"), str):
+            try:
+                federated = registry.get(m["name"]).family == "federated"
+            except ParameterError:
+                federated = False
+            if federated:
+                m = {**settings_for(m["name"], settings), **m}
+        out.append(m)
+    listed = {str(m.get("name", "")).lower() for m in out if isinstance(m, dict)}
+    out += [{"name": n, **settings_for(n, settings)} for n in methods if n.lower() not in listed]
+    return out
 
 
 def _check_model(source: str, index: int, spec: dict[str, Any], task: str) -> dict[str, Any]:
