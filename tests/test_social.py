@@ -353,3 +353,23 @@ def test_fixed_seed_gives_the_same_model_on_one_and_two_threads(name) -> None:
     for key in pa:
         np.testing.assert_array_equal(pa[key], pb[key], err_msg=f"{name}: {key} differs")
     np.testing.assert_array_equal(sa, sb)
+
+
+def test_timesvd_state_is_checked_on_load_and_predict_at_validates(tmp_path) -> None:
+    from recseek.errors import ModelFileError, ParameterError
+
+    data = synthetic(n_users=30, n_items=20, seed=2)
+    model = registry.create("TimeSVD", factors=3, epochs=3).fit(data)
+    params = model.get_parameters()
+    bad = dict(params)
+    bad["day_indptr_"] = params["day_indptr_"][::-1].copy()
+    with pytest.raises(ModelFileError, match="day_indptr_"):
+        registry.create("TimeSVD", factors=3, epochs=3).set_parameters(bad)
+    model.save(tmp_path / "m")
+    loaded = registry.get("TimeSVD").load(tmp_path / "m")
+    u, i, _, t = data.to_coo()
+    np.testing.assert_array_equal(loaded.predict_at(u, i, t), model.predict_at(u, i, t))
+    with pytest.raises(ParameterError, match="same length"):
+        model.predict_at(u[:3], i[:2], t[:3])
+    with pytest.raises(DataError, match="finite"):
+        model.predict_at(u[:1], i[:1], np.array([np.nan]))
