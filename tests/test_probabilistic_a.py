@@ -476,3 +476,99 @@ def test_bpoissmf_fold_in_matches_the_trained_user() -> None:
     folded = model.recommend_new(items, values, k=10).ids[0]
     trained = model.recommend([u], k=10).ids[0]
     assert len(np.intersect1d(folded, trained)) >= 7
+
+
+# ---------------------------------------------------------------- HMM
+def _hmm_data(seed: int = 0, n_users: int = 200, n_items: int = 45, s: int = 3, periods: int = 8):
+    """Users whose state follows a sticky 3-state chain; each state consumes from its own
+    block of items (plus a little of the others), a Poisson number of items per period.
+    Periods 0..periods-1 train; the next period is held out."""
+    rng = np.random.default_rng(seed)
+    a = np.full((s, s), 0.1 / (s - 1))
+    np.fill_diagonal(a, 0.9)
+    pi = np.full(s, 1.0 / s)
+    b = np.full((s, n_items), 0.05)
+    block = n_items // s
+    for z in range(s):
+        b[z, z * block:(z + 1) * block] = 1.0
+    b /= b.sum(axis=1, keepdims=True)
+    rows, cols, times, held_r, held_c = [], [], [], [], []
+    for u in range(n_users):
+        z = rng.choice(s, p=pi)
+        seen: set[int] = set()
+        for t in range(periods + 1):
+            if t:
+                z = rng.choice(s, p=a[z])
+            k = 1 + rng.poisson(2.0)
+            items = [i for i in rng.choice(n_items, size=k, replace=False, p=b[z]) if i not in seen]
+            seen.update(items)
+            if t < periods:
+                rows += [u] * len(items)
+                cols += items
+                times += [float(t)] * len(items)
+            else:
+                held_r += [u] * len(items)
+                held_c += items
+    train = _interactions(np.array(rows), np.array(cols), np.ones(len(rows)), n_users, n_items,
+                          times=np.array(times))
+    return train, np.array(held_r), np.array(held_c), pi, a, b
+
+
+def test_hmm_recovers_a_planted_markov_chain() -> None:
+    from recseek.models.probabilistic._a_hmm import forward_backward
+
+    train, held_r, held_c, pi, a, b = _hmm_data()
+    with single_thread():
+        model = registry.create("HMM", states=3, epochs=30, period_length=1.0, prior_emission=0.01,
+                                seed=0).fit(train)
+    users = np.arange(train.n_users)
+    ours = _heldout_loglik(model.score(users), held_r, held_c, train)
+    # the generating model's own next-period prediction
+    user_ptr, counts = model._periods(train)
+    log_emit = np.asarray(counts @ np.log(b.T))
+    gamma, _, _ = forward_backward(user_ptr, np.ascontiguousarray(log_emit), np.log(pi), np.log(a),
+                                   np.array([0, train.n_users], dtype=np.int64))
+    nxt = gamma[user_ptr[1:] - 1] @ a
+    truth = _heldout_loglik(nxt @ b, held_r, held_c, train)
+    pop = np.bincount(train.matrix.indices, minlength=train.n_items).astype(np.float64) + 1.0
+    popular = _heldout_loglik(np.tile(pop, (train.n_users, 1)), held_r, held_c, train)
+    # a bag-of-items model (LDA) knows the user's mixture of states but not where the chain is now
+    with single_thread():
+        lda = registry.create("LDA", factors=3, epochs=40, alpha=0.5, burn_in=10, sample_lag=2, seed=0).fit(train)
+    bag = _heldout_loglik(lda.score(users), held_r, held_c, train)
+    assert ours > popular + 0.3, (ours, popular, truth)
+    assert ours > truth - 0.1, (ours, truth)
+    assert ours > bag, (ours, bag)
+    # the sticky transitions are found (up to a permutation of the states)
+    assert np.sort(np.diag(model.transition_[:, np.argmax(model.transition_, axis=1)]))[0] > 0.7
+    assert model.loglik_[-1] > model.loglik_[0]
+
+
+def test_hmm_forward_backward_matches_brute_force() -> None:
+    """State marginals and likelihood of a 4-period chain against summing over all paths."""
+    import itertools
+
+    from recseek.models.probabilistic._a_hmm import forward_backward
+
+    rng = np.random.default_rng(2)
+    s, n = 3, 4
+    log_emit = np.log(rng.random((n, s)))
+    pi = rng.dirichlet(np.ones(s))
+    a = rng.dirichlet(np.ones(s), s)
+    gamma, xi, ll = forward_backward(np.array([0, n], dtype=np.int64), log_emit, np.log(pi), np.log(a),
+                                     np.array([0, 1], dtype=np.int64))
+    total = 0.0
+    marg = np.zeros((n, s))
+    pair = np.zeros((s, s))
+    for path in itertools.product(range(s), repeat=n):
+        p = pi[path[0]] * np.exp(log_emit[0, path[0]])
+        for t in range(1, n):
+            p *= a[path[t - 1], path[t]] * np.exp(log_emit[t, path[t]])
+        total += p
+        for t in range(n):
+            marg[t, path[t]] += p
+        for t in range(1, n):
+            pair[path[t - 1], path[t]] += p
+    np.testing.assert_allclose(ll[0], np.log(total), rtol=1e-10)
+    np.testing.assert_allclose(gamma, marg / total, rtol=1e-9)
+    np.testing.assert_allclose(xi[0], pair / total, rtol=1e-9)
