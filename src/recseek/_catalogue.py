@@ -91,6 +91,8 @@ CATALOGUE: tuple[Entry, ...] = (
           'McAuley & Leskovec. Hidden Factors and Hidden Topics: Understanding Rating Dimensions with Review Text. RecSys 2013'),
     Entry('GPLSA', 'rating', 'probabilistic',
           'Hofmann. Collaborative Filtering via Gaussian Probabilistic Latent Semantic Analysis. SIGIR 2003'),
+    Entry('HMM', 'ranking', 'probabilistic',
+          'Sahoo, Singh, Mukhopadhyay. A Hidden Markov Model for Collaborative Filtering. MIS Quarterly 36(4):1329-1356, 2012'),
     Entry('HybridText', 'ranking', 'content',
           'R. Burke: Hybrid Recommender Systems: Survey and Experiments, User Modeling and User-Adapted Interaction 12(4), 2002; Y. Koren: Factorization Meets the Neighborhood, KDD 2008'),
     Entry('IALSPlusPlus', 'ranking', 'factorization',

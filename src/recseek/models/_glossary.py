@@ -303,6 +303,13 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
                         "of that item.",
         "min_sigma": "Floor of every community-item standard deviation (normalised rating units).",
     },
+    "HMM": {
+        "states": "Number of hidden states of each user's Markov chain.",
+        "prior_initial": "Dirichlet pseudo-count of each initial state probability.",
+        "prior_transition": "Dirichlet pseudo-count of each state transition probability.",
+        "prior_emission": "Dirichlet pseudo-count of each item in each state's item distribution.",
+        "period_length": "Length of a time period in timestamp units (None: a tenth of the data's time span).",
+    },
     "IALSPlusPlus": {
         "unobserved_weight": "alpha0, the weight of the all-pairs term pulling every score to 0.",
         "reg_exponent": "nu: 0 = plain L2, 1 = regularisation proportional to the row's weight mass.",
