@@ -118,16 +118,7 @@ class SoRec(SocialRatingModel):
         self.trustee_factors_ = np.ascontiguousarray(z, dtype=np.float32)
 
     def _trust_vectors(self, rows: sp.csr_array) -> np.ndarray:
-        from ._base import row_normalised, sigmoid
+        from ._base import fit_links, row_normalised
 
-        u = np.asarray(row_normalised(rows) @ self.user_factors_, dtype=np.float32)
-        z = self.trustee_factors_
-        mask = rows.toarray() > 0
-        t = rows.toarray().astype(np.float32)
-        n = np.maximum(mask.sum(axis=1, keepdims=True), 1).astype(np.float32)
-        lr = np.float32(self.learning_rate)
-        for _ in range(200):
-            p = sigmoid(u @ z.T)
-            d = np.where(mask, (p - t) * p * (1.0 - p), 0.0).astype(np.float32)
-            u -= lr * (d @ z / n + np.float32(self.reg_user) * u)
-        return u
+        start = np.asarray(row_normalised(rows) @ self.user_factors_, dtype=np.float32)
+        return fit_links(rows, start, self.trustee_factors_, float(self.reg_user), float(self.learning_rate))

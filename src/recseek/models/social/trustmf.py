@@ -130,21 +130,10 @@ class TrustMF(SocialRatingModel):
         self.trustee_factors_ = np.ascontiguousarray(w if "truster" in views else b2, dtype=np.float32)
 
     def _trust_vectors(self, rows) -> np.ndarray:
-        from ._base import row_normalised, sigmoid
+        from ._base import fit_links, row_normalised
 
         mean = np.asarray(row_normalised(rows) @ self.user_factors_, dtype=np.float32)
         if self.mode == "trustee":
             return mean
-        dense = rows.toarray().astype(np.float32)
-        mask = dense > 0
-        n = np.maximum(mask.sum(axis=1, keepdims=True), 1).astype(np.float32)
-        w = self.trustee_factors_
-        bvec = mean.copy()
-        lr = np.float32(self.learning_rate)
-        for _ in range(200):
-            p = sigmoid(bvec @ w.T)
-            d = np.where(mask, (p - dense) * p * (1.0 - p), 0.0).astype(np.float32)
-            bvec -= lr * (d @ w / n + np.float32(self.reg) * bvec)
-        if self.mode == "truster":
-            return bvec
-        return (0.5 * (bvec + mean)).astype(np.float32)
+        b = fit_links(rows, mean, self.trustee_factors_, float(self.reg), float(self.learning_rate))
+        return b if self.mode == "truster" else (0.5 * (b + mean)).astype(np.float32)
