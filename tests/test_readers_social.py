@@ -80,3 +80,20 @@ def test_filmtrust_trust_file_matches_the_jstarcraft_reader_and_survives_the_spl
     _, train, test = load_dataset_split(folder)
     assert train.users is test.users
     assert abs(train.trust - t).sum() == 0 and abs(test.trust - t).sum() == 0
+
+
+def test_gzip_file_and_header_without_links(tmp_path) -> None:
+    import gzip
+
+    p = tmp_path / "trust.csv.gz"
+    with gzip.open(p, "wt") as f:
+        f.write("trustor,trustee,value\n10,30,1\n40,10,0.5\n")
+    t = read_trust(p, USERS).toarray()
+    assert t[0, 2] == 1.0 and t[3, 0] == 0.5 and t.sum() == 1.5
+    with pytest.raises(DataError, match="header but no links"):
+        read_trust(_write(tmp_path, "source,target\n", "h.csv"), USERS)
+    p2 = tmp_path / "bad.txt.gz"
+    with gzip.open(p2, "wt") as f:
+        f.write("10 20 1\n\n30 77 1\n")
+    with pytest.raises(DataError, match=r"line 3: trustee id '77'"):
+        read_trust(p2, USERS)

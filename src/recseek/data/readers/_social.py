@@ -10,7 +10,18 @@ import scipy.sparse as sp
 from ...errors import DataError, ParameterError
 from .._interactions import build_csr
 from .._vocab import Vocabulary
-from ._text import ID, NUMBER, check_file, first_line, id_array, looks_numeric, read_delimited, sep_name, sniff_sep
+from ._text import (
+    ID,
+    NUMBER,
+    check_file,
+    first_line,
+    id_array,
+    looks_numeric,
+    open_text,
+    read_delimited,
+    sep_name,
+    sniff_sep,
+)
 
 _LABELS = {"trustor": "trustor id", "trustee": "trustee id", "value": "trust value"}
 _HEADER_WORDS = {"trustor", "trustee", "truster", "source", "target", "src", "dst", "from", "to", "user", "user_id",
@@ -28,7 +39,7 @@ def _is_header(fields: list[str]) -> bool:
 def _data_line(path: Path, record: int, skip: int) -> int:
     """The line number of the ``record``-th (0-based) non-blank data line."""
     seen = -1
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open_text(path) as f:
         for lineno, line in enumerate(f, 1):
             if lineno <= skip or not line.strip():
                 continue
@@ -89,11 +100,14 @@ def read_trust(path: str | Path, users: Vocabulary, *, sep: str | None = None, d
         header = _is_header(fields)
     if header:
         # the first data line tells the column count
-        with open(p, encoding="utf-8", errors="replace") as f:
-            rest = [ln.rstrip("\r\n") for ln in f if ln.strip()][1:2]
-        if not rest:
+        second = None
+        with open_text(p) as f:
+            lines = (ln.rstrip("\r\n") for ln in f if ln.strip())
+            next(lines, None)
+            second = next(lines, None)
+        if second is None:
             raise DataError(f"{p}: has a header but no links")
-        fields = rest[0].split(sep)
+        fields = second.split(sep)
     n = len(fields)
     if n not in (2, 3):
         where = 2 if header else 1
