@@ -49,6 +49,7 @@ EXTRAS: dict[str, Optional] = {
     "torch": Optional("torch", "neural", "neural models and sentence embeddings"),
     "pyarrow": Optional("pyarrow", "parquet", "Parquet files"),
     "optuna": Optional("optuna", "tune", "hyperparameter tuning"),
+    "ray": Optional("ray", "ray", "the Ray backend"),
 }
 
 

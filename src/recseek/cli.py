@@ -206,8 +206,15 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
 @click.option("--baseline", default=None, help="Model label the report tests every other model against (default: the first).")
 @click.option("--save-dir", "save_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Model store: save every evaluated model to SAVE_DIR/<label>/<next version>/.")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where tuning trials run: here, or as Ray tasks (pip install 'recseek[ray]').")
+@click.option("--workers", type=click.IntRange(min=1, max=4096), default=None,
+              help="CPUs of the local Ray instance (default: all); with --backend ray only.")
+@click.option("--ray-address", "ray_address", default=None,
+              help="An existing Ray cluster (HOST:PORT or auto) instead of a local instance.")
 def run_cmd(experiment: Path, data_path: Path | None, json_path: Path | None, progress: bool,
-            report_path: Path | None, baseline: str | None, save_dir: Path | None) -> None:
+            report_path: Path | None, baseline: str | None, save_dir: Path | None, backend: str,
+            workers: int | None, ray_address: str | None) -> None:
     """Run the models of EXPERIMENT (a TOML file) and print a comparison table."""
     from .evaluation.experiment import run_experiment
 
@@ -216,7 +223,10 @@ def run_cmd(experiment: Path, data_path: Path | None, json_path: Path | None, pr
 
         check_report_options(experiment, report_path, baseline)  # fails before any training
     keep = json_path is not None or report_path is not None
-    results = run_experiment(experiment, data_path=data_path, progress=progress, details=keep, save_dir=save_dir)
+    if backend == "local" and (workers is not None or ray_address is not None):
+        raise RecseekError("--workers and --ray-address apply only with --backend ray")
+    results = run_experiment(experiment, data_path=data_path, progress=progress, details=keep, save_dir=save_dir,
+                             backend=backend, workers=workers, address=ray_address)
     click.echo(f"protocol: {results[0]['protocol']}" if results else "no models")
     click.echo(results_table(results))
     for r in results:
@@ -334,6 +344,33 @@ def recommend_cmd(model_dir: Path, user: str, k: int) -> None:
         raw = model.items_.id(int(i))
         rows.append([rank, raw, float(s), *(col.get(str(raw), "") for col in side.values())])
     click.echo(format_table(["rank", "item", "score", *side], rows))
+
+
+@cli.command("score")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--users", "users_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Raw user ids, one per line.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file of user,rank,item,score rows (.csv, or .tsv).")
+@click.option("-k", "k", type=int, default=10, show_default=True, help="Items per user.")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Score here, or with a pool of Ray actors holding the model (pip install 'recseek[ray]').")
+@click.option("--workers", type=click.IntRange(min=1, max=4096), default=None,
+              help="Ray actors (default: all CPUs); with --backend ray only.")
+@click.option("--ray-address", "ray_address", default=None,
+              help="An existing Ray cluster (HOST:PORT or auto) instead of a local instance.")
+@click.option("--skip-unknown", is_flag=True, default=False, help="Leave out user ids the model does not know.")
+@click.option("--include-seen", is_flag=True, default=False, help="Also list items the user had in training.")
+def score_cmd(model_dir: Path, users_file: Path, out: Path, k: int, backend: str, workers: int | None,
+              ray_address: str | None, skip_unknown: bool, include_seen: bool) -> None:
+    """Top-k items for every user of a file, from a model saved with ``save``."""
+    from .evaluation.batch import score_file
+
+    if backend == "local" and (workers is not None or ray_address is not None):
+        raise RecseekError("--workers and --ray-address apply only with --backend ray")
+    info = score_file(model_dir, users_file, out, k, backend=backend, workers=workers, address=ray_address,
+                      skip_unknown=skip_unknown, exclude_seen=not include_seen)
+    click.echo(f"wrote {info['rows']} rows for {info['users']} users to {out}")
 
 
 #: Item side-data columns ``recommend`` prints, first found of each group.

@@ -561,6 +561,9 @@ def run_experiment(
     progress: bool = True,
     details: bool = False,
     save_dir: str | Path | None = None,
+    backend: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run every model of an experiment and return one result dict per model.
 
@@ -572,18 +575,54 @@ def run_experiment(
     details : keep what a report needs (per-user values, popularity, memory; ranking only)
     save_dir : a model store; every model is saved to ``save_dir/<label>/<next version>/``
         (a ``save`` key of a ``[[models]]`` table takes precedence)
+    backend : ``"local"``, or ``"ray"`` to run the trials of each tuning batch as Ray tasks
+        (:mod:`recseek.distributed`; ``workers`` CPUs of a local instance, or the cluster at
+        ``address``); the results are the same for the same ``[tuning] batch``
     """
-    from tqdm.auto import tqdm
-
     from .._interface import calling_from
-    from ..models import registry
-    from ._details import PeakMemory, experiment_record, fold_record, timing_record
-    from .tuning import first_point, tune
 
+    if backend not in ("local", "ray"):
+        raise ParameterError(f"backend must be 'local' or 'ray', got {backend!r}")
     exp = load_experiment(config_or_path)
     with calling_from("toml") if exp.source != "<config>" else contextlib.nullcontext():
         data = _load_data(exp, data_path)
         folds = _folds(exp, data)
+    with _trial_backend(backend, workers, address, exp, config_or_path, data_path) as make_runner:
+        return _run(exp, data, folds, progress, details, save_dir, make_runner)
+
+
+@contextlib.contextmanager
+def _trial_backend(backend: str, workers: int | None, address: str | None, exp: Experiment,
+                   config: str | Path | Mapping[str, Any], data_path: str | Path | None):
+    """Yields ``make_runner(name, fold) -> runner or None`` for :func:`recseek.evaluation.tuning.tune`."""
+    if backend == "local" or not any(m["spaces"] for m in exp.models):
+        yield lambda name, fold: None
+        return
+    from ..distributed import RayTrialRunner, ray_session
+
+    if isinstance(config, Mapping):
+        table = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+        if "path" in table.get("data", {}):
+            p = Path(table["data"]["path"]).expanduser()
+            table["data"]["path"] = str(p if p.is_absolute() else exp.base_dir / p)
+        recipe: str | Mapping[str, Any] = table
+    else:
+        recipe = str(Path(config).resolve())
+    dpath = None if data_path is None else str(Path(data_path).expanduser().resolve())
+    with ray_session(workers, address) as ray:
+        tuning = dict(exp.tuning or {})
+        tuning.setdefault("batch", workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
+        exp.tuning = tuning
+        yield lambda name, fold: RayTrialRunner(ray, recipe, dpath, fold, name, exp.evaluation, tuning)
+
+
+def _run(exp: Experiment, data, folds, progress: bool, details: bool, save_dir, make_runner) -> list[dict[str, Any]]:
+    from tqdm.auto import tqdm
+
+    from ..models import registry
+    from ._details import PeakMemory, experiment_record, fold_record, timing_record
+    from .tuning import first_point, tune
+
     ev = exp.evaluation
     task = ev["task"]
     targets = _save_folders(exp, save_dir, len(folds))
@@ -604,7 +643,8 @@ def run_experiment(
             params = dict(spec["params"])
             if spaces:
                 search = tune(spec["name"], spec["params"], spaces, train, exp.split, ev, exp.tuning or {},
-                              lambda m, tr, te, e: _evaluate(m, tr, te, e, False))
+                              lambda m, tr, te, e: _evaluate(m, tr, te, e, False),
+                              runner=make_runner(spec["name"], f))
                 search["fold"] = f
                 searches.append(search)
                 params.update(search["best_params"])

@@ -16,13 +16,21 @@ A ``[[models]]`` table of an experiment may give search spaces instead of values
     sampler = "tpe"      # tpe (Optuna's Tree-structured Parzen Estimator) | random
     seed = 0             # seeds the sampler and the validation split
     # validation = 0.2   # share of each user's training records held out for validation
+    # batch = 1          # trials proposed at once (default 1; with --backend ray: the
+    #                    # number of workers, whose trials then run in parallel)
 
 Every fold is tuned on its own training part only: the part is split again (per user, by
 the experiment's ``order`` when it has one, else at random) into a fitting part and a
 validation part, each trial fits on the first and is scored on the second, and the best
 settings are then fitted on the whole training part and evaluated once on the test part.
-The test part is never seen during the search. Trials run one after another, so for a
-seed the search (and, with deterministic training, every figure) is reproducible.
+The test part is never seen during the search.
+
+Trials are proposed ``batch`` at a time (Optuna's ask-and-tell): the sampler sees the
+results of every earlier batch, never those of its own batch. Locally a batch runs one
+trial after another; with ``--backend ray`` (:mod:`recseek.distributed`) its trials run in
+parallel on Ray workers. Either way the proposals depend only on the seed and the earlier
+results, so for a seed and a batch size the search (and, with deterministic training,
+every figure) is the same on one core, on a Ray cluster or in between.
 
 Optuna is an optional dependency (``pip install 'recseek[tune]'``).
 """
@@ -41,7 +49,7 @@ from ..errors import ParameterError
 
 __all__ = ["Space", "TUNING_KEYS", "check_tuning", "find_spaces", "first_point", "tune"]
 
-TUNING_KEYS = {"trials", "metric", "sampler", "seed", "validation"}
+TUNING_KEYS = {"trials", "metric", "sampler", "seed", "validation", "batch"}
 _KINDS = ("uniform", "log_uniform", "int", "log_int", "choice")
 #: Metrics where lower is better.
 _LOWER_IS_BETTER = {"mae", "mse", "rmse", "mpe"}
@@ -131,6 +139,9 @@ def check_tuning(source: str, tuning: dict[str, Any], evaluation: Mapping[str, A
     seed = tuning.setdefault("seed", 0)
     if not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
         raise ParameterError(f"{source}: [tuning] seed must be a non-negative integer, got {seed!r}")
+    batch = tuning.get("batch", 1)  # unset: 1 locally, the number of workers with the Ray backend
+    if not (isinstance(batch, int) and not isinstance(batch, bool) and 1 <= batch <= 1024):
+        raise ParameterError(f"{source}: [tuning] batch must be an integer from 1 to 1024, got {batch!r}")
     val = tuning.setdefault("validation", 0.2)
     if not (_num(val) and 0 < val < 1):
         raise ParameterError(f"{source}: [tuning] validation must be a number between 0 and 1, got {val!r}")
@@ -163,7 +174,7 @@ def validation_split(train: Any, split: Mapping[str, Any], ratio: float, seed: i
     return do_split(train, "ratio", ratio=1.0 - ratio, by="user", order=order, seed=seed)
 
 
-def _metric_value(metrics: Mapping[str, float], metric: str) -> float:
+def metric_value(metrics: Mapping[str, float], metric: str) -> float:
     if metric in metrics:
         return float(metrics[metric])
     for key, value in metrics.items():
@@ -172,18 +183,57 @@ def _metric_value(metrics: Mapping[str, float], metric: str) -> float:
     raise ParameterError(f"[tuning] metric {metric!r} is not among the computed metrics ({', '.join(metrics)})")
 
 
+def suggest(trial: Any, spaces: Mapping[str, Space]) -> dict[str, Any]:
+    """Values of ``spaces`` proposed by an Optuna trial."""
+    out: dict[str, Any] = {}
+    for pname, s in spaces.items():
+        if s.kind == "choice":
+            # Optuna stores choices by position so that any value (lists included) can be chosen
+            idx = trial.suggest_categorical(pname, list(range(len(s.choices))))
+            v = s.choices[idx]
+            out[pname] = list(v) if isinstance(v, tuple) else v
+        elif s.kind in ("int", "log_int"):
+            out[pname] = trial.suggest_int(pname, int(s.low), int(s.high), log=s.kind == "log_int")
+        else:
+            out[pname] = trial.suggest_float(pname, float(s.low), float(s.high), log=s.kind == "log_uniform")
+    return out
+
+
+def trial_metrics(evaluation: Mapping[str, Any], metric: str) -> dict[str, Any]:
+    """The evaluation settings of a trial: only the tuned metric is computed."""
+    ev = {k: v for k, v in evaluation.items() if k != "metrics"}
+    ev["metrics"] = [metric.split("@", 1)[0]] if evaluation.get("task", "ranking") == "ranking" else [metric]
+    return ev
+
+
+def run_trial(name: str, params: Mapping[str, Any], fit_part: Any, val_part: Any, ev: Mapping[str, Any],
+              metric: str, evaluate) -> tuple[float, float]:
+    """``(validation value, seconds)`` of one setting; NaN when it cannot train (e.g. it diverges)."""
+    from ..errors import RecseekError
+    from ..models import registry
+
+    t0 = time.perf_counter()
+    try:
+        model = registry.create(name, **params)
+        model.fit(fit_part)
+        value = metric_value(evaluate(model, fit_part, val_part, ev), metric)
+    except RecseekError:
+        value = math.nan
+    return value, time.perf_counter() - t0
+
+
 def tune(name: str, fixed: Mapping[str, Any], spaces: Mapping[str, Space], train: Any, split: Mapping[str, Any],
-         evaluation: Mapping[str, Any], tuning: Mapping[str, Any], evaluate) -> dict[str, Any]:
+         evaluation: Mapping[str, Any], tuning: Mapping[str, Any], evaluate, runner=None) -> dict[str, Any]:
     """Search ``spaces`` for model ``name`` on a validation split of ``train``.
 
     ``evaluate(model, fit_part, validation_part, evaluation)`` returns the metrics dict.
-    Returns ``{"metric", "direction", "best_params", "best_value", "trials"}`` where every
-    trial is ``{"number", "params", "value", "seconds"}`` (value NaN when the settings
-    failed to train, e.g. diverged).
+    ``runner(list of settings) -> list of (value, seconds)`` runs one batch of trials
+    (default: one after another here; :mod:`recseek.distributed` runs them on Ray).
+    Returns ``{"metric", "direction", "best_params", "best_value", "trials", "validation"}``
+    where every trial is ``{"number", "params", "value", "seconds"}`` (value NaN when the
+    settings failed to train).
     """
     from .._optional import require
-    from ..errors import RecseekError
-    from ..models import registry
 
     optuna = require("optuna", purpose="hyperparameter tuning")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -191,52 +241,34 @@ def tune(name: str, fixed: Mapping[str, Any], spaces: Mapping[str, Space], train
     direction = "minimize" if metric.split("@", 1)[0] in _LOWER_IS_BETTER else "maximize"
     seed = int(tuning["seed"])
     fit_part, val_part = validation_split(train, split, float(tuning["validation"]), seed)
-    ev = {k: v for k, v in evaluation.items() if k != "metrics"}
-    ev["metrics"] = [metric.split("@", 1)[0]] if evaluation.get("task", "ranking") == "ranking" else [metric]
+    ev = trial_metrics(evaluation, metric)
+    if runner is None:
+        def runner(settings: list[dict[str, Any]]) -> list[tuple[float, float]]:
+            return [run_trial(name, p, fit_part, val_part, ev, metric, evaluate) for p in settings]
     if tuning["sampler"] == "tpe":
         sampler = optuna.samplers.TPESampler(seed=seed)
     else:
         sampler = optuna.samplers.RandomSampler(seed=seed)
     study = optuna.create_study(direction=direction, sampler=sampler)
     trials: list[dict[str, Any]] = []
-
-    def suggest(trial: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for pname, s in spaces.items():
-            if s.kind == "choice":
-                # Optuna stores choices by position so that any value (lists included) can be chosen
-                idx = trial.suggest_categorical(pname, list(range(len(s.choices))))
-                v = s.choices[idx]
-                out[pname] = list(v) if isinstance(v, tuple) else v
-            elif s.kind in ("int", "log_int"):
-                out[pname] = trial.suggest_int(pname, int(s.low), int(s.high), log=s.kind == "log_int")
+    budget, batch = int(tuning["trials"]), int(tuning.get("batch", 1))
+    while len(trials) < budget:
+        asked = [study.ask() for _ in range(min(batch, budget - len(trials)))]
+        proposed = [suggest(t, spaces) for t in asked]
+        outcomes = runner([{**fixed, **p} for p in proposed])
+        for t, p, (value, seconds) in zip(asked, proposed, outcomes, strict=True):
+            trials.append({"number": t.number, "params": p, "value": float(value), "seconds": float(seconds)})
+            if math.isfinite(value):
+                study.tell(t, float(value))
             else:
-                out[pname] = trial.suggest_float(pname, float(s.low), float(s.high), log=s.kind == "log_uniform")
-        return out
-
-    def objective(trial: Any) -> float:
-        params = {**fixed, **suggest(trial)}
-        t0 = time.perf_counter()
-        try:
-            model = registry.create(name, **params)
-            model.fit(fit_part)
-            value = _metric_value(evaluate(model, fit_part, val_part, ev), metric)
-        except RecseekError:
-            value = math.nan
-        trials.append({"number": trial.number, "params": {k: params[k] for k in spaces}, "value": value,
-                       "seconds": time.perf_counter() - t0})
-        if not math.isfinite(value):
-            raise optuna.TrialPruned()
-        return value
-
-    study.optimize(objective, n_trials=int(tuning["trials"]), catch=())
+                study.tell(t, state=optuna.trial.TrialState.FAIL)
     done = [t for t in trials if math.isfinite(t["value"])]
     if not done:
         raise ParameterError(f"[tuning] {name}: none of the {len(trials)} trials trained successfully")
     pick = min if direction == "minimize" else max
     best = pick(done, key=lambda t: t["value"])
     return {"metric": metric, "direction": direction, "best_params": dict(best["params"]),
-            "best_value": float(best["value"]), "trials": trials,
+            "best_value": float(best["value"]), "trials": trials, "batch": batch,
             "validation": {"fit_records": int(fit_part.nnz), "validation_records": int(val_part.nnz)}}
 
 

@@ -1,0 +1,125 @@
+"""Batch scoring: the top-k items of many users from a saved model, written to one file.
+
+``recseek score MODEL --users FILE --out FILE`` reads raw user ids (one per line; a
+header line ``user`` and lines starting with ``#`` are ignored), recommends ``k`` items
+for each from the model saved in ``MODEL`` (a version folder written by ``save``), and
+writes ``user,rank,item,score`` rows (CSV, or TSV when the name ends in ``.tsv``) in the
+order of the input. The file appears only when complete (written beside, then renamed).
+With ``backend="ray"`` the users are scored by a pool of Ray actors each holding the
+loaded model (:mod:`recseek.distributed`); the rows are identical.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError, ParameterError
+
+__all__ = ["read_user_ids", "score_file", "write_rankings"]
+
+#: Users recommended for at once (bounds the score matrix held in memory).
+BLOCK_USERS = 4096
+
+
+def read_user_ids(path: str | Path) -> list[str]:
+    """Raw user ids of ``path``, one per line (blank lines, ``#`` comments and a ``user`` header skipped)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"users file {p} does not exist")
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"users file {p} is not UTF-8 text") from None
+    out: list[str] = []
+    for n, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#") or (n == 1 and text.lower() in ("user", "user_id")):
+            continue
+        if any(c in text for c in ",\t") or " " in text:
+            raise DataError(f"{p}, line {n}: expected one user id per line, got {text[:40]!r}")
+        out.append(text)
+    if not out:
+        raise DataError(f"users file {p} lists no user id")
+    return out
+
+
+def user_indices(model: Any, raw: list[str], skip_unknown: bool, where: str) -> tuple[list[str], np.ndarray]:
+    """Indices of the raw ids in the model's user vocabulary (unknown ids: error or dropped)."""
+    known = [r for r in raw if r in model.users_]
+    if len(known) < len(raw) and not skip_unknown:
+        missing = [r for r in raw if r not in model.users_]
+        raise DataError(f"{where}: {len(missing)} user id(s) are not in the model's training data "
+                        f"(first: {missing[0]!r}); pass --skip-unknown to leave them out")
+    if not known:
+        raise DataError(f"{where}: none of the user ids is in the model's training data")
+    return known, np.array([model.users_.index(r) for r in known], dtype=np.int64)
+
+
+def recommend_blocks(model: Any, users: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(item indices, scores)``, shape (len(users), k), in blocks of :data:`BLOCK_USERS`."""
+    ids = np.full((len(users), k), -1, dtype=np.int64)
+    scores = np.full((len(users), k), np.nan, dtype=np.float32)
+    for start in range(0, len(users), BLOCK_USERS):
+        r = model.recommend(users[start:start + BLOCK_USERS], k, exclude_seen=exclude_seen)
+        ids[start:start + len(r.ids)] = r.ids
+        scores[start:start + len(r.ids)] = r.scores
+    return ids, scores
+
+
+def write_rankings(path: str | Path, users: list[str], items: np.ndarray, scores: np.ndarray,
+                   item_vocab: Any) -> int:
+    """Write ``user,rank,item,score`` rows atomically; returns the number of rows."""
+    out = Path(path)
+    if out.exists() and out.is_dir():
+        raise ParameterError(f"--out {out} is a folder; give a file name")
+    if not out.parent.exists():
+        raise DataError(f"the folder of --out {out} does not exist")
+    delimiter = "\t" if out.suffix.lower() == ".tsv" else ","
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    rows = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f, delimiter=delimiter, lineterminator="\n")
+            w.writerow(["user", "rank", "item", "score"])
+            for u, row_ids, row_scores in zip(users, items, scores, strict=True):
+                valid = row_ids >= 0
+                raw = item_vocab.lookup(row_ids[valid])
+                for rank, (i, s) in enumerate(zip(raw.tolist(), row_scores[valid].tolist(), strict=True), start=1):
+                    w.writerow([u, rank, i, repr(float(s))])
+                    rows += 1
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return rows
+
+
+def score_file(model_dir: str | Path, users_file: str | Path, out: str | Path, k: int = 10, *,
+               backend: str = "local", workers: int | None = None, address: str | None = None,
+               skip_unknown: bool = False, exclude_seen: bool = True) -> dict[str, Any]:
+    """Score every user of ``users_file`` with the model in ``model_dir`` into ``out``.
+
+    Returns ``{"users", "rows", "backend"}``. See the module docstring for the formats.
+    """
+    from ..models.base import Recommender, check_k
+
+    k = check_k(k, "k")
+    if backend not in ("local", "ray"):
+        raise ParameterError(f"backend must be 'local' or 'ray', got {backend!r}")
+    raw = read_user_ids(users_file)
+    model = Recommender.load(model_dir)
+    known, idx = user_indices(model, raw, skip_unknown, str(users_file))
+    if backend == "ray":
+        from ..distributed import ray_recommend
+
+        items, scores = ray_recommend(model_dir, idx, k, workers=workers, address=address, exclude_seen=exclude_seen)
+    else:
+        items, scores = recommend_blocks(model, idx, k, exclude_seen)
+    rows = write_rankings(out, known, items, scores, model.items_)
+    return {"users": len(known), "rows": rows, "backend": backend}
