@@ -47,7 +47,7 @@ from pathlib import Path
 from ..._interface import advice
 from ...errors import DataError, ParameterError
 from .._interactions import Interactions
-from ._features import genre_features, read_item_features, with_item_features
+from ._features import genre_features, read_item_features, read_item_relations, with_item_features
 from ._jstarcraft import read_jstarcraft
 from ._movielens import read_movielens
 from ._poi import read_checkins, read_locations
@@ -134,4 +134,4 @@ def read(path: str | Path, format: str | None = None, **kwargs) -> Interactions:
 
 __all__ = ["FORMATS", "guess_format", "read", "read_jstarcraft", "read_movielens", "read_recbole", "read_table",
            "read_checkins", "read_locations", "read_reviews",
-           "genre_features", "read_item_features", "with_item_features"]
+           "genre_features", "read_item_features", "read_item_relations", "with_item_features"]
