@@ -399,3 +399,50 @@ def test_content_models_beat_baselines_on_real_reviews():
     assert run_model("EFMRating", {}, "rating", train, test)["metrics"]["mae"] < base
     rand = run_model("RandomGuess", {}, "ranking", train, test)["metrics"]["ndcg"]
     assert run_model("EFMRanking", {"epochs": 50}, "ranking", train, test)["metrics"]["ndcg"] > 5 * rand
+
+
+# ================================================================ JStarCraft rows (benchmarks/bench_jstarcraft_content.py)
+#: Rows that stay short of the published figure, with the measured mean and the cause.
+SHORT = {
+    "HFT": "mean MAE 0.6562 over split/model seeds 0-4 (spread +-0.013) against the published 0.64272 "
+           "(1.021x); the TopicMF rows, a plain biased MF here, are short by the same 2% on the same splits, "
+           "so the gap is JStarCraft's one random split of musical_instruments, not the topic part",
+    "TopicMFAT": "mean MAE 0.6325 over split/model seeds 0-4 (spread +-0.010) against the published 0.61896 "
+                 "(1.022x); with JStarCraft's kappa starting at 0 TopicMF is a biased MF (AT and MT agree to "
+                 "every digit, as JStarCraft's rows do), and a biased MF with these settings spreads "
+                 "0.611-0.654 over 20 random 80/20 splits (mean 0.632): the published figure is one "
+                 "favourable split",
+    "TopicMFMT": "as TopicMFAT: mean MAE 0.6325 over seeds 0-4 against 0.61896 (1.022x); the spread of "
+                 "random splits (0.611-0.654 over 20) covers the published figure",
+}
+#: Split seeds averaged per row (one for RankGeoFM: 200 epochs over 78,606 check-ins).
+SEEDS = {"RankGeoFM": 1}
+REPRODUCED = [r for r in bench().ROWS if r[3].get("missing", "ignore") == "ignore"
+              and r[3].get("similarity", "cosine") == "cosine"]
+
+
+def _row_id(row) -> str:
+    return f"{row[0]}@{row[1]}"
+
+
+@pytest.mark.slow
+@needs_shared
+@pytest.mark.parametrize(
+    "row",
+    [pytest.param(r, id=_row_id(r),
+                  marks=[pytest.mark.xfail(strict=True, reason=SHORT[r[0]])] if r[0] in SHORT else [])
+     for r in REPRODUCED],
+)
+def test_published_jstarcraft_row(row):
+    b = bench()
+    name, dataset, task, params = row
+    pub = b.published(name, dataset, task, SHARED.parent / "anchors")
+    assert pub is not None, f"no published row for {name} on {dataset}"
+    key = "ndcg" if task == "ranking" else "mae"
+    vals = [b.run(name, dataset, task, params, SHARED / "jstarcraft", seed)["metrics"][key]
+            for seed in range(SEEDS.get(name, 5))]
+    ours = float(np.mean(vals))
+    if task == "ranking":
+        assert ours >= 0.99 * pub[key], f"{name}: NDCG@10 {ours:.5f} < 0.99 x published {pub[key]:.5f}"
+    else:
+        assert ours <= 1.01 * pub[key], f"{name}: MAE {ours:.5f} > 1.01 x published {pub[key]:.5f}"
