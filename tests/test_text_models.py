@@ -242,3 +242,19 @@ def test_errors_name_the_problem(blocks) -> None:
     empty = replace(train, item_data=train.item_data.assign(title="", genres="", text=""))
     with pytest.raises(DataError, match="no item has any text"):
         registry.create("ItemTextKNN", encoder="hashing").fit(empty)
+
+
+@pytest.mark.slow
+def test_real_model_on_movielens_text_query() -> None:
+    """The offline MiniLM model on ML-100K titles, years and genres: a text-only user asking
+    for comedies from the nineties gets mostly 1990s comedies."""
+    pytest.importorskip("sentence_transformers")
+    from recseek.testing.fixtures import ml100k_sample, with_ml100k_items
+
+    data = with_ml100k_items(ml100k_sample(300)).binarize(4)
+    m = registry.create("ItemTextKNN").fit(data)
+    top = m.recommend_text(["light comedies from the nineties"], k=10).ids[0]
+    rows = data.item_data.iloc[top]
+    comedy = rows["genres"].astype(str).str.contains("Comedy").mean()
+    nineties = rows["year"].astype(float).between(1990, 1999).mean()
+    assert comedy >= 0.7 and nineties >= 0.7, rows[["title", "year", "genres"]]
