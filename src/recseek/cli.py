@@ -260,8 +260,15 @@ def _parse_param(text: str) -> tuple[str, Any]:
 @click.option("--data", "data", default=None,
               help="Data file or folder, or a named data set (ml-100k, ml-1m, filmtrust); with --config: "
                    "overrides [data].")
-@click.option("--format", "fmt", type=click.Choice(["recbole", "movielens", "jstarcraft", "csv", "tsv", "parquet"]),
+@click.option("--format", "fmt", type=click.Choice(["recbole", "movielens", "jstarcraft", "csv", "tsv", "parquet",
+                                                   "reviews", "checkins"]),
               default=None, help="Format of --data (default: guessed from the name).")
+@click.option("--trust", "trust", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A trust graph (trustor trustee [value] per line) for social models.")
+@click.option("--item-features", "item_features", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Item features (item x feature table, item feature value triples, or .npy/.npz).")
+@click.option("--locations", "locations", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Item coordinates (item latitude longitude per line) for place models.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A hyperparameter (repeatable).")
 @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Take the data, its filters and the model's hyperparameters from this experiment TOML.")
@@ -269,7 +276,8 @@ def _parse_param(text: str) -> tuple[str, Any]:
 @click.option("--binarize", is_flag=True, default=False, help="Treat every kept record as implicit feedback (1).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Model folder STORE/NAME; the model is saved to STORE/NAME/<next version>/.")
-def train_cmd(model: str, data: str | None, fmt: str | None, params: tuple[str, ...], config: Path | None,
+def train_cmd(model: str, data: str | None, fmt: str | None, trust: Path | None, item_features: Path | None,
+              locations: Path | None, params: tuple[str, ...], config: Path | None,
               min_rating: float | None, binarize: bool, out: Path) -> None:
     """Fit MODEL on all the data (no split) and save it with the item side data (titles, genres)."""
     from .evaluation.experiment import check_store_name, item_table, save_version, train_on_all
@@ -278,13 +286,17 @@ def train_cmd(model: str, data: str | None, fmt: str | None, params: tuple[str, 
     overrides = dict(_parse_param(p) for p in params)
     if config is not None:
         source: Any = config
-        if fmt is not None or min_rating is not None or binarize:
-            raise RecseekError("--format, --min-rating and --binarize come from [data] of --config; "
-                               "set them there")
+        if fmt is not None or min_rating is not None or binarize or trust or item_features or locations:
+            raise RecseekError("--format, --min-rating, --binarize and the side-data files come from [data] of "
+                               "--config; set them there")
     else:
         if data is None:
             raise RecseekError("--data is required without --config")
-        source = {"data": _data_table(data, fmt, min_rating, binarize), "models": [{"name": model}]}
+        table = _data_table(data, fmt, min_rating, binarize)
+        for key, value in (("trust", trust), ("item_features", item_features), ("locations", locations)):
+            if value is not None:
+                table[key] = str(value.expanduser().resolve())
+        source = {"data": table, "models": [{"name": model}]}
         data = None
     fitted, interactions = train_on_all(source, model, data_path=data, params=overrides)
     path = save_version(fitted, out, item_table(interactions))

@@ -9,6 +9,12 @@ A file has four parts::
     # options = { sep = ";" } # extra keyword arguments for the reader
     min_rating = 4            # optional: keep only records with value >= 4
     binarize = true           # optional: set every kept value to 1 (implicit feedback)
+    # side data, paths relative to this file (see recseek.data.SIDE_DATA):
+    # trust = "trust.txt"            # user-user trust graph (trustor trustee [value])
+    # item_features = "feats.csv"    # item x feature table, triples or .npy/.npz
+    # locations = "places.txt"       # item latitude longitude
+    # format = "reviews"             # user,item,review,score files (words, aspects or text)
+    # format = "checkins"            # user place [count] check-ins
 
     [split]
     method = "ratio"          # random | ratio | leave_one_out | temporal | kfold | given_n | cold_items
@@ -99,8 +105,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Experiment", "item_table", "load_experiment", "run_experiment", "save_version", "train_on_all", "warm_up"]
 
-_DATA_KEYS = {"name", "path", "format", "options", "min_rating", "binarize"}
-_FORMATS = ("recbole", "movielens", "jstarcraft", "csv", "tsv", "parquet")
+_DATA_KEYS = {"name", "path", "format", "options", "min_rating", "binarize", "trust", "item_features", "locations"}
+#: [data] keys naming a side-data file, with the reader that attaches it.
+_SIDE_KEYS = ("trust", "item_features", "locations")
+_FORMATS = ("recbole", "movielens", "jstarcraft", "csv", "tsv", "parquet", "reviews", "checkins")
 _SPLIT_KEYS = {
     "random": {"ratio", "seed"},
     "ratio": {"ratio", "by", "order", "seed"},
@@ -198,6 +206,9 @@ def _check_data(source: str, data: dict[str, Any]) -> None:
         raise _err(source, f"[data] min_rating must be a number, got {data['min_rating']!r}")
     if "binarize" in data and not isinstance(data["binarize"], bool):
         raise _err(source, f"[data] binarize must be true or false, got {data['binarize']!r}")
+    for key in _SIDE_KEYS:
+        if key in data and not (isinstance(data[key], str) and data[key].strip()):
+            raise _err(source, f"[data] {key} must be a file path (a string), got {data[key]!r}")
 
 
 def _check_split(source: str, split: dict[str, Any]) -> None:
@@ -487,15 +498,51 @@ def _load_data(exp: Experiment, data_path: str | Path | None):
         if not Path(path).exists():
             raise DataError(f"{exp.source}: data path {path} does not exist")
         kw = dict(spec.get("options", {}))
-        data = readers.read(str(path), format=spec.get("format"), **kw) if "format" in spec else readers.read(
-            str(path), **kw
-        )
+        fmt = spec.get("format")
+        if fmt == "reviews":
+            data = readers.read_reviews(str(path), **kw)
+        elif fmt == "checkins":
+            data = readers.read_checkins(str(path), **kw)
+        elif fmt is not None:
+            data = readers.read(str(path), format=fmt, **kw)
+        else:
+            data = readers.read(str(path), **kw)
+    data = attach_side_files(data, spec, exp.base_dir)
     if "min_rating" in spec:
         data = data.filter_min_rating(float(spec["min_rating"]))
         if data.nnz == 0:
             raise DataError(f"{exp.source}: no record has a value >= [data] min_rating {spec['min_rating']}")
     if spec.get("binarize", False):
         data = data.binarize()
+    return data
+
+
+def attach_side_files(data: Interactions, spec: Mapping[str, Any], base: Path) -> Interactions:
+    """``data`` with the side-data files a ``[data]`` table names (``trust``,
+    ``item_features``, ``locations``; relative paths are relative to ``base``)."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from ..data import readers
+
+    def where(key: str) -> Path:
+        p = Path(spec[key]).expanduser()
+        p = p if p.is_absolute() else base / p
+        if not p.is_file():
+            raise DataError(f"[data] {key} file {p} does not exist")
+        return p
+
+    if "trust" in spec:
+        data = replace(data, trust=readers.read_trust(where("trust"), data.users))
+    if "item_features" in spec:
+        data = readers.with_item_features(data, where("item_features"))
+    if "locations" in spec:
+        coords = readers.read_locations(where("locations"), data.items)
+        table = coords if data.item_data is None else pd.concat(
+            [data.item_data.drop(columns=[c for c in coords.columns if c in data.item_data.columns]), coords],
+            axis=1)
+        data = replace(data, item_data=table)
     return data
 
 
