@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -46,8 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recseek.data import Interactions, readers
-from recseek.evaluation.coldstart import _split_on_cold, cold_item_folds, evaluate_split
-from recseek.evaluation.coldstart import ColdStartReport
+from recseek.evaluation.coldstart import ColdStartReport, _split_on_cold, cold_item_folds, evaluate_split
 from recseek.models import registry
 from recseek.models._topk import topk
 from recseek.testing.fixtures import shared_data_dir
