@@ -123,10 +123,25 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "loss": "'logistic' (log loss on the output logits) or 'square' (squared error, identity output).",
         "patience": "Epochs without a better validation NDCG@10 before training stops, the best weights kept; a tenth of each user's training items is held out for it (None: no early stopping).",
     },
+    "DeepCross": {
+        "layers": "Hidden width of each residual unit (one unit per entry).",
+        "dropout": "Dropout rate after each residual unit.",
+        "patience": "Epochs without a better validation NDCG@10 before training stops, the best weights kept; a tenth of each user's training items is held out for it (None: no early stopping).",
+    },
     "DeepFM": {
         "layers": "Widths of the hidden ReLU layers of the deep part.",
         "dropout": "Dropout rate after each hidden layer of the deep part.",
         "patience": "Epochs without a better validation NDCG@10 before training stops, the best weights kept; a tenth of each user's training items is held out for it (None: no early stopping).",
+    },
+    "LambdaFMDynamic": {
+        "rho": "Spread of the rank law over the ranked draws, as a share of negatives: p(r) ~ exp(-r / (rho * negatives)).",
+    },
+    "LambdaFMStatic": {
+        "rho": "Spread of the popularity-rank law as a share of the catalogue: p(r) ~ exp(-(r + 1) / (rho * n_items)).",
+    },
+    "LambdaFMWeight": {
+        "epsilon": "Margin a uniform draw must come within (s_ui - s_uj <= epsilon) to count as a violating negative.",
+        "trials": "Most uniform draws per training pair while looking for a violating negative.",
     },
     "LDCC": {
         "user_clusters": "K, the number of user clusters (communities).",

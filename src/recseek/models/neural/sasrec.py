@@ -106,7 +106,7 @@ class SASRec(NeuralModel, Recommender):
     requires: ClassVar[tuple[str, ...]] = ("timestamps",)
     rules = {"blocks": Int(lo=1), "heads": Int(lo=1), "max_length": Int(lo=1), "dropout": Float(lo=0.0, hi=0.99),
              "device": DEVICE_RULE}
-    test_params = {"factors": 16, "blocks": 1, "heads": 1, "max_length": 20, "epochs": 30, "batch_size": 32,
+    test_params = {"factors": 16, "blocks": 1, "heads": 1, "max_length": 10, "epochs": 20, "batch_size": 32,
                    "learning_rate": 0.01, "dropout": 0.1, "device": "cpu"}
     state: ClassVar[dict[str, StateSpec]] = {
         "item_factors_": Array("float32", ("n_items", "factors")),

@@ -1,0 +1,206 @@
+"""recseek's neural models (and BPR) beside RecBole 1.2.1 on one ML-100K split.
+
+Split: ratings >= 4, per user 80% to train and 20% to test at random (seed 0), made once
+by recseek and written as RecBole atomic files (``ml-100k.train.inter`` / ``.valid.inter``
+/ ``.test.inter``, read through RecBole's ``benchmark_filename``), so both libraries see
+the same records. Evaluation: full ranking of every item outside the user's training
+items, NDCG@10 and Recall@10 over the test users. RecBole runs with its defaults and the
+issue's epochs (LightGCN 20 with lr 0.01, MultiVAE 60, NeuMF 8, BPR 20), without
+validation (``eval_step = 0``: the model after the last epoch is evaluated); recseek
+runs the same model with the same epochs. Wall time is the whole fit (RecBole: its
+``Trainer.fit``; recseek: ``model.fit``).
+
+SASRec: the sequential protocol (ratings >= 4, each user's last item by time to test,
+the one before to validation, full ranking; RecBole's ``LS`` split with ``TO`` order,
+recseek's ``recseek.evaluation.sequential.leave_last_out``).
+
+RecBole runs in its own virtual environment (``--recbole-python``, default
+``/work/venvs/recbole/bin/python``: RecBole 1.2.1 installed with ``--no-deps``,
+``numpy<2``, ``scipy<1.13``, torch and its imports by hand). Without it the script runs
+recseek alone and compares with the RecBole figures measured for the issue.
+
+Usage::
+
+    NUMBA_NUM_THREADS=1 python benchmarks/bench_recbole_neural.py [--only LightGCN,BPR] [--skip-recbole]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "ml-100k"
+RECBOLE_PYTHON = Path("/work/venvs/recbole/bin/python")
+
+#: The issue's RecBole figures on this machine (NDCG@10, wall seconds), for runs without RecBole.
+ISSUE_FIGURES = {"LightGCN": (0.277, 117.0), "MultVAE": (0.270, 24.0), "NeuMF": (0.218, 54.0), "BPR": (0.227, 15.0)}
+
+#: recseek model -> (RecBole model, epochs, RecBole settings beyond its defaults, recseek settings).
+#: recseek's settings follow RecBole's defaults where the two models share a meaning.
+RUNS = {
+    "LightGCN": ("LightGCN", 20, {"learning_rate": 0.01},
+                 {"factors": 64, "layers": 2, "reg": 1e-5, "batch_size": 2048, "learning_rate": 0.01}),
+    "MultVAE": ("MultiVAE", 60, {},
+                {"factors": 128, "hidden": 600, "dropout": 0.5, "beta": 0.2, "anneal_steps": 200000,
+                 "learning_rate": 0.001, "batch_size": 64}),
+    "NeuMF": ("NeuMF", 8, {},
+              {"factors": 64, "layers": [128, 64], "dropout": 0.1, "negatives": 1, "batch_size": 2048,
+               "learning_rate": 0.001}),
+    "BPR": ("BPR", 20, {}, {"factors": 64, "learning_rate": 0.05, "reg": 0.01}),
+}
+SEQUENTIAL = {"SASRec": ("SASRec", 50, {}, {"factors": 64, "blocks": 2, "heads": 2, "max_length": 50,
+                                            "dropout": 0.5, "batch_size": 128, "learning_rate": 0.001})}
+
+
+def split_ml100k(data_dir: Path):
+    from recseek.data.readers import read
+    from recseek.data.split import split
+
+    data = read(data_dir, format="recbole").filter_min_rating(4)
+    train, test = split(data, "ratio", ratio=0.8, by="user", order="random", seed=0)
+    return data, train, test
+
+
+def write_atomic(path: Path, part, name: str) -> None:
+    u, i, v, t = part.to_coo()
+    with open(path / f"ml-100k.{name}.inter", "w") as f:
+        f.write("user_id:token\titem_id:token\trating:float\ttimestamp:float\n")
+        for a, b, c, d in zip(part.users.ids[u], part.items.ids[i], v, t if t is not None else np.zeros(len(u)),
+                              strict=True):
+            f.write(f"{a}\t{b}\t{c:g}\t{d:.0f}\n")
+
+
+RUNNER = textwrap.dedent("""
+    import json, sys, time
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import init_seed, get_model, get_trainer
+    model_name, cfg = sys.argv[1], json.loads(sys.argv[2])
+    config = Config(model=model_name, dataset="ml-100k", config_dict=cfg)
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    model = get_model(config["model"])(config, train_data.dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    t0 = time.perf_counter()
+    trainer.fit(train_data, valid_data=None, saved=False, show_progress=False)
+    fit_s = time.perf_counter() - t0
+    result = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
+    print("RESULT " + json.dumps({"fit_s": fit_s, **{k: float(v) for k, v in result.items()}}))
+""")
+
+
+def run_recbole(python: Path, model: str, epochs: int, extra: dict, data_path: Path, sequential: bool,
+                timeout: int) -> dict | None:
+    cfg = {
+        "data_path": str(data_path), "epochs": epochs, "seed": 0, "reproducibility": True, "use_gpu": False,
+        "device": "cpu", "eval_step": 0, "metrics": ["NDCG", "Recall", "Hit"], "topk": [10],
+        "valid_metric": "NDCG@10", "show_progress": False, "save_dataset": False, "save_dataloaders": False,
+        "checkpoint_dir": str(data_path / "saved"), "log_wandb": False, "state": "WARNING",
+        "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]}, **extra,
+    }
+    if sequential:
+        cfg.update({"val_interval": {"rating": "[4,inf)"}, "train_neg_sample_args": None, "loss_type": "CE",
+                    "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user",
+                                  "mode": "full"}})
+    else:
+        cfg.update({"benchmark_filename": ["train", "valid", "test"],
+                    "eval_args": {"split": None, "order": "RO", "group_by": "user", "mode": "full"}})
+    runner = data_path / "run_recbole.py"
+    runner.write_text(RUNNER)
+    try:
+        proc = subprocess.run([str(python), str(runner), model, json.dumps(cfg)], capture_output=True, text=True,
+                              timeout=timeout, cwd=data_path)
+    except subprocess.TimeoutExpired:
+        print(f"  RecBole {model}: timed out after {timeout} s")
+        return None
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    print(f"  RecBole {model} failed:\n{proc.stderr[-2000:]}")
+    return None
+
+
+def run_recseek(name: str, epochs: int, params: dict, train, test, sequential: bool) -> dict:
+    from recseek.evaluation import evaluate_ranking
+    from recseek.models import registry
+
+    extra = {"device": "cpu"} if "device" in registry.get(name).param_names() else {}
+    model = registry.create(name, epochs=epochs, **params, **extra)
+    t0 = time.perf_counter()
+    model.fit(train)
+    fit_s = time.perf_counter() - t0
+    if sequential:
+        from recseek.evaluation.sequential import evaluate_sequential
+
+        res = evaluate_sequential(model, train, test, k=10)
+        return {"fit_s": fit_s, "ndcg@10": res["ndcg@10"], "hit@10": res["hitrate@10"]}
+    res = evaluate_ranking(model, train, test, k=10, metrics=["ndcg", "recall"])
+    return {"fit_s": fit_s, "ndcg@10": res["ndcg@10"], "recall@10": res["recall@10"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="ml-100k folder (RecBole atomic files)")
+    ap.add_argument("--recbole-python", type=Path, default=RECBOLE_PYTHON)
+    ap.add_argument("--skip-recbole", action="store_true", help="compare with the issue's RecBole figures")
+    ap.add_argument("--only", default=None, help="comma-separated recseek model names")
+    ap.add_argument("--timeout", type=int, default=1200, help="seconds allowed per RecBole run")
+    args = ap.parse_args()
+    only = None if args.only is None else {s.strip() for s in args.only.split(",")}
+    use_recbole = not args.skip_recbole and args.recbole_python.exists()
+    _, train, test = split_ml100k(args.data)
+    print(f"ML-100K ratings >= 4: {train.nnz} train / {test.nnz} test records, {train.n_users} users, "
+          f"{train.n_items} items; RecBole: {'run here' if use_recbole else 'the issue figures'}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "ml-100k"
+        folder.mkdir()
+        write_atomic(folder, train, "train")
+        write_atomic(folder, test, "test")
+        write_atomic(folder, test, "valid")  # required by benchmark_filename; unused with eval_step = 0
+        (folder / "ml-100k.inter").write_text((args.data / "ml-100k.inter").read_text())
+        for name, (rb_name, epochs, rb_extra, ours) in {**RUNS, **SEQUENTIAL}.items():
+            if only is not None and name not in only:
+                continue
+            sequential = name in SEQUENTIAL
+            if sequential:
+                from recseek.data.readers import read
+                from recseek.evaluation.sequential import leave_last_out
+
+                full = read(args.data, format="recbole").filter_min_rating(4)
+                s_train, _, s_test = leave_last_out(full, validation=True)
+                mine = run_recseek(name, epochs, ours, s_train, s_test, True)
+            else:
+                mine = run_recseek(name, epochs, ours, train, test, False)
+            theirs = None
+            if use_recbole:
+                theirs = run_recbole(args.recbole_python, rb_name, epochs, rb_extra, Path(tmp), sequential,
+                                     args.timeout)
+                if theirs is not None:
+                    theirs = {"fit_s": theirs["fit_s"], "ndcg@10": theirs["ndcg@10"]}
+            elif name in ISSUE_FIGURES:
+                theirs = {"ndcg@10": ISSUE_FIGURES[name][0], "fit_s": ISSUE_FIGURES[name][1]}
+            rows.append((name, epochs, mine, theirs))
+            ratio_n = "-" if theirs is None else f"{mine['ndcg@10'] / theirs['ndcg@10']:.3f}"
+            ratio_t = "-" if theirs is None else f"{mine['fit_s'] / theirs['fit_s']:.3f}"
+            rb = "-" if theirs is None else f"{theirs['ndcg@10']:.4f} in {theirs['fit_s']:.1f} s"
+            extra = f", HR@10 {mine['hit@10']:.4f}" if sequential else ""
+            print(f"{name:9s} {epochs:3d} epochs | recseek NDCG@10 {mine['ndcg@10']:.4f}{extra} in "
+                  f"{mine['fit_s']:.1f} s | RecBole {rb} | NDCG ratio {ratio_n}, time ratio {ratio_t}",
+                  flush=True)
+    json.dump([{"model": n, "epochs": e, "recseek": m, "recbole": r} for n, e, m, r in rows], sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
