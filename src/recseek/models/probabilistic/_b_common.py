@@ -109,17 +109,19 @@ def minka_update(prior: np.ndarray, counts: np.ndarray, totals: np.ndarray) -> n
 
 
 @contextmanager
-def progress_bar(model: Recommender, total: int) -> Iterator[Callable[[float], None]]:
-    """A per-sweep progress bar (when ``model.verbose``) showing the log-likelihood per rating."""
+def progress_bar(model: Recommender, total: int, unit: str = "sweep",
+                 label: str = "loglik") -> Iterator[Callable[[float], None]]:
+    """A per-iteration progress bar (when ``model.verbose``) showing a figure per iteration
+    (by default the log-likelihood per rating of each Gibbs sweep)."""
     if not getattr(model, "verbose", False):
         yield lambda value: None
         return
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc=model.display_name, leave=False, unit="sweep")
+    bar = tqdm(total=total, desc=model.display_name, leave=False, unit=unit)
 
     def step(value: float) -> None:
-        bar.set_postfix(loglik=f"{value:.4f}")
+        bar.set_postfix({label: f"{value:.4f}"})
         bar.update(1)
 
     try:

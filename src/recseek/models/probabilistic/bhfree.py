@@ -86,8 +86,8 @@ _DOC = """
         ``eps``, posterior mean.
     item_levels_ : (user_clusters, n_items, n_levels)
         ``p(i, r | k) = sum_l psi_kl phi_kli eps_klr``.
-    item_topics_ : (n_items, item_clusters)
-        ``p(l | i)``, the item's category distribution (``similar_items``).
+    item_topics_ : (n_items, user_clusters * item_clusters)
+        ``p(k, l | i)``, the item's co-cluster distribution (``similar_items``).
     levels_ : (n_levels,)
         The distinct training ratings.
     prior_ : (user_clusters,)
@@ -107,7 +107,7 @@ class _BHFreeSampler:
                                    "sample_lag": 5}
     divergence_hint: ClassVar[str] = "raise alpha, beta, gamma or sigma"
     state: ClassVar[dict] = {
-        **mixture_state("user_clusters", "item_clusters"),
+        **mixture_state("user_clusters", "n_coclusters"),
         "category_weights_": Array("float32", ("user_clusters", "item_clusters")),
         "category_items_": Array("float32", ("user_clusters", "item_clusters", "n_items")),
         "category_levels_": Array("float32", ("user_clusters", "item_clusters", "n_levels")),
@@ -156,9 +156,11 @@ class _BHFreeSampler:
         eps_sum = np.zeros((K, L, R))
         picks = readout_sweeps(int(self.epochs), int(self.burn_in), int(self.sample_lag))
         history = []
+        # the serial twin unless there are chunks to share among threads
+        sweep_kernel = bhfree_sweep.variant(chunks.shape[0] > 2)
         with progress_bar(self, int(self.epochs)) as step:
             for sweep in range(1, int(self.epochs) + 1):
-                ll = bhfree_sweep(chunks, indptr, indices, lev, zu, zi, nuk, nkl, nk, nklr, nikl, a, b, g, s,
+                ll = sweep_kernel(chunks, indptr, indices, lev, zu, zi, nuk, nkl, nk, nklr, nikl, a, b, g, s,
                                   sweep_seeds(self.seed, sweep, chunks.shape[0] - 1))
                 ll = float(ll) / max(1, indices.shape[0])
                 self._check_sweep(sweep, ll)
@@ -179,7 +181,8 @@ class _BHFreeSampler:
         # p(i, r | k) = sum_l psi_kl phi_kli eps_klr
         self.item_levels_ = np.einsum("kl,ikl,klr->kir", psi, phi, eps).astype(np.float32)
         share = (pu * n_u[:, None]).sum(axis=0)
-        self.item_topics_ = self._item_topics_from(np.einsum("k,kl,ikl->il", share, psi, phi))
+        joint = np.einsum("k,kl,ikl->ikl", share, psi, phi).reshape(n_items, K * L)
+        self.item_topics_ = self._item_topics_from(joint)
         self.prior_ = np.full(K, a, dtype=np.float32)
         self.log_likelihood_ = np.asarray(history, dtype=np.float64)
 

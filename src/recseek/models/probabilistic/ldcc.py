@@ -131,9 +131,11 @@ class LDCC(MixtureRater):
         th_sum = np.zeros((K, L, R))
         picks = readout_sweeps(int(self.epochs), int(self.burn_in), int(self.sample_lag))
         history = []
+        # the serial twin unless there are chunks to share among threads
+        sweep_kernel = ldcc_sweep.variant(chunks.shape[0] > 2)
         with progress_bar(self, int(self.epochs)) as step:
             for sweep in range(1, int(self.epochs) + 1):
-                ll = ldcc_sweep(chunks, indptr, indices, lev, zu, zi, nuk, nil, nklr, nkl, au, ai, b,
+                ll = sweep_kernel(chunks, indptr, indices, lev, zu, zi, nuk, nil, nklr, nkl, au, ai, b,
                                 sweep_seeds(self.seed, sweep, chunks.shape[0] - 1))
                 ll = float(ll) / max(1, indices.shape[0])
                 self._check_sweep(sweep, ll)

@@ -120,7 +120,7 @@ class RBM(RatingPredictor):
         m = train.matrix
         levels, lev = rating_levels(train)
         self.levels_ = levels
-        n_users, n_items, R, F = train.n_users, train.n_items, levels.shape[0], int(self.factors)
+        n_items, R, F = train.n_items, levels.shape[0], int(self.factors)
         indptr, indices = m.indptr.astype(np.int64), m.indices.astype(np.int64)
         rng = np.random.default_rng(self.seed)
         W = (float(self.init_std) * rng.standard_normal((n_items, R, F))).astype(np.float32)
@@ -141,7 +141,7 @@ class RBM(RatingPredictor):
         reg, reg_b = np.float32(self.reg), np.float32(self.reg_bias)
         steps = int(self.cd_steps)
         self.loss_ = 0.0
-        with progress_bar(self, int(self.epochs)) as step:
+        with progress_bar(self, int(self.epochs), unit="epoch", label="xent") as step:
             for epoch in range(int(self.epochs)):
                 order = rng.permutation(active)
                 seeds = sweep_seeds(self.seed, epoch, order.shape[0])
@@ -154,7 +154,7 @@ class RBM(RatingPredictor):
                     rbm_update(batch, indptr, indices, lev, neg, h0[:nb], h1[:nb], W, bv, bh, dW, dbv, dbh,
                                incW, incbv, incbh, count, touched, lr, mom, reg, reg_b)
                 self.loss_ = float(nll) / max(1, indices.shape[0])
-                step(-self.loss_)
+                step(self.loss_)
                 self._check_finite(epoch, np.asarray(self.loss_), bh)
         self._check_finite(int(self.epochs), W, bv, bh)
         self.weights_ = W
