@@ -29,6 +29,11 @@ TOPIC_RULES: dict[str, Any] = {
 GIBBS_CHUNK_TOKENS = 200_000
 
 
+#: Largest number of (pair, topic) responsibilities an EM step keeps in memory between its
+#: user and item passes (float64); above it the item pass computes them again.
+EM_STORE_LIMIT = 32_000_000
+
+
 def item_groups(matrix: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The pairs of ``matrix`` grouped by item: ``(item_ptr, csr_position, user)``."""
     n_users, n_items = matrix.shape
@@ -46,13 +51,17 @@ def em_step(indptr, indices, weights, A, B, mu=None, sigma=None, *, per_item=Fal
     from ._topic_kernels import em_pass
 
     k = A.shape[1]
+    n = len(indices)
+    # the responsibilities are kept between the two passes unless they would be large
+    qbuf = np.empty((n, k) if n * k <= EM_STORE_LIMIT else (1, k), dtype=np.float64)
     if mu is None:
         one = np.ones((1, k), dtype=np.float64)
-        return em_pass(indptr, indices, weights, A, B, one, one, one, one, one, False, False, float(temper), *groups)
+        return em_pass(indptr, indices, weights, A, B, one, one, one, one, one, False, False, float(temper), *groups,
+                       qbuf)
     with np.errstate(divide="ignore"):
         la, lb, ls = np.log(A), np.log(B), np.log(sigma)
     return em_pass(indptr, indices, weights, A, B, la, lb, mu, sigma, ls, bool(per_item), True, float(temper),
-                   *groups)
+                   *groups, qbuf)
 
 
 def random_simplex(rng: np.random.Generator, shape: tuple[int, int], axis: int) -> np.ndarray:

@@ -116,7 +116,7 @@ def _responsibility(a, b, la, lb, r, mu, sigma, lsig, gaussian, temper, out):  #
 
 @pnjit(error_model="numpy")
 def em_pass(indptr, indices, weights, A, B, LA, LB, mu, sigma, lsig, per_item, gaussian, temper,
-            item_ptr, item_pos, item_user):  # pragma: no cover - numba
+            item_ptr, item_pos, item_user, qbuf):  # pragma: no cover - numba
     """One E-step with the sufficient statistics of the M-step.
 
     Pair ``(u, i)`` of weight ``w`` and value ``r = weights``'s rating has responsibilities
@@ -126,8 +126,11 @@ def em_pass(indptr, indices, weights, A, B, LA, LB, mu, sigma, lsig, per_item, g
     ``si[i,z] = sum_u w q_z``, ``sr``/``sr2`` the item sums of ``w q_z r`` and ``w q_z r^2``,
     and the per-user log-likelihood. The user pass runs in parallel over users, the item
     pass over items (``item_ptr``/``item_pos``/``item_user``: the pairs grouped by item),
-    so the sums do not depend on the threads.
+    so the sums do not depend on the threads. When ``qbuf`` has a row per pair, the
+    user pass stores ``w q`` there and the item pass reads it back instead of computing
+    the responsibilities again (``sr``/``sr2`` are left at zero unless ``gaussian``).
     """
+    store = qbuf.shape[0] == indices.shape[0]
     n_users = indptr.shape[0] - 1
     n_items = item_ptr.shape[0] - 1
     k = A.shape[1]
@@ -146,21 +149,31 @@ def em_pass(indptr, indices, weights, A, B, LA, LB, mu, sigma, lsig, per_item, g
             w = weights[0, p]
             ll[u] += w * lp
             for z in range(k):
-                su[u, z] += w * q[z]
+                wq = w * q[z]
+                su[u, z] += wq
+                if store:
+                    qbuf[p, z] = wq
     for j in prange(n_items):
         qj = np.empty(k, dtype=np.float64)
         jr = np.int64(j) if per_item else np.int64(0)
         for s in range(item_ptr[j], item_ptr[j + 1]):
             pj = item_pos[s]
-            uj = item_user[s]
             rj = weights[1, pj]
-            _responsibility(A[uj], B[j], LA[uj], LB[j], rj, mu[jr], sigma[jr], lsig[jr], gaussian, temper, qj)
-            wj = weights[0, pj]
+            if store:
+                for z in range(k):
+                    qj[z] = qbuf[pj, z]
+            else:
+                uj = item_user[s]
+                _responsibility(A[uj], B[j], LA[uj], LB[j], rj, mu[jr], sigma[jr], lsig[jr], gaussian, temper, qj)
+                wj = weights[0, pj]
+                for z in range(k):
+                    qj[z] *= wj
             for z in range(k):
-                wq = wj * qj[z]
-                si[j, z] += wq
-                sr[j, z] += wq * rj
-                sr2[j, z] += wq * rj * rj
+                si[j, z] += qj[z]
+            if gaussian:
+                for z in range(k):
+                    sr[j, z] += qj[z] * rj
+                    sr2[j, z] += qj[z] * rj * rj
     return su, si, sr, sr2, ll
 
 
