@@ -70,8 +70,9 @@ def test_em_step_matches_numpy_plsa_and_aspect() -> None:
     A = rng.random((data.n_users, k)) + 0.1
     B = rng.random((data.n_items, k)) + 0.1
     w = np.asarray(m.data, dtype=np.float64)
-    su, si, _, _, ll = em_step(np.asarray(m.indptr, np.int64), np.asarray(m.indices, np.int64),
-                               training_weights(data, w), A, B, groups=item_groups(m))
+    with single_thread():
+        su, si, _, _, ll = em_step(np.asarray(m.indptr, np.int64), np.asarray(m.indices, np.int64),
+                                   training_weights(data, w), A, B, groups=item_groups(m))
     u = np.repeat(np.arange(data.n_users), np.diff(m.indptr))
     i = m.indices
     joint = A[u] * B[i]
@@ -112,11 +113,22 @@ def test_em_step_matches_numpy_gaussian_per_item_and_tempered() -> None:
         np.testing.assert_allclose(sr2[x], (q[sel] * r[sel, None] ** 2).sum(axis=0), rtol=1e-9, atol=1e-12)
 
 
-def _log_lik_plsa(model, data: Interactions) -> float:
-    m = data.matrix
-    u = np.repeat(np.arange(data.n_users), np.diff(m.indptr))
-    p = np.einsum("nk,nk->n", model.user_topic_[u].astype(np.float64), model.item_topic_[m.indices])
-    return float(np.log(p).sum())
+def test_em_models_are_the_same_on_one_and_two_threads() -> None:
+    """The EM sums run per user and per item, never shared between threads."""
+    from recseek._numba import get_num_threads, set_num_threads
+
+    data = _random_pairs(seed=6, n_users=50, n_items=40)
+    before = get_num_threads()
+    try:
+        for name in ("PLSA", "AspectModelRating", "GPLSA", "BPoissMF"):
+            fits = []
+            for threads in (1, 2):
+                set_num_threads(threads)
+                fits.append(registry.create(name, epochs=5).fit(data))
+            users = np.arange(data.n_users)
+            np.testing.assert_array_equal(fits[0].score(users), fits[1].score(users), err_msg=name)
+    finally:
+        set_num_threads(before)
 
 
 @pytest.mark.parametrize("name", ["PLSA", "AspectModelRanking", "AspectModelRating", "GPLSA"])
@@ -127,7 +139,8 @@ def test_em_log_likelihood_never_decreases(name: str) -> None:
     if name == "GPLSA":
         params["prior_weight"] = 0.0
         params["min_sigma"] = 1e-3
-    model = registry.create(name, **params).fit(data)
+    with single_thread():
+        model = registry.create(name, **params).fit(data)
     ll = model.loglik_
     assert np.all(np.diff(ll) >= -1e-7 * np.abs(ll[:-1])), ll
 
@@ -136,8 +149,9 @@ def test_plsa_final_state_is_an_em_fixed_point_step() -> None:
     """The stored distributions are one EM step from the ones before (no hidden tweaks):
     refitting with one more epoch equals applying the numpy M-step to the stored state."""
     data = _random_pairs(seed=5)
-    a = registry.create("PLSA", factors=3, epochs=7, seed=3).fit(data)
-    b = registry.create("PLSA", factors=3, epochs=8, seed=3).fit(data)
+    with single_thread():
+        a = registry.create("PLSA", factors=3, epochs=7, seed=3).fit(data)
+        b = registry.create("PLSA", factors=3, epochs=8, seed=3).fit(data)
     m = data.matrix
     u = np.repeat(np.arange(data.n_users), np.diff(m.indptr))
     i = m.indices
@@ -285,7 +299,7 @@ def test_divergence_is_one_clear_error(name: str, monkeypatch) -> None:
 
     monkeypatch.setattr(plsa_mod, "em_step", broken)
     monkeypatch.setattr(aspect_mod, "em_step", broken)
-    with pytest.raises(TrainingError, match=rf"{name}: training diverged at epoch 2"):
+    with single_thread(), pytest.raises(TrainingError, match=rf"{name}: training diverged at epoch 2"):
         registry.create(name, factors=2, epochs=5).fit(_random_pairs())
 
 
@@ -438,7 +452,8 @@ def test_bpoissmf_update_is_the_papers_coordinate_ascent() -> None:
     from scipy.special import digamma
 
     train, _, _, _, _ = _poisson_data(seed=3, n_users=30, n_items=20, k=3)
-    model = registry.create("BPoissMF", factors=3, epochs=2, seed=7).fit(train)
+    with single_thread():
+        model = registry.create("BPoissMF", factors=3, epochs=2, seed=7).fit(train)
     rng = np.random.default_rng(7)
     Y = train.matrix.toarray()
     n_u, n_i, k = Y.shape[0], Y.shape[1], 3
