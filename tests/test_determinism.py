@@ -2,6 +2,8 @@
 
 The data set is large enough (about 22,000 interactions) that the chunked SGD epochs really
 split into several chunks, so lock-free parallel training would show up here as a mismatch.
+It carries every kind of side data (planted from its taste groups), so models that require
+side data are checked too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ MODEL_NAMES = [cls.name for cls in available()]
 
 @pytest.fixture(scope="module")
 def data() -> Interactions:
-    return synthetic(n_users=500, n_items=300, density=0.15, seed=5)
+    # with every kind of side data, for the models that require some (trust, features, reviews ...)
+    return synthetic(n_users=500, n_items=300, density=0.15, seed=5, side=True)
 
 
 @pytest.fixture
