@@ -587,3 +587,21 @@ def test_hmm_forward_backward_matches_brute_force() -> None:
     np.testing.assert_allclose(ll[0], np.log(total), rtol=1e-10)
     np.testing.assert_allclose(gamma, marg / total, rtol=1e-9)
     np.testing.assert_allclose(xi[0], pair / total, rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["AspectModelRating", "GPLSA"])
+def test_rating_fold_in_predicts_like_the_trained_user(name: str) -> None:
+    """A new user who gives a training user's ratings gets nearly that user's predictions."""
+    from recseek.testing.fixtures import planted_blocks
+
+    train = planted_blocks().train
+    with single_thread():
+        model = registry.create(name, factors=8, epochs=30, seed=0).fit(train)
+    for u in (3, 40):
+        lo, hi = train.matrix.indptr[u], train.matrix.indptr[u + 1]
+        rows = sp.csr_array((train.matrix.data[lo:hi], train.matrix.indices[lo:hi], [0, hi - lo]),
+                            shape=(1, train.n_items))
+        new = model._score_new(rows)[0]
+        old = model.score([u])[0]
+        assert np.corrcoef(new, old)[0, 1] > 0.95, name
+        assert np.abs(new - old).mean() < 0.3

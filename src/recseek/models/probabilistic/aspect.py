@@ -120,6 +120,8 @@ class AspectModelRating(RatingPredictor):
         EM iterations (``recommender.iterator.maximum``).
     min_sigma : float
         Floor of every class's rating standard deviation.
+    fold_in_steps : int
+        EM rounds when folding in a new user (``P(z | u)`` with the classes fixed).
     seed : int or None
         Seed of the random initial distributions.
     verbose : bool
@@ -146,11 +148,12 @@ class AspectModelRating(RatingPredictor):
         "loglik_": Array("float64", ("epochs",), finite=False, history=True),
     }
 
-    def __init__(self, factors: int = 10, epochs: int = 10, min_sigma: float = 0.05, seed: int | None = 0,
-                 verbose: bool = False) -> None:
+    def __init__(self, factors: int = 10, epochs: int = 10, min_sigma: float = 0.05, fold_in_steps: int = 20,
+                 seed: int | None = 0, verbose: bool = False) -> None:
         self.factors = factors
         self.epochs = epochs
         self.min_sigma = min_sigma
+        self.fold_in_steps = fold_in_steps
         self.seed = seed
         self.verbose = verbose
 
@@ -190,6 +193,47 @@ class AspectModelRating(RatingPredictor):
         self.item_topic_ = pi.astype(np.float32)
         self.topic_mu_ = mu[0].astype(np.float32)
         self.topic_sigma_ = sigma[0].astype(np.float32)
+
+    def fold_in(self, rows) -> np.ndarray:
+        """``P(z) P(u | z)``-like weights (n_new, K) of new users from their rating rows:
+        ``fold_in_steps`` EM rounds on ``P(z | u)`` with the classes' item distributions
+        and rating Gaussians fixed."""
+        import scipy.sparse as sp
+
+        from ...errors import DataError
+
+        rows = sp.csr_array(rows)
+        if rows.shape[1] != self.n_items_:
+            raise DataError(f"{self.display_name}: fold-in rows have {rows.shape[1]} items, expected {self.n_items_}")
+        rows.sum_duplicates()
+        rows.sort_indices()
+        k = self.item_topic_.shape[1]
+        r = np.asarray(rows.data, dtype=np.float64)
+        weights = np.ascontiguousarray(np.vstack([np.ones_like(r), r]))
+        indptr = np.asarray(rows.indptr, dtype=np.int64)
+        indices = np.asarray(rows.indices, dtype=np.int64)
+        prior = self.user_topic_.astype(np.float64).sum(axis=0)
+        prior /= prior.sum()
+        theta = np.tile(prior, (rows.shape[0], 1))
+        mu = self.topic_mu_.astype(np.float64)[None, :]
+        sigma = self.topic_sigma_.astype(np.float64)[None, :]
+        B = self.item_topic_.astype(np.float64)
+        groups = item_groups(rows)
+        active = np.diff(indptr) > 0
+        for _ in range(int(self.fold_in_steps)):
+            su = em_step(indptr, indices, weights, theta, B, mu, sigma, groups=groups)[0]
+            s = su.sum(axis=1, keepdims=True)
+            theta = np.where(active[:, None], su / np.where(s > 0, s, 1.0), prior[None, :])
+        return theta.astype(np.float32)
+
+    def _score_new(self, rows) -> np.ndarray:
+        U = self.fold_in(rows).astype(np.float64)
+        V = self.item_topic_.astype(np.float64)
+        den = U @ V.T
+        num = (U * self.topic_mu_[None, :]) @ V.T
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.where(den > 0, num / den, self.global_mean_)
+        return np.clip(out, self.rating_min_, self.rating_max_).astype(np.float32)
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         V = self.item_topic_ if items is None else self.item_topic_[items]

@@ -9,7 +9,7 @@ import numpy as np
 
 from ...data._interactions import Interactions
 from .._params import Float, Int
-from ..base import Array, RatingPredictor, StateSpec
+from ..base import Array, RatingPredictor, Scalar, StateSpec
 from ..registry import register
 from ._a_base import TOPIC_RULES, TopicRanker, EpochBar, em_step, item_groups, random_simplex, training_weights
 
@@ -127,14 +127,17 @@ class GPLSA(RatingPredictor):
         ``sigma_iz``.
     min_sigma : float
         Floor of every ``sigma_iz`` (in normalised rating units).
+    fold_in_steps : int
+        EM rounds when folding in a new user (``P(z | u)`` with the item Gaussians fixed;
+        the user's mean and deviation from their ratings, smoothed as in training).
     seed : int or None
         Seed of the random initial ``P(z | u)``.
     verbose : bool
         Progress bar with the log-likelihood per iteration.
 
     Learned state: ``user_topic_`` (n_users, K) ``P(z | u)``; ``item_mu_``,
-    ``item_sigma_`` (n_items, K); ``user_mu_``, ``user_sigma_`` (n_users,); ``loglik_``
-    (epochs,).
+    ``item_sigma_`` (n_items, K); ``user_mu_``, ``user_sigma_`` (n_users,); ``rating_var_``
+    the training ratings' variance; ``loglik_`` (epochs,).
 
     Reference: Hofmann, "Collaborative Filtering via Gaussian Probabilistic Latent
     Semantic Analysis", SIGIR 2003.
@@ -154,10 +157,11 @@ class GPLSA(RatingPredictor):
         "user_mu_": Array("float32", ("n_users",)),
         "user_sigma_": Array("float32", ("n_users",)),
         "loglik_": Array("float64", ("epochs",), finite=False, history=True),
+        "rating_var_": Scalar(float),
     }
 
     def __init__(self, factors: int = 10, epochs: int = 100, smooth_weight: float = 2.0, beta: float = 1.0,
-                 prior_weight: float = 2.0, min_sigma: float = 0.1, seed: int | None = 0,
+                 prior_weight: float = 2.0, min_sigma: float = 0.1, fold_in_steps: int = 20, seed: int | None = 0,
                  verbose: bool = False) -> None:
         self.factors = factors
         self.epochs = epochs
@@ -165,6 +169,7 @@ class GPLSA(RatingPredictor):
         self.beta = beta
         self.prior_weight = prior_weight
         self.min_sigma = min_sigma
+        self.fold_in_steps = fold_in_steps
         self.seed = seed
         self.verbose = verbose
 
@@ -179,13 +184,7 @@ class GPLSA(RatingPredictor):
         rows = np.repeat(np.arange(train.n_users), np.diff(indptr))
         g_mean = r.mean()
         g_var = r.var()
-        sw = float(self.smooth_weight)
-        sums = np.bincount(rows, weights=r, minlength=train.n_users)
-        den = np.maximum(counts + sw, 1e-12)
-        mu_u = (sums + sw * g_mean) / den
-        dev = np.bincount(rows, weights=(r - mu_u[rows]) ** 2, minlength=train.n_users)
-        sigma_u = np.sqrt((dev + sw * g_var) / den)
-        sigma_u = np.where(sigma_u > 1e-6, sigma_u, max(np.sqrt(g_var), 1e-3))
+        mu_u, sigma_u = self._user_scale(r, counts, rows, g_mean, g_var)
         v = (r - mu_u[rows]) / sigma_u[rows]
         weights = np.ascontiguousarray(np.vstack([np.ones_like(v), v]))
         ptr, pos, usr = item_groups(m)
@@ -223,6 +222,51 @@ class GPLSA(RatingPredictor):
         self.item_sigma_ = sigma.astype(np.float32)
         self.user_mu_ = mu_u.astype(np.float32)
         self.user_sigma_ = sigma_u.astype(np.float32)
+        self.rating_var_ = float(g_var)
+
+    def _user_scale(self, r: np.ndarray, counts: np.ndarray, rows: np.ndarray,
+                    g_mean: float, g_var: float) -> tuple[np.ndarray, np.ndarray]:
+        sw = float(self.smooth_weight)
+        n = len(counts)
+        den = np.maximum(counts + sw, 1e-12)
+        mu_u = (np.bincount(rows, weights=r, minlength=n) + sw * g_mean) / den
+        dev = np.bincount(rows, weights=(r - mu_u[rows]) ** 2, minlength=n)
+        sigma_u = np.sqrt((dev + sw * g_var) / den)
+        return mu_u, np.where(sigma_u > 1e-6, sigma_u, max(np.sqrt(g_var), 1e-3))
+
+    def _score_new(self, rows) -> np.ndarray:
+        """Predicted ratings of new users from their rating rows (fold-in)."""
+        import scipy.sparse as sp
+
+        from ...errors import DataError
+
+        rows = sp.csr_array(rows)
+        if rows.shape[1] != self.n_items_:
+            raise DataError(f"{self.display_name}: fold-in rows have {rows.shape[1]} items, expected {self.n_items_}")
+        rows.sum_duplicates()
+        rows.sort_indices()
+        k = self.user_topic_.shape[1]
+        indptr = np.asarray(rows.indptr, dtype=np.int64)
+        indices = np.asarray(rows.indices, dtype=np.int64)
+        r = np.asarray(rows.data, dtype=np.float64)
+        counts = np.diff(indptr).astype(np.float64)
+        who = np.repeat(np.arange(rows.shape[0]), np.diff(indptr))
+        mu_u, sigma_u = self._user_scale(r, counts, who, self.global_mean_, self.rating_var_)
+        v = (r - mu_u[who]) / sigma_u[who]
+        weights = np.ascontiguousarray(np.vstack([np.ones_like(v), v]))
+        theta = np.full((rows.shape[0], k), 1.0 / k)
+        ones = np.ones((self.n_items_, k), dtype=np.float64)
+        mu = self.item_mu_.astype(np.float64)
+        sigma = self.item_sigma_.astype(np.float64)
+        groups = item_groups(rows)
+        active = counts > 0
+        for _ in range(int(self.fold_in_steps)):
+            su = em_step(indptr, indices, weights, theta, ones, mu, sigma, per_item=True,
+                         temper=float(self.beta), groups=groups)[0]
+            s = su.sum(axis=1, keepdims=True)
+            theta = np.where(active[:, None], su / np.where(s > 0, s, 1.0), 1.0 / k)
+        out = mu_u[:, None] + sigma_u[:, None] * (theta @ mu.T)
+        return np.clip(out, self.rating_min_, self.rating_max_).astype(np.float32)
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         mu = self.item_mu_ if items is None else self.item_mu_[items]
