@@ -75,6 +75,7 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
     },
     "AspectModelRating": {
         "min_sigma": "Floor of each latent class's rating standard deviation.",
+        "fold_in_steps": "EM rounds that fold a new user's ratings into the class weights, the classes fixed.",
     },
     "AutoRec": {
         "hidden": "Width of the hidden (sigmoid) layer of the item autoencoder.",
@@ -317,6 +318,7 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "prior_weight": "Pseudo-ratings at the item's overall mean and variance in each community's Gaussian "
                         "of that item.",
         "min_sigma": "Floor of every community-item standard deviation (normalised rating units).",
+        "fold_in_steps": "EM rounds that fold a new user's ratings into the community weights, the item Gaussians fixed.",
     },
     "HMM": {
         "states": "Number of hidden states of each user's Markov chain.",
