@@ -393,8 +393,8 @@ def _last_items(train: Interactions) -> np.ndarray:
 
 
 def test_item_bigram_threads_do_not_change_the_model(monkeypatch) -> None:
-    from recseek._numba import get_num_threads, set_num_threads
     import recseek.models.probabilistic.bigram as bigram_mod
+    from recseek._numba import get_num_threads, set_num_threads
 
     train, _ = _chains(seed=1, n_users=150)
     monkeypatch.setattr(bigram_mod, "GIBBS_CHUNK_TOKENS", 100)

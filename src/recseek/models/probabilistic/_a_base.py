@@ -83,8 +83,7 @@ class EpochBar:
             self.bar = tqdm(total=self.epochs, desc=model.display_name, leave=False)
 
     def __iter__(self):
-        for e in range(self.epochs):
-            yield e
+        yield from range(self.epochs)
         if self.bar is not None:
             self.bar.close()
 

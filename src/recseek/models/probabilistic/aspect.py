@@ -207,7 +207,6 @@ class AspectModelRating(RatingPredictor):
             raise DataError(f"{self.display_name}: fold-in rows have {rows.shape[1]} items, expected {self.n_items_}")
         rows.sum_duplicates()
         rows.sort_indices()
-        k = self.item_topic_.shape[1]
         r = np.asarray(rows.data, dtype=np.float64)
         weights = np.ascontiguousarray(np.vstack([np.ones_like(r), r]))
         indptr = np.asarray(rows.indptr, dtype=np.int64)
@@ -234,6 +233,13 @@ class AspectModelRating(RatingPredictor):
         with np.errstate(invalid="ignore", divide="ignore"):
             out = np.where(den > 0, num / den, self.global_mean_)
         return np.clip(out, self.rating_min_, self.rating_max_).astype(np.float32)
+
+    def item_vectors(self) -> np.ndarray:
+        """Class memberships ``P(z | i)`` of every item (rows sum to one)."""
+        self._check_fitted()
+        m = self.item_topic_.astype(np.float64) * self.user_topic_.astype(np.float64).sum(axis=0)[None, :]
+        s = m.sum(axis=1, keepdims=True)
+        return (m / np.where(s > 0, s, 1.0)).astype(np.float32)
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         V = self.item_topic_ if items is None else self.item_topic_[items]

@@ -11,7 +11,7 @@ from ...data._interactions import Interactions
 from .._params import Float, Int
 from ..base import Array, RatingPredictor, Scalar, StateSpec
 from ..registry import register
-from ._a_base import TOPIC_RULES, TopicRanker, EpochBar, em_step, item_groups, random_simplex, training_weights
+from ._a_base import TOPIC_RULES, EpochBar, TopicRanker, em_step, item_groups, random_simplex, training_weights
 
 _HOFMANN_2004 = ("Hofmann. Latent Semantic Models for Collaborative Filtering. ACM Transactions on "
                  "Information Systems 22(1):89-115, 2004")
