@@ -377,24 +377,32 @@ def digamma(x):  # pragma: no cover - numba
 
 
 @njit(error_model="numpy")
+def digamma_gap(n, a):  # pragma: no cover - numba
+    """``digamma(n + a) - digamma(a)`` for a count ``n >= 0``: the sum of ``1 / (a + j)``
+    over ``j < n`` for small counts (most of them), the digamma function beyond."""
+    if n < 16:
+        out = 0.0
+        for j in range(int(n)):
+            out += 1.0 / (a + j)
+        return out
+    return digamma(n + a) - digamma(a)
+
+
+@njit(error_model="numpy")
 def minka_step(prior, counts, totals):  # pragma: no cover - numba
     """One step of Minka's fixed point for a Dirichlet prior (see ``_b_common.minka_update``)."""
     n_values = prior.shape[0]
     psum = prior.sum()
-    dps = digamma(psum)
     den = 0.0
     for g in range(totals.shape[0]):
         if totals[g] > 0:
-            den += digamma(totals[g] + psum) - dps
+            den += digamma_gap(totals[g], psum)
     num = np.zeros(n_values)
-    dp = np.empty(n_values)
-    for v in range(n_values):
-        dp[v] = digamma(prior[v])
     for g in range(counts.shape[0]):
         for v in range(n_values):
             c = counts[g, v]
             if c != 0:
-                num[v] += digamma(c + prior[v]) - dp[v]
+                num[v] += digamma_gap(c, prior[v])
     out = prior.copy()
     if den <= 0.0:
         return out
