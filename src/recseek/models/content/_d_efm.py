@@ -150,7 +150,7 @@ def efm_sweep(r_ptr, r_idx, r_val, c_ptr, c_idx, c_val,
                 num += a * c_val[p]
                 den += a * pred[p - lo]
             h2[i, k] = h2[i, k] * np.sqrt(num / (den + lam_h * h2[i, k] + _EPS))
-    # objective (squared errors of R, X and Y plus the penalties)
+    # objective: squared errors of R, X and Y (serial loops, so the sum is reproducible)
     loss = 0.0
     for u in range(n_users):
         for p in range(r_ptr[u], r_ptr[u + 1]):
@@ -164,6 +164,6 @@ def efm_sweep(r_ptr, r_idx, r_val, c_ptr, c_idx, c_val,
         for p in range(y_ptr[i], y_ptr[i + 1]):
             e = y_val[p] - _dot(u2[i], v[y_idx[p]])
             loss += lam_y * e * e
-    loss += lam_u * (np.sum(u1 * u1) + np.sum(u2 * u2)) + lam_h * (np.sum(h1 * h1) + np.sum(h2 * h2))
-    loss += lam_v * np.sum(v * v)
+    # (the L2 penalties are added by the caller: array reductions here would run in parallel,
+    # in an order that changes with the thread count)
     return loss

@@ -118,9 +118,13 @@ def _dense_sweep(a: sp.csr_array, x: sp.csr_array, y: sp.csr_array, v: np.ndarra
     # observed-entry part of the objective (the zeros' share is left out of the reported figure)
     users = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
     pred = np.einsum("ij,ij->i", u1[users], u2[a.indices]) + np.einsum("ij,ij->i", h1[users], h2[a.indices])
-    loss = float(np.sum((a.data - pred) ** 2))
-    loss += lam_u * float(np.sum(u1 * u1) + np.sum(u2 * u2)) + lam_h * float(np.sum(h1 * h1) + np.sum(h2 * h2))
-    return loss + lam_v * float(np.sum(v * v))
+    return float(np.sum((a.data - pred) ** 2)) + _penalties(v, u1, u2, h1, h2, 0.0, 0.0, lam_u, lam_h, lam_v)
+
+
+def _penalties(v, u1, u2, h1, h2, lam_x, lam_y, lam_u, lam_h, lam_v) -> float:
+    """The L2 terms of the objective."""
+    sq = lambda a: float(np.sum(np.square(a, dtype=np.float64)))  # noqa: E731
+    return float(lam_u) * (sq(u1) + sq(u2)) + float(lam_h) * (sq(h1) + sq(h2)) + float(lam_v) * sq(v)
 
 
 class _EFM:
@@ -176,7 +180,7 @@ class _EFM:
         bar = self._progress(range(int(self.epochs)), total=int(self.epochs))  # type: ignore[attr-defined]
         for epoch in bar:
             if self.missing == "ignore":
-                loss = efm_sweep(*args, v, u1, u2, h1, h2, *lams)
+                loss = efm_sweep(*args, v, u1, u2, h1, h2, *lams) + _penalties(v, u1, u2, h1, h2, *lams)
             else:
                 loss = _dense_sweep(rm, x, y, v, u1, u2, h1, h2, *(float(a) for a in lams))
             self._check_finite(epoch, np.asarray(loss), v, u1, u2)  # type: ignore[attr-defined]
