@@ -51,6 +51,16 @@ def _csr_arrays(tokens: np.ndarray):
     return np.cumsum(indptr), tokens[:, 1].astype(np.int64), tokens[:, 2].astype(np.int32), tokens
 
 
+def _streams(seed: int, n: int = 40_000) -> np.ndarray:
+    """One xorshift state per sweep (the kernels' own seeding, drawn in one call)."""
+    from recseek.models.probabilistic._b_common import sweep_seeds
+
+    return sweep_seeds(seed, 0, n)
+
+
+_STREAMS = {s: _streams(s) for s in (3, 5, 7, 9)}
+
+
 def _empirical(run_sweep, n_sweeps: int, burn: int = 200) -> dict:
     freq: dict = {}
     for s in range(n_sweeps + burn):
@@ -73,7 +83,6 @@ def _normalise(logp: dict) -> dict:
 
 
 def test_bucm_sampler_matches_exact_posterior():
-    from recseek.models.probabilistic._b_common import sweep_seeds
     from recseek.models.probabilistic._b_gibbs import bucm_sweep
 
     indptr, indices, lev, tok = _csr_arrays(TOKENS)
@@ -99,14 +108,13 @@ def test_bucm_sampler_matches_exact_posterior():
 
     def run(s):
         bucm_sweep.serial(chunks, indptr, indices, lev, z, nuk, nik, nk, nikr, alpha, beta, gamma,
-                          sweep_seeds(7, s, 1))
+                          _STREAMS[7][s : s + 1])
         return tuple(z)
 
     assert _tv(exact, _empirical(run, 20000)) < 0.04
 
 
 def test_urp_sampler_matches_exact_posterior():
-    from recseek.models.probabilistic._b_common import sweep_seeds
     from recseek.models.probabilistic._b_gibbs import urp_sweep
 
     indptr, indices, lev, tok = _csr_arrays(TOKENS)
@@ -129,7 +137,7 @@ def test_urp_sampler_matches_exact_posterior():
     chunks = np.array([0, N_USERS], dtype=np.int64)
 
     def run(s):
-        urp_sweep.serial(chunks, indptr, indices, lev, z, nuk, nik, nikr, alpha, beta, sweep_seeds(3, s, 1))
+        urp_sweep.serial(chunks, indptr, indices, lev, z, nuk, nik, nikr, alpha, beta, _STREAMS[3][s : s + 1])
         return tuple(z)
 
     assert _tv(exact, _empirical(run, 20000)) < 0.04
@@ -145,7 +153,6 @@ def _pair_posterior(tok, K, L, log_joint):
 
 
 def test_ldcc_sampler_matches_exact_posterior():
-    from recseek.models.probabilistic._b_common import sweep_seeds
     from recseek.models.probabilistic._b_gibbs import ldcc_sweep
 
     tok = TOKENS[:4]
@@ -173,14 +180,13 @@ def test_ldcc_sampler_matches_exact_posterior():
     chunks = np.array([0, N_USERS], dtype=np.int64)
 
     def run(s):
-        ldcc_sweep.serial(chunks, indptr, indices, lev, zu, zi, nuk, nil, nklr, nkl, au, ai, b, sweep_seeds(5, s, 1))
+        ldcc_sweep.serial(chunks, indptr, indices, lev, zu, zi, nuk, nil, nklr, nkl, au, ai, b, _STREAMS[5][s : s + 1])
         return tuple(zu * L + zi)
 
     assert _tv(exact, _empirical(run, 30000)) < 0.05
 
 
 def test_bhfree_sampler_matches_exact_posterior():
-    from recseek.models.probabilistic._b_common import sweep_seeds
     from recseek.models.probabilistic._b_gibbs import bhfree_sweep
 
     tok = TOKENS[:4]
@@ -213,7 +219,7 @@ def test_bhfree_sampler_matches_exact_posterior():
 
     def run(sw):
         bhfree_sweep.serial(chunks, indptr, indices, lev, zu, zi, nuk, nkl, nk, nklr, nikl, a, b, g, s,
-                            sweep_seeds(9, sw, 1))
+                            _STREAMS[9][sw : sw + 1])
         return tuple(zu * L + zi)
 
     assert _tv(exact, _empirical(run, 30000)) < 0.05
