@@ -169,8 +169,10 @@ class SearchResponse(BaseModel):
 
 
 
-FeedbackValue = Annotated[float, BeforeValidator(_number), Field(ge=-MAX_FEEDBACK_VALUE, le=MAX_FEEDBACK_VALUE)]
-Timestamp = Annotated[float, BeforeValidator(_number), Field(ge=0, le=MAX_TIMESTAMP)]
+# the bounds come before the validator so that they are checked on the number and documented
+# in the OpenAPI document as minimum / maximum
+FeedbackValue = Annotated[float, Field(ge=-MAX_FEEDBACK_VALUE, le=MAX_FEEDBACK_VALUE), BeforeValidator(_number)]
+Timestamp = Annotated[float, Field(ge=0, le=MAX_TIMESTAMP), BeforeValidator(_number)]
 
 
 class FeedbackItem(_Strict):

@@ -279,4 +279,9 @@ async def unregister_version(name: str, version: str, server: Server = Depends(s
 @router.post("/models/{name}/retrain", responses=_ERR)
 async def retrain_model(name: str, server: Server = Depends(server_of)) -> JSON:
     """Refit from the base data plus stored feedback; the new version becomes the default."""
+    from ..servables import NotFound
+
+    spec = server.config.spec(name)
+    if spec is None or spec.kind != "model":
+        raise NotFound(f"no model named {name!r} is configured ({server.config.source}, [[models]])")
     return JSON(await server.retrain_and_register(name))
