@@ -37,6 +37,8 @@ from ..base import Array, RatingPredictor, Recommender, StateSpec
 RATINGS_PER_CHUNK = 200_000
 #: Most chunks of a sweep.
 MAX_CHUNKS = 64
+#: Memory allowed for the chunks' private copies of the shared count tables.
+CHUNK_COPY_BYTES = 1 << 30
 #: EM iterations of the fold-in of a new user's mixture.
 FOLD_IN_ITERATIONS = 50
 
@@ -68,10 +70,15 @@ def nearest_levels(levels: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.searchsorted(mids, values).astype(np.int32)
 
 
-def user_chunks(indptr: np.ndarray) -> np.ndarray:
-    """Boundaries (int64, n_chunks + 1) of chunks of consecutive users with about equal ratings."""
+def user_chunks(indptr: np.ndarray, shared_entries: int = 0) -> np.ndarray:
+    """Boundaries (int64, n_chunks + 1) of chunks of consecutive users with about equal ratings.
+
+    ``shared_entries`` (the int32 entries of the tables every chunk copies) caps the chunk
+    count so that the copies fit in :data:`CHUNK_COPY_BYTES`.
+    """
     nnz = int(indptr[-1])
-    n_chunks = int(min(MAX_CHUNKS, max(1, nnz // RATINGS_PER_CHUNK)))
+    cap = max(1, CHUNK_COPY_BYTES // max(1, 4 * int(shared_entries)))
+    n_chunks = int(min(MAX_CHUNKS, cap, max(1, nnz // RATINGS_PER_CHUNK)))
     n_users = indptr.shape[0] - 1
     if n_chunks == 1:
         return np.array([0, n_users], dtype=np.int64)
@@ -156,11 +163,15 @@ class MixtureCore:
             raise ParameterError(f"{self.display_name}: burn_in ({self.burn_in}) must be less than epochs "
                                  f"({self.epochs}), so that samples are collected after it")
 
-    def _training_arrays(self, train: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _training_arrays(self, train: Interactions,
+                         shared_per_item: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """CSR arrays, rating-level indices and sweep chunks; ``shared_per_item`` is the
+        number of shared count-table entries per item and rating level (for the chunk cap)."""
         m = train.matrix
         levels, lev = rating_levels(train)
         self.levels_ = levels
-        return (m.indptr.astype(np.int64), m.indices.astype(np.int64), lev, user_chunks(m.indptr))
+        shared = shared_per_item * train.n_items * levels.shape[0]
+        return (m.indptr.astype(np.int64), m.indices.astype(np.int64), lev, user_chunks(m.indptr, shared))
 
     def _check_sweep(self, sweep: int, ll: float, *arrays: np.ndarray) -> None:
         if not np.isfinite(ll):

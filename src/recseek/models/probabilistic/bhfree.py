@@ -132,7 +132,8 @@ class _BHFreeSampler:
         from ._b_gibbs import bhfree_sweep
 
         self._check_schedule()
-        indptr, indices, lev, chunks = self._training_arrays(train)
+        shared = 2 * int(self.user_clusters) * int(self.item_clusters)
+        indptr, indices, lev, chunks = self._training_arrays(train, shared)
         K, L = int(self.user_clusters), int(self.item_clusters)
         n_users, n_items, R = train.n_users, train.n_items, self.levels_.shape[0]
         a, b, g = float(self.alpha), float(self.beta), float(self.gamma)

@@ -111,7 +111,7 @@ class _BUCMSampler:
         from ._b_gibbs import bucm_sweep
 
         self._check_schedule()
-        indptr, indices, lev, chunks = self._training_arrays(train)
+        indptr, indices, lev, chunks = self._training_arrays(train, int(self.factors) * 2)
         K, n_users, n_items, R = int(self.factors), train.n_users, train.n_items, self.levels_.shape[0]
         rng = np.random.default_rng(self.seed)
         z = rng.integers(0, K, indices.shape[0]).astype(np.int32)

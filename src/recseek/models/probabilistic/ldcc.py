@@ -107,7 +107,8 @@ class LDCC(MixtureRater):
         from ._b_gibbs import ldcc_sweep
 
         self._check_schedule()
-        indptr, indices, lev, chunks = self._training_arrays(train)
+        shared = int(self.item_clusters) * (1 + int(self.user_clusters))
+        indptr, indices, lev, chunks = self._training_arrays(train, shared)
         K, L = int(self.user_clusters), int(self.item_clusters)
         n_users, n_items, R = train.n_users, train.n_items, self.levels_.shape[0]
         au = 1.0 / K if self.alpha_user is None else float(self.alpha_user)
