@@ -250,6 +250,9 @@ def lda_sweep(indptr, indices, z, user_topic, item_topic, topic_total, alpha, be
             local = item_topic
             tot = topic_total
         cum = np.empty(k, dtype=np.float64)
+        inv = np.empty(k, dtype=np.float64)  # 1 / (n_t + sum beta), kept current
+        for t in range(k):
+            inv[t] = 1.0 / (tot[t] + beta_sum)
         x = seeds[c]
         ll = 0.0
         for u in range(chunk_users[c], chunk_users[c + 1]):
@@ -260,9 +263,11 @@ def lda_sweep(indptr, indices, z, user_topic, item_topic, topic_total, alpha, be
                 user_topic[u, old] -= 1
                 local[i, old] -= 1
                 tot[old] -= 1
+                inv[old] = 1.0 / (tot[old] + beta_sum)
+                bi = beta[i]
                 s = 0.0
                 for t in range(k):
-                    s += (user_topic[u, t] + alpha[t]) * (local[i, t] + beta[i]) / (tot[t] + beta_sum)
+                    s += (user_topic[u, t] + alpha[t]) * (local[i, t] + bi) * inv[t]
                     cum[t] = s
                 ll += math.log(s / (n_u - 1 + alpha_sum))
                 x = _next(x)
@@ -271,6 +276,7 @@ def lda_sweep(indptr, indices, z, user_topic, item_topic, topic_total, alpha, be
                 user_topic[u, new] += 1
                 local[i, new] += 1
                 tot[new] += 1
+                inv[new] = 1.0 / (tot[new] + beta_sum)
         lls[c] = ll
     if n_chunks > 1:
         rebuild_counts(indices, z, item_topic, topic_total)
