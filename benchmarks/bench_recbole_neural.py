@@ -48,12 +48,12 @@ ISSUE_FIGURES = {"LightGCN": (0.277, 117.0), "MultVAE": (0.270, 24.0), "NeuMF": 
 #: recseek's settings follow RecBole's defaults where the two models share a meaning.
 RUNS = {
     "LightGCN": ("LightGCN", 20, {"learning_rate": 0.01},
-                 {"factors": 64, "layers": 2, "reg": 1e-5, "batch_size": 2048, "learning_rate": 0.01}),
+                 {"factors": 64, "graph_layers": 2, "reg": 1e-5, "batch_size": 2048, "learning_rate": 0.01}),
     "MultVAE": ("MultiVAE", 60, {},
-                {"factors": 128, "hidden": 600, "dropout": 0.5, "beta": 0.2, "anneal_steps": 200000,
+                {"factors": 128, "hidden_units": 600, "dropout": 0.5, "beta": 0.2, "anneal_steps": 200000,
                  "learning_rate": 0.001, "batch_size": 64}),
     "NeuMF": ("NeuMF", 8, {},
-              {"factors": 64, "layers": [128, 64], "dropout": 0.1, "negatives": 1, "batch_size": 2048,
+              {"factors": 64, "mlp_layers": [128, 64], "dropout": 0.1, "negatives": 1, "batch_size": 2048,
                "learning_rate": 0.001}),
     "BPR": ("BPR", 20, {}, {"factors": 64, "learning_rate": 0.05, "reg": 0.01}),
 }

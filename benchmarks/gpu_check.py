@@ -79,7 +79,7 @@ def main() -> int:
 
     # 2. neural models trained on the GPU against the CPU
     runs = {
-        "LightGCN": {"epochs": 20, "learning_rate": 0.01, "layers": 2, "batch_size": 2048},
+        "LightGCN": {"epochs": 20, "learning_rate": 0.01, "graph_layers": 2, "batch_size": 2048},
         "MultVAE": {"epochs": 60, "factors": 128, "batch_size": 64},
         "NeuMF": {"epochs": 8, "negatives": 1, "batch_size": 2048, "dropout": 0.1},
         "CDAE": {"epochs": 30},

@@ -42,7 +42,7 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "p1"
 TOLERANCE = 0.01
 #: Models whose P1 run takes more than about five seconds here (training and evaluation).
 SLOW = {"AoBPR", "BPMF", "CCD", "CLiMF", "GBPR", "IRRG", "LLORMA", "RankSGD", "SBPR",
-        "BHFreeRanking", "BHFreeRating", "BUCMRanking", "LDCC", "RBM"}
+        "BHFreeRanking", "BHFreeRating", "BUCMRanking", "LDCC", "RBM", "CDAE", "DeepFM"}
 #: Models whose key metric moves by more than the tolerance from one seed to the next are
 #: judged on the mean over this many seeds (0, 1, ...). RankSGD: NDCG@10 over seeds 0-5 is
 #: 0.3153-0.3291 (sd 0.005, 1.5% of the published 0.3208), mean 0.3217. CLiMF: seeds 0-3

@@ -115,7 +115,7 @@ def device_topk(p: np.ndarray, q: np.ndarray, users: np.ndarray, k: int, *, excl
                 r = t.from_numpy(rows.row.astype(np.int64)).to(dev)
                 c = t.from_numpy(rows.col.astype(np.int64)).to(dev)
                 s[r, c] = -float("inf")
-        s = t.nan_to_num(s, nan=-float("inf"), posinf=float(np.finfo(np.float32).max))
+        s = t.nan_to_num(s, nan=-float("inf"), posinf=float(np.finfo(np.float32).max), neginf=-float("inf"))
         val, idx = t.topk(s, kk, dim=1, largest=True, sorted=True)
         val, idx = val.cpu().numpy(), idx.cpu().numpy().astype(np.int64)
         # ties: the shared top-k puts the lower item index first

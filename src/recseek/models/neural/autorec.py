@@ -41,14 +41,14 @@ class AutoRec(NeuralModel, RatingPredictor):
         sum_i sum_{u observed on i} (r_ui - h(r_i)_u)^2  +  reg / 2 (|W|^2 + |V|^2)
 
     the error only on observed ratings. The prediction of ``(u, i)`` is ``h(r_i)_u``.
-    JStarCraft's properties map as ``recommender.hidden.dimension`` -> ``hidden``,
+    JStarCraft's properties map as ``recommender.hidden.dimension`` -> ``hidden_units``,
     ``recommender.iterator.maximum`` -> ``epochs``, ``recommender.iterator.learnrate`` ->
     ``learning_rate`` (momentum SGD there, Adam here), ``recommender.weight.regularization``
     -> ``reg``.
 
     Parameters
     ----------
-    hidden : int
+    hidden_units : int
         Width of the hidden layer (500 in the paper, 200 in JStarCraft's settings).
     epochs, batch_size, learning_rate, reg : int, int, float, float
         Passes over the items, items per Adam step, Adam's step, L2 weight of W and V.
@@ -70,17 +70,17 @@ class AutoRec(NeuralModel, RatingPredictor):
     family = "neural"
     paper = ("Sedhain, Menon, Sanner, Xie. AutoRec: Autoencoders Meet Collaborative Filtering. "
              "WWW 2015 Companion")
-    rules = {"hidden": Int(lo=1), "device": DEVICE_RULE}
-    test_params = {"hidden": 16, "epochs": 40, "batch_size": 128, "learning_rate": 0.02, "device": "cpu"}
+    rules = {"hidden_units": Int(lo=1), "device": DEVICE_RULE}
+    test_params = {"hidden_units": 16, "epochs": 40, "batch_size": 128, "learning_rate": 0.02, "device": "cpu"}
     state: ClassVar[dict[str, StateSpec]] = {
-        "item_codes_": Array("float32", ("n_items", "hidden")),
-        "decoder_": Array("float32", ("n_users", "hidden")),
+        "item_codes_": Array("float32", ("n_items", "hidden_units")),
+        "decoder_": Array("float32", ("n_users", "hidden_units")),
         "decoder_bias_": Array("float32", ("n_users",)),
     }
 
     def __init__(
         self,
-        hidden: int = 500,
+        hidden_units: int = 500,
         epochs: int = 100,
         batch_size: int = 64,
         learning_rate: float = 0.001,
@@ -89,7 +89,7 @@ class AutoRec(NeuralModel, RatingPredictor):
         seed: int | None = 0,
         verbose: bool = False,
     ) -> None:
-        self.hidden = hidden
+        self.hidden_units = hidden_units
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -105,7 +105,7 @@ class AutoRec(NeuralModel, RatingPredictor):
         cols.sort_indices()
         active = np.flatnonzero(np.diff(cols.indptr) > 0)
         with self._seeded():
-            net = _build(t, train.n_users, int(self.hidden)).to(device)
+            net = _build(t, train.n_users, int(self.hidden_units)).to(device)
         opt = t.optim.Adam(net.parameters(), lr=float(self.learning_rate))
         reg = float(self.reg)
 

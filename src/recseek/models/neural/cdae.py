@@ -74,7 +74,7 @@ class CDAE(NeuralModel, Recommender):
 
     Parameters
     ----------
-    hidden : int
+    hidden_units : int
         Width of the hidden layer (``recommender.hidden.dimension``, 200 in JStarCraft).
     corruption : float
         Drop-out probability of input entries (q in the paper).
@@ -107,21 +107,21 @@ class CDAE(NeuralModel, Recommender):
     family = "neural"
     paper = ("Wu, DuBois, Zheng, Ester. Collaborative Denoising Auto-Encoders for Top-N Recommender "
              "Systems. WSDM 2016")
-    rules = {"hidden": Int(lo=1), "corruption": Float(lo=0.0, hi=0.99), "activation": Choice(_ACTIVATIONS),
+    rules = {"hidden_units": Int(lo=1), "corruption": Float(lo=0.0, hi=0.99), "activation": Choice(_ACTIVATIONS),
              "loss": Choice(("logistic", "square")), "patience": PATIENCE_RULE, "device": DEVICE_RULE}
-    test_params = {"hidden": 16, "epochs": 20, "batch_size": 32, "learning_rate": 0.01, "device": "cpu"}
+    test_params = {"hidden_units": 16, "epochs": 20, "batch_size": 32, "learning_rate": 0.01, "device": "cpu"}
     state: ClassVar[dict[str, StateSpec]] = {
-        "encoder_": Array("float32", ("n_items", "hidden")),
-        "encoder_bias_": Array("float32", ("hidden",)),
-        "user_nodes_": Array("float32", ("n_users", "hidden")),
-        "decoder_": Array("float32", ("n_items", "hidden")),
+        "encoder_": Array("float32", ("n_items", "hidden_units")),
+        "encoder_bias_": Array("float32", ("hidden_units",)),
+        "user_nodes_": Array("float32", ("n_users", "hidden_units")),
+        "decoder_": Array("float32", ("n_items", "hidden_units")),
         "decoder_bias_": Array("float32", ("n_items",)),
-        "user_hidden_": Array("float32", ("n_users", "hidden")),
+        "user_hidden_": Array("float32", ("n_users", "hidden_units")),
     }
 
     def __init__(
         self,
-        hidden: int = 200,
+        hidden_units: int = 200,
         corruption: float = 0.2,
         activation: str = "sigmoid",
         loss: str = "logistic",
@@ -134,7 +134,7 @@ class CDAE(NeuralModel, Recommender):
         seed: int | None = 0,
         verbose: bool = False,
     ) -> None:
-        self.hidden = hidden
+        self.hidden_units = hidden_units
         self.corruption = corruption
         self.activation = activation
         self.loss = loss
@@ -155,7 +155,7 @@ class CDAE(NeuralModel, Recommender):
         rows = sp.csr_array(fit.matrix)
         active = np.flatnonzero(np.diff(rows.indptr) > 0)
         with self._seeded():
-            net = _build(t, train.n_users, train.n_items, int(self.hidden), float(self.corruption),
+            net = _build(t, train.n_users, train.n_items, int(self.hidden_units), float(self.corruption),
                          self.activation).to(device)
         opt = t.optim.Adam(net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.reg))
         logistic = self.loss == "logistic"

@@ -77,7 +77,7 @@ class DeepCross(NeuralModel, Recommender):
     ----------
     factors : int
         Embedding dimension of each field (the stack is ``2 factors`` wide).
-    layers : list of int
+    mlp_layers : list of int
         Hidden width of each residual unit, one unit per entry.
     negatives, dropout, epochs, batch_size, learning_rate, reg, init_std
         As in :class:`~recseek.models.neural.deepfm.DeepFM`.
@@ -98,9 +98,9 @@ class DeepCross(NeuralModel, Recommender):
     family = "neural"
     paper = ("Shan, Hoens, Jiao, Wang, Yu, Mao. Deep Crossing: Web-Scale Modeling without Manually Crafted "
              "Combinatorial Features. KDD 2016")
-    rules = {"layers": LayersRule(), "dropout": Float(lo=0.0, hi=0.99), "negatives": Int(lo=1),
+    rules = {"mlp_layers": LayersRule(), "dropout": Float(lo=0.0, hi=0.99), "negatives": Int(lo=1),
              "patience": PATIENCE_RULE, "device": DEVICE_RULE}
-    test_params = {"factors": 8, "layers": [16], "epochs": 15, "batch_size": 1024, "learning_rate": 0.05,
+    test_params = {"factors": 8, "mlp_layers": [16], "epochs": 15, "batch_size": 1024, "learning_rate": 0.05,
                    "negatives": 2, "device": "cpu"}
     state: ClassVar[dict[str, StateSpec]] = {
         "user_factors_": Array("float32", ("n_users", "factors")),
@@ -111,7 +111,7 @@ class DeepCross(NeuralModel, Recommender):
     def __init__(
         self,
         factors: int = 32,
-        layers: list[int] | tuple[int, ...] = (64, 64),
+        mlp_layers: list[int] | tuple[int, ...] = (64, 64),
         negatives: int = 4,
         dropout: float = 0.0,
         epochs: int = 20,
@@ -125,7 +125,7 @@ class DeepCross(NeuralModel, Recommender):
         verbose: bool = False,
     ) -> None:
         self.factors = factors
-        self.layers = layers
+        self.mlp_layers = mlp_layers
         self.negatives = negatives
         self.dropout = dropout
         self.epochs = epochs
@@ -139,7 +139,7 @@ class DeepCross(NeuralModel, Recommender):
         self.verbose = verbose
 
     def _shapes(self) -> list[tuple[int, ...]]:
-        return _unit_shapes(2 * int(self.factors), layer_sizes(self.display_name, "layers", self.layers))
+        return _unit_shapes(2 * int(self.factors), layer_sizes(self.display_name, "mlp_layers", self.mlp_layers))
 
     def check_state(self, params: dict[str, np.ndarray], history: bool = True) -> None:
         super().check_state(params, history)
@@ -152,7 +152,7 @@ class DeepCross(NeuralModel, Recommender):
         seen = sp.csr_array(fit.matrix)
         with self._seeded():
             net = _build(t, train.n_users, train.n_items, int(self.factors),
-                         layer_sizes(self.display_name, "layers", self.layers), float(self.dropout),
+                         layer_sizes(self.display_name, "mlp_layers", self.mlp_layers), float(self.dropout),
                          float(self.init_std)).to(device)
         opt = t.optim.Adam(net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.reg))
         rng = self._numpy_rng()

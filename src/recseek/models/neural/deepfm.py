@@ -79,7 +79,7 @@ class DeepFM(NeuralModel, Recommender):
     ----------
     factors : int
         Embedding dimension shared by the FM and the deep part.
-    layers : list of int
+    mlp_layers : list of int
         Widths of the hidden ReLU layers of the deep part.
     negatives : int
         Unobserved items sampled per training pair and epoch.
@@ -96,7 +96,7 @@ class DeepFM(NeuralModel, Recommender):
 
     Learned state: ``user_factors_`` / ``item_factors_`` (n, factors), ``user_bias_`` /
     ``item_bias_`` (n,), ``global_bias_``, ``deep_`` (flat hidden-layer weights) and
-    ``output_`` (layers[-1],).
+    ``output_`` (mlp_layers[-1],).
 
     Reference: Guo, Tang, Ye, Li, He, "DeepFM: A Factorization-Machine based Neural
     Network for CTR Prediction", IJCAI 2017.
@@ -106,9 +106,9 @@ class DeepFM(NeuralModel, Recommender):
     family = "neural"
     paper = ("Guo, Tang, Ye, Li, He. DeepFM: A Factorization-Machine based Neural Network for CTR "
              "Prediction. IJCAI 2017")
-    rules = {"layers": LayersRule(), "dropout": Float(lo=0.0, hi=0.99), "negatives": Int(lo=1),
+    rules = {"mlp_layers": LayersRule(), "dropout": Float(lo=0.0, hi=0.99), "negatives": Int(lo=1),
              "patience": PATIENCE_RULE, "device": DEVICE_RULE}
-    test_params = {"factors": 8, "layers": [16], "epochs": 15, "batch_size": 1024, "learning_rate": 0.05,
+    test_params = {"factors": 8, "mlp_layers": [16], "epochs": 15, "batch_size": 1024, "learning_rate": 0.05,
                    "negatives": 2, "device": "cpu"}
     state: ClassVar[dict[str, StateSpec]] = {
         "user_factors_": Array("float32", ("n_users", "factors")),
@@ -123,7 +123,7 @@ class DeepFM(NeuralModel, Recommender):
     def __init__(
         self,
         factors: int = 32,
-        layers: list[int] | tuple[int, ...] = (64, 32),
+        mlp_layers: list[int] | tuple[int, ...] = (64, 32),
         negatives: int = 4,
         dropout: float = 0.0,
         epochs: int = 20,
@@ -137,7 +137,7 @@ class DeepFM(NeuralModel, Recommender):
         verbose: bool = False,
     ) -> None:
         self.factors = factors
-        self.layers = layers
+        self.mlp_layers = mlp_layers
         self.negatives = negatives
         self.dropout = dropout
         self.epochs = epochs
@@ -151,12 +151,12 @@ class DeepFM(NeuralModel, Recommender):
         self.verbose = verbose
 
     def _deep_shapes(self) -> list[tuple[int, ...]]:
-        return mlp_shapes([2 * int(self.factors), *layer_sizes(self.display_name, "layers", self.layers)])
+        return mlp_shapes([2 * int(self.factors), *layer_sizes(self.display_name, "mlp_layers", self.mlp_layers)])
 
     def check_state(self, params: dict[str, np.ndarray], history: bool = True) -> None:
         super().check_state(params, history)
         unpack(np.asarray(params["deep_"]), self._deep_shapes(), self.display_name, "deep_")
-        unpack(np.asarray(params["output_"]), [(layer_sizes(self.display_name, "layers", self.layers)[-1],)],
+        unpack(np.asarray(params["output_"]), [(layer_sizes(self.display_name, "mlp_layers", self.mlp_layers)[-1],)],
                self.display_name, "output_")
 
     def _fit(self, train: Interactions) -> None:
@@ -166,7 +166,7 @@ class DeepFM(NeuralModel, Recommender):
         seen = sp.csr_array(fit.matrix)
         with self._seeded():
             net = _build(t, train.n_users, train.n_items, int(self.factors),
-                         layer_sizes(self.display_name, "layers", self.layers), float(self.dropout),
+                         layer_sizes(self.display_name, "mlp_layers", self.mlp_layers), float(self.dropout),
                          float(self.init_std)).to(device)
         opt = t.optim.Adam(net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.reg))
         rng = self._numpy_rng()

@@ -265,18 +265,18 @@ class LambdaFMWeight(_LambdaFM):
     """LambdaFM with the rank-aware weighting: uniform draws until one violates the margin.
 
     For a pair (u, i), unobserved items are drawn uniformly until one scores within
-    ``epsilon`` of the positive (``s_ui - s_uj <= epsilon``) or ``trials`` draws are
+    ``margin`` of the positive (``s_uj > s_ui - margin``) or ``trials`` draws are
     spent (the last draw is used); with N draws and Y unobserved items of the user, the
     rank of the violator is estimated as ``floor((Y - 1) / N)`` and the pair is weighted
     by ``H(rank) / H(n_items - 1)`` (H the harmonic numbers), as in JStarCraft. See
     :class:`_LambdaFM` for the model, the loss and the mapping of JStarCraft's settings
-    (``epsilon`` is JStarCraft's property of that name).
+    (``margin`` is JStarCraft's property of that name).
 
     Parameters
     ----------
     factors, epochs, batch_size, learning_rate, reg, reg_bias, init_std
         As in :class:`LambdaFMStatic`.
-    epsilon : float
+    margin : float
         Margin a negative must come within to count as a violation.
     trials : int
         Most uniform draws per pair (JStarCraft allows Y - 1; this bounds the cost).
@@ -288,15 +288,15 @@ class LambdaFMWeight(_LambdaFM):
     """
 
     name = "LambdaFMWeight"
-    rules = {**_COMMON, "epsilon": Float(), "trials": Int(lo=1)}
+    rules = {**_COMMON, "margin": Float(), "trials": Int(lo=1)}
     test_params = {"factors": 8, "epochs": 15, "batch_size": 256, "learning_rate": 0.05, "trials": 20,
                    "device": "cpu"}
 
-    def __init__(self, factors: int = 10, epsilon: float = 1.0, trials: int = 100, epochs: int = 30,
+    def __init__(self, factors: int = 10, margin: float = 1.0, trials: int = 100, epochs: int = 30,
                  batch_size: int = 256, learning_rate: float = 0.01, reg: float = 0.001, reg_bias: float = 0.001,
                  init_std: float = 0.1, device: str = "auto", seed: int | None = 0, verbose: bool = False) -> None:
         self.factors = factors
-        self.epsilon = epsilon
+        self.margin = margin
         self.trials = trials
         self.epochs = epochs
         self.batch_size = batch_size
@@ -317,7 +317,7 @@ class LambdaFMWeight(_LambdaFM):
         cand = self._uniform(u, m, rng)
         dev = s_pos.device
         s = score(t.from_numpy(u).to(dev), t.from_numpy(cand).to(dev)).cpu().numpy()
-        violates = (s_pos.cpu().numpy()[:, None] - s) <= float(self.epsilon)
+        violates = s > s_pos.cpu().numpy()[:, None] - float(self.margin)
         y = self._unseen[u]
         limit = np.clip(y - 1, 1, m)
         first = np.where(violates.any(axis=1), violates.argmax(axis=1), m - 1)

@@ -98,7 +98,7 @@ class LightGCN(NeuralModel, Recommender):
     ----------
     factors : int
         Embedding dimension (64).
-    layers : int
+    graph_layers : int
         Propagation layers K (3 in the paper; RecBole's default is 2).
     epochs, batch_size, learning_rate : int, int, float
         Passes over the interactions, triples per Adam step, Adam's step.
@@ -123,8 +123,8 @@ class LightGCN(NeuralModel, Recommender):
     family = "neural"
     paper = ("He, Deng, Wang, Li, Zhang, Wang. LightGCN: Simplifying and Powering Graph Convolution Network "
              "for Recommendation. SIGIR 2020")
-    rules = {"layers": Int(lo=0), "patience": PATIENCE_RULE, "device": DEVICE_RULE}
-    test_params = {"factors": 16, "layers": 2, "epochs": 10, "batch_size": 1024, "learning_rate": 0.05,
+    rules = {"graph_layers": Int(lo=0), "patience": PATIENCE_RULE, "device": DEVICE_RULE}
+    test_params = {"factors": 16, "graph_layers": 2, "epochs": 10, "batch_size": 1024, "learning_rate": 0.05,
                    "device": "cpu"}
     state: ClassVar[dict[str, StateSpec]] = {
         "user_factors_": Array("float32", ("n_users", "factors")),
@@ -134,7 +134,7 @@ class LightGCN(NeuralModel, Recommender):
     def __init__(
         self,
         factors: int = 64,
-        layers: int = 3,
+        graph_layers: int = 3,
         epochs: int = 100,
         batch_size: int = 2048,
         learning_rate: float = 0.001,
@@ -146,7 +146,7 @@ class LightGCN(NeuralModel, Recommender):
         verbose: bool = False,
     ) -> None:
         self.factors = factors
-        self.layers = layers
+        self.graph_layers = graph_layers
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -172,7 +172,7 @@ class LightGCN(NeuralModel, Recommender):
         opt = t.optim.Adam([ego], lr=float(self.learning_rate))
         pos_u = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(seen.indptr))
         pos_i = seen.indices.astype(np.int64)
-        layers, reg = int(self.layers), float(self.reg)
+        layers, reg = int(self.graph_layers), float(self.reg)
         holder = t.nn.Module()
         holder.ego = ego
 

@@ -68,7 +68,7 @@ class MultVAE(NeuralModel, Recommender):
     ----------
     factors : int
         Dimension of the latent code ``z`` (the paper's 200).
-    hidden : int
+    hidden_units : int
         Width of the one hidden ``tanh`` layer of the encoder and of the decoder (600).
     dropout : float
         Dropout rate on the normalised input rows (0.5).
@@ -103,9 +103,9 @@ class MultVAE(NeuralModel, Recommender):
     family = "neural"
     paper = ("Liang, Krishnan, Hoffman, Jebara. Variational Autoencoders for Collaborative Filtering. "
              "WWW 2018")
-    rules = {"hidden": Int(lo=1), "dropout": Float(lo=0.0, hi=0.99), "beta": Float(lo=0.0),
+    rules = {"hidden_units": Int(lo=1), "dropout": Float(lo=0.0, hi=0.99), "beta": Float(lo=0.0),
              "anneal_steps": Int(lo=1), "patience": PATIENCE_RULE, "device": DEVICE_RULE}
-    test_params = {"factors": 16, "hidden": 32, "epochs": 20, "batch_size": 64, "learning_rate": 0.02,
+    test_params = {"factors": 16, "hidden_units": 32, "epochs": 20, "batch_size": 64, "learning_rate": 0.02,
                    "dropout": 0.2, "device": "cpu"}
     state: ClassVar[dict[str, StateSpec]] = {
         "user_latent_": Array("float32", ("n_users", "factors")),
@@ -116,7 +116,7 @@ class MultVAE(NeuralModel, Recommender):
     def __init__(
         self,
         factors: int = 200,
-        hidden: int = 600,
+        hidden_units: int = 600,
         dropout: float = 0.5,
         beta: float = 0.2,
         anneal_steps: int = 200000,
@@ -130,7 +130,7 @@ class MultVAE(NeuralModel, Recommender):
         verbose: bool = False,
     ) -> None:
         self.factors = factors
-        self.hidden = hidden
+        self.hidden_units = hidden_units
         self.dropout = dropout
         self.beta = beta
         self.anneal_steps = anneal_steps
@@ -145,10 +145,10 @@ class MultVAE(NeuralModel, Recommender):
 
     # ------------------------------------------------------------ shapes
     def _encoder_shapes(self, n_items: int | None = None) -> list[tuple[int, ...]]:
-        return mlp_shapes([self.n_items_ if n_items is None else n_items, int(self.hidden), 2 * int(self.factors)])
+        return mlp_shapes([self.n_items_ if n_items is None else n_items, int(self.hidden_units), 2 * int(self.factors)])
 
     def _decoder_shapes(self, n_items: int | None = None) -> list[tuple[int, ...]]:
-        return mlp_shapes([int(self.factors), int(self.hidden), self.n_items_ if n_items is None else n_items])
+        return mlp_shapes([int(self.factors), int(self.hidden_units), self.n_items_ if n_items is None else n_items])
 
     def check_state(self, params: dict[str, np.ndarray], history: bool = True) -> None:
         super().check_state(params, history)
@@ -165,7 +165,7 @@ class MultVAE(NeuralModel, Recommender):
         rows = sp.csr_array(fit.matrix)
         active = np.flatnonzero(np.diff(rows.indptr) > 0)
         with self._seeded():
-            net = _build(t, train.n_items, int(self.hidden), int(self.factors), float(self.dropout)).to(device)
+            net = _build(t, train.n_items, int(self.hidden_units), int(self.factors), float(self.dropout)).to(device)
         opt = t.optim.Adam(net.parameters(), lr=float(self.learning_rate), weight_decay=float(self.reg))
         gen = self._generator()
         dev_gen = gen if device.type == "cpu" else None

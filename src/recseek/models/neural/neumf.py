@@ -63,7 +63,7 @@ class NeuMF(NeuralModel, Recommender):
 
     ``y_ui = sigmoid(h . [p_u * q_i ; MLP([p'_u ; q'_i])] + b)``: the GMF branch is the
     element-wise product of ``factors``-dimensional embeddings, the MLP branch a ReLU
-    tower over the concatenation of two further embeddings of ``layers[0] / 2``
+    tower over the concatenation of two further embeddings of ``mlp_layers[0] / 2``
     dimensions each. Training minimises the log loss of every training pair (label 1)
     and of ``negatives`` uniform unobserved items per pair (label 0), redrawn each epoch
     (Adam, mini-batches).
@@ -72,8 +72,8 @@ class NeuMF(NeuralModel, Recommender):
     ----------
     factors : int
         GMF embedding dimension (the paper's predictive factors).
-    layers : list of int
-        MLP widths: ``layers[0]`` is the concatenated embedding width (each side gets
+    mlp_layers : list of int
+        MLP widths: ``mlp_layers[0]`` is the concatenated embedding width (each side gets
         half), then the hidden layers (default ``[128, 64]`` as RecBole's, the paper's
         towers halve at each layer).
     negatives : int
@@ -93,7 +93,7 @@ class NeuMF(NeuralModel, Recommender):
     model does not reduce to one embedding per user and item.
 
     Learned state: ``user_gmf_`` / ``item_gmf_`` (n, factors), ``user_mlp_`` /
-    ``item_mlp_`` (n, layers[0] / 2), ``mlp_`` (flat MLP weights) and ``output_``
+    ``item_mlp_`` (n, mlp_layers[0] / 2), ``mlp_`` (flat MLP weights) and ``output_``
     (flat output weights, GMF part first).
 
     Reference: He, Liao, Zhang, Nie, Hu, Chua, "Neural Collaborative Filtering", WWW 2017.
@@ -102,9 +102,9 @@ class NeuMF(NeuralModel, Recommender):
     name = "NeuMF"
     family = "neural"
     paper = "He, Liao, Zhang, Nie, Hu, Chua. Neural Collaborative Filtering. WWW 2017"
-    rules = {"layers": LayersRule(), "dropout": Float(lo=0.0, hi=0.99), "patience": PATIENCE_RULE,
+    rules = {"mlp_layers": LayersRule(), "dropout": Float(lo=0.0, hi=0.99), "patience": PATIENCE_RULE,
              "device": DEVICE_RULE, "negatives": Int(lo=1)}
-    test_params = {"factors": 8, "layers": [16, 8], "epochs": 8, "batch_size": 2048, "learning_rate": 0.02,
+    test_params = {"factors": 8, "mlp_layers": [16, 8], "epochs": 8, "batch_size": 2048, "learning_rate": 0.02,
                    "negatives": 2, "device": "cpu"}
     state: ClassVar[dict[str, StateSpec]] = {
         "user_gmf_": Array("float32", ("n_users", "factors")),
@@ -118,7 +118,7 @@ class NeuMF(NeuralModel, Recommender):
     def __init__(
         self,
         factors: int = 64,
-        layers: list[int] | tuple[int, ...] = (128, 64),
+        mlp_layers: list[int] | tuple[int, ...] = (128, 64),
         negatives: int = 4,
         dropout: float = 0.0,
         epochs: int = 20,
@@ -132,7 +132,7 @@ class NeuMF(NeuralModel, Recommender):
         verbose: bool = False,
     ) -> None:
         self.factors = factors
-        self.layers = layers
+        self.mlp_layers = mlp_layers
         self.negatives = negatives
         self.dropout = dropout
         self.epochs = epochs
@@ -146,7 +146,7 @@ class NeuMF(NeuralModel, Recommender):
         self.verbose = verbose
 
     def _sizes(self) -> list[int]:
-        sizes = layer_sizes(self.display_name, "layers", self.layers)
+        sizes = layer_sizes(self.display_name, "mlp_layers", self.mlp_layers)
         return sizes if len(sizes) > 1 else sizes * 2
 
     def _mlp_shapes(self) -> list[tuple[int, ...]]:
@@ -158,7 +158,7 @@ class NeuMF(NeuralModel, Recommender):
         if self._sizes()[0] < 2:
             from ...errors import ParameterError
 
-            raise ParameterError(f"{self.display_name}: layers[0] must be at least 2 (it is split between "
+            raise ParameterError(f"{self.display_name}: mlp_layers[0] must be at least 2 (it is split between "
                                  "the user and the item embedding)")
 
     def check_state(self, params: dict[str, np.ndarray], history: bool = True) -> None:

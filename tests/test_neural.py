@@ -1,0 +1,389 @@
+"""Neural models (recseek.models.neural): the numpy scoring paths against the torch networks
+they were trained as, the shared training loop, the optional torch import, saved models
+scoring without torch, and the sequential protocol with SASRec."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+torch = pytest.importorskip("torch")  # the neural extra is installed in CI; the import guard is tested below
+
+from recseek.data import Interactions  # noqa: E402
+from recseek.errors import ParameterError, TrainingError  # noqa: E402
+from recseek.evaluation.sequential import evaluate_sequential, leave_last_out  # noqa: E402
+from recseek.models import registry  # noqa: E402
+from recseek.models.neural import _train  # noqa: E402
+from recseek.testing.conformance import single_thread  # noqa: E402
+from recseek.testing.fixtures import synthetic  # noqa: E402
+
+NEURAL = [c.name for c in registry.available() if c.family == "neural"]
+
+
+def _fit(name: str, data: Interactions | None = None, **params):
+    cls = registry.get(name)
+    data = synthetic(seed=1) if data is None else data
+    with single_thread():
+        return registry.create(name, **{**cls.test_params, **params}).fit(data)
+
+
+# ---------------------------------------------------------------- torch stays optional
+def test_importing_recseek_and_listing_models_does_not_import_torch():
+    code = textwrap.dedent("""
+        import sys
+        import recseek
+        from recseek.models import registry
+        names = [c.name for c in registry.available()]
+        assert "MultVAE" in names and "SASRec" in names, names
+        assert "torch" not in sys.modules, "torch was imported"
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+
+BLOCK_TORCH = textwrap.dedent("""
+    import importlib.abc, sys
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "torch":
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+    sys.meta_path.insert(0, Block())
+""")
+
+
+def test_fitting_without_torch_is_one_sentence_naming_the_extra():
+    code = BLOCK_TORCH + textwrap.dedent("""
+        from recseek.models import registry
+        from recseek.testing.fixtures import synthetic
+        from recseek._optional import MissingDependencyError
+        try:
+            registry.create("NeuMF", epochs=1).fit(synthetic())
+        except MissingDependencyError as exc:
+            print(exc)
+        else:
+            raise SystemExit("no error")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    msg = proc.stdout.strip()
+    assert len(msg.splitlines()) == 1 and "pip install 'recseek[neural]'" in msg and "NeuMF" in msg, msg
+
+
+@pytest.mark.parametrize("name", ["LightGCN", "MultVAE", "CDAE", "NeuMF", "DeepFM", "AutoRec", "SASRec"])
+def test_saved_model_scores_without_torch(name, tmp_path):
+    model = _fit(name)
+    path = model.save(tmp_path / "m", include_history=False)
+    users = np.arange(10)
+    np.save(tmp_path / "expected.npy", model.score(users))
+    code = BLOCK_TORCH + textwrap.dedent(f"""
+        import numpy as np
+        from recseek.models.base import Recommender
+        m = Recommender.load({str(path)!r})
+        got = m.score(np.arange(10))
+        np.testing.assert_allclose(got, np.load({str(tmp_path / "expected.npy")!r}), rtol=1e-5, atol=1e-6)
+        assert "torch" not in __import__("sys").modules
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------- device and parameters
+def test_device_names_are_checked():
+    with pytest.raises(ParameterError, match="device must be one of"):
+        registry.create("NeuMF", device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ParameterError, match="no CUDA GPU"):
+            registry.create("NeuMF", device="cuda", epochs=1).fit(synthetic())
+
+
+def test_layers_are_checked():
+    with pytest.raises(ParameterError, match="mlp_layers must be a non-empty list"):
+        registry.create("DeepFM", mlp_layers=[8, 0])
+
+
+# ---------------------------------------------------------------- determinism
+@pytest.mark.parametrize("name", ["NeuMF", "MultVAE", "LightGCN"])
+def test_seed_reproduces_and_differs(name):
+    a, b = _fit(name, seed=3), _fit(name, seed=3)
+    np.testing.assert_array_equal(a.score(np.arange(20)), b.score(np.arange(20)))
+    c = _fit(name, seed=4)
+    assert not np.allclose(a.score(np.arange(20)), c.score(np.arange(20)))
+
+
+# ---------------------------------------------------------------- numpy scoring == torch networks
+def _torch_scores(net, users: np.ndarray, n_items: int) -> np.ndarray:
+    net.eval()
+    uu = torch.from_numpy(np.repeat(users, n_items))
+    ii = torch.from_numpy(np.tile(np.arange(n_items), len(users)))
+    with torch.no_grad():
+        return net(uu, ii).numpy().reshape(len(users), n_items)
+
+
+def test_neumf_numpy_scores_equal_the_network():
+    from recseek.models.neural.neumf import _build
+
+    model = _fit("NeuMF", mlp_layers=[8, 6, 4], factors=5)
+    torch.manual_seed(0)
+    net = _build(torch, model.n_users_, model.n_items_, 5, [8, 6, 4], 0.0, 0.5)
+    model._store(net)
+    users = np.arange(7)
+    np.testing.assert_allclose(model.score(users), _torch_scores(net, users, model.n_items_), rtol=1e-4, atol=1e-5)
+
+
+def test_deepfm_numpy_scores_equal_the_network():
+    from recseek.models.neural.deepfm import _build
+
+    model = _fit("DeepFM", mlp_layers=[7, 3], factors=4)
+    torch.manual_seed(1)
+    net = _build(torch, model.n_users_, model.n_items_, 4, [7, 3], 0.0, 0.5)
+    with torch.no_grad():
+        for p in (net.user_w.weight, net.item_w.weight, net.bias):
+            p.normal_()
+    model._store(net)
+    users = np.arange(6)
+    np.testing.assert_allclose(model.score(users), _torch_scores(net, users, model.n_items_), rtol=1e-4, atol=1e-5)
+
+
+def test_deepfm_fm_part_is_the_factorization_machine():
+    """With the deep part silenced the score is w0 + w_u + w_i + <v_u, v_i> (Rendle's FM on two one-hot fields)."""
+    model = _fit("DeepFM")
+    model.output_ = np.zeros_like(model.output_)
+    u, i = 3, 5
+    expected = (model.global_bias_ + model.user_bias_[u] + model.item_bias_[i]
+                + model.user_factors_[u] @ model.item_factors_[i])
+    np.testing.assert_allclose(model.score([u], np.array([i]))[0, 0], expected, rtol=1e-5)
+
+
+def test_cdae_scores_are_the_uncorrupted_network_output():
+    from recseek.models.neural.cdae import _build
+
+    data = synthetic(seed=2)
+    model = _fit("CDAE", data)
+    net = _build(torch, data.n_users, data.n_items, int(model.hidden_units), 0.5, "sigmoid")
+    with torch.no_grad():
+        net.encoder.weight.copy_(torch.from_numpy(model.encoder_.T.copy()))
+        net.encoder.bias.copy_(torch.from_numpy(model.encoder_bias_))
+        net.user_nodes.weight.copy_(torch.from_numpy(model.user_nodes_))
+        net.decoder.weight.copy_(torch.from_numpy(model.decoder_))
+        net.decoder.bias.copy_(torch.from_numpy(model.decoder_bias_))
+    net.eval()  # no corruption when scoring
+    x = torch.from_numpy(data.binarize().matrix.toarray().astype(np.float32))
+    with torch.no_grad():
+        expected = net(x, torch.arange(data.n_users)).numpy()
+    np.testing.assert_allclose(model.score(np.arange(data.n_users)), expected, rtol=1e-4, atol=1e-5)
+    # folding a training user in again differs only by the user node V_u
+    rows = sp.csr_array(data.matrix[[0, 1]])
+    z = model._hidden(rows, model.user_nodes_[[0, 1]])
+    np.testing.assert_allclose(z, model.user_hidden_[[0, 1]], rtol=1e-5, atol=1e-6)
+
+
+def test_multvae_numpy_encoder_equals_the_trained_latents():
+    """Folding the training rows in again (numpy encoder) gives the latents the torch encoder stored."""
+    data = synthetic(seed=4)
+    model = _fit("MultVAE", data)
+    rows = sp.csr_array(data.matrix)
+    np.testing.assert_allclose(model.encode(rows), model.user_latent_, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model._score_new(rows[:5]), model.score(np.arange(5)), rtol=1e-4, atol=1e-5)
+
+
+def test_autorec_predicts_the_reconstruction_of_each_item_column():
+    from recseek.models.neural.autorec import _build
+
+    data = synthetic(seed=5)
+    model = _fit("AutoRec", data, hidden_units=32, epochs=300, reg=0.0)
+    net = _build(torch, data.n_users, int(model.hidden_units))
+    # rebuild the encoder from the state: codes = sigmoid(V r_i + mu) must match for the learned V
+    cols = torch.from_numpy(data.matrix.T.toarray().astype(np.float32))
+    with torch.no_grad():
+        net.decoder.weight.copy_(torch.from_numpy(model.decoder_))
+        net.decoder.bias.copy_(torch.from_numpy(model.decoder_bias_))
+        out = (torch.from_numpy(model.item_codes_) @ net.decoder.weight.T + net.decoder.bias).numpy()
+    assert cols.shape == out.shape
+    users, items, _, _ = data.to_coo()
+    np.testing.assert_allclose(model._predict(users, items), out[items, users], rtol=1e-4, atol=1e-4)
+    # the fit lowers the masked reconstruction error far below the global-mean predictor's
+    pred = model.predict(users, items)
+    truth = data.matrix.data
+    assert np.mean((pred - truth) ** 2) < 0.5 * np.var(truth)
+
+
+# ---------------------------------------------------------------- LightGCN
+def test_lightgcn_adjacency_and_propagation():
+    from recseek.models.neural.lightgcn import normalized_adjacency, propagate
+
+    r = sp.csr_array(np.array([[1, 0, 1], [0, 1, 1]], dtype=np.float32))
+    a = normalized_adjacency(r).toarray()
+    dense = np.zeros((5, 5))
+    dense[:2, 2:] = r.toarray()
+    dense[2:, :2] = r.toarray().T
+    d = dense.sum(1)
+    np.testing.assert_allclose(a, dense / np.sqrt(np.outer(d, d)), rtol=1e-6)
+    # the scipy-backed product and its gradient equal torch's dense computation
+    rng = np.random.default_rng(0)
+    e0 = rng.standard_normal((5, 3)).astype(np.float32)
+    x1 = torch.tensor(e0, requires_grad=True)
+    x2 = torch.tensor(e0, requires_grad=True)
+    w = torch.from_numpy(rng.standard_normal((5, 3)).astype(np.float32))
+    out1 = propagate(torch, normalized_adjacency(r), x1, 3)
+    at = torch.from_numpy(a.astype(np.float32))
+    out2 = (x2 + at @ x2 + at @ at @ x2 + at @ at @ at @ x2) / 4
+    np.testing.assert_allclose(out1.detach().numpy(), out2.detach().numpy(), rtol=1e-5, atol=1e-6)
+    (out1 * w).sum().backward()
+    (out2 * w).sum().backward()
+    np.testing.assert_allclose(x1.grad.numpy(), x2.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_lightgcn_with_zero_layers_scores_by_its_free_embeddings():
+    model = _fit("LightGCN", graph_layers=0)
+    assert model.user_factors_.shape[1] == model.factors
+    np.testing.assert_allclose(model.score([0]), model.user_factors_[[0]] @ model.item_factors_.T, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- training loop
+class _Dummy(_train.NeuralModel):
+    display_name = "Dummy"
+    divergence_hint = "lower learning_rate"
+
+    def __init__(self, verbose=False):
+        self.device, self.seed, self.verbose = "cpu", 0, verbose
+
+
+def test_loss_that_stops_being_finite_names_model_and_epoch():
+    net = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+
+    def loss(idx, epoch):
+        out = net(torch.ones(len(idx), 1)).sum()
+        return out * (float("nan") if epoch == 2 else 1.0)
+
+    with pytest.raises(TrainingError, match="Dummy: training diverged at epoch 2"):
+        _train.train_epochs(_Dummy(), net, opt, 10, loss, epochs=5, batch_size=4,
+                            generator=torch.Generator().manual_seed(0))
+
+
+def test_early_stopping_keeps_the_best_weights():
+    net = torch.nn.Linear(1, 1, bias=False)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    figures = iter([0.1, 0.5, 0.4, 0.3, 0.2, 0.9])
+    weights = []
+
+    def loss(idx, epoch):
+        return -net.weight.sum()  # every step raises the weight
+
+    def validate():
+        weights.append(float(net.weight))
+        return next(figures)
+
+    losses = _train.train_epochs(_Dummy(), net, opt, 4, loss, epochs=6, batch_size=4,
+                                 generator=torch.Generator().manual_seed(0), validate=validate, patience=2)
+    assert len(losses) == 4  # best at epoch 1, then two epochs without improvement
+    assert float(net.weight) == pytest.approx(weights[1])
+
+
+def test_progress_bar_only_when_verbose(capsys):
+    net = torch.nn.Linear(1, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+
+    def loss(idx, epoch):
+        return net(torch.ones(len(idx), 1)).pow(2).sum()
+
+    _train.train_epochs(_Dummy(), net, opt, 8, loss, epochs=2, batch_size=4, generator=torch.Generator())
+    quiet = capsys.readouterr()
+    assert quiet.out == "" and quiet.err == ""
+    _train.train_epochs(_Dummy(verbose=True), net, opt, 8, loss, epochs=2, batch_size=4,
+                        generator=torch.Generator())
+    assert "loss=" in capsys.readouterr().err
+
+
+def test_negatives_are_never_seen_items():
+    data = synthetic(seed=6, density=0.4)
+    m = sp.csr_array(data.matrix)
+    users = np.repeat(np.arange(data.n_users), 30)
+    neg = _train.sample_negatives(m.indptr, m.indices, users, data.n_items, 3, np.random.default_rng(0))
+    dense = m.toarray() != 0
+    assert not dense[np.repeat(users, 3), neg.ravel()].any()
+    # uniform over each user's unseen items: every unseen item of user 0 is drawn
+    many = _train.sample_negatives(m.indptr, m.indices, np.zeros(4000, np.int64), data.n_items, 1,
+                                   np.random.default_rng(1))
+    assert set(np.unique(many)) == set(np.flatnonzero(~dense[0]))
+
+
+def test_validation_split_is_a_share_of_each_users_items():
+    data = synthetic(seed=7, density=0.5)
+    fit, valid = _train.carve_validation(data, seed=0, share=0.2)
+    a, b = fit.matrix.toarray(), valid.matrix.toarray()
+    assert not ((a != 0) & (b != 0)).any()
+    np.testing.assert_array_equal((a != 0) | (b != 0), data.matrix.toarray() != 0)
+    counts = np.diff(data.matrix.indptr)
+    np.testing.assert_array_equal(np.diff(valid.matrix.indptr), np.floor(0.2 * counts).astype(int))
+
+
+def test_patience_trains_on_the_carved_split_and_stops():
+    model = _fit("MultVAE", epochs=200, patience=2)
+    assert model.user_latent_.shape == (model.n_users_, model.factors)
+
+
+# ---------------------------------------------------------------- sequential protocol and SASRec
+def _sequences(n_users: int = 60, n_items: int = 30, length: int = 12, seed: int = 0) -> Interactions:
+    """Each user walks the item cycle 0 -> 1 -> ... from a random start: the next item is
+    the last one plus 1 (mod n_items), which only the order reveals."""
+    rng = np.random.default_rng(seed)
+    u, i, ts = [], [], []
+    for user in range(n_users):
+        start = rng.integers(n_items)
+        for step in range(length):
+            u.append(user)
+            i.append((start + step) % n_items)
+            ts.append(float(step))
+    return Interactions.from_arrays(np.array(u), np.array(i), None, np.array(ts))
+
+
+def test_leave_last_out_takes_the_latest_item_with_ties_in_input_order():
+    data = Interactions.from_arrays(np.array([0, 0, 0, 1, 1, 2]), np.array([5, 6, 7, 5, 6, 7]), None,
+                                    np.array([3.0, 9.0, 9.0, 2.0, 1.0, 4.0]))
+    train, test = leave_last_out(data)
+    items = data.items
+    assert items.ids[test.items_of(0)].tolist() == [7]  # 6 and 7 tie at t=9: 7 comes later in the input
+    assert items.ids[test.items_of(1)].tolist() == [5]
+    assert test.items_of(2).size == 0 and items.ids[train.items_of(2)].tolist() == [7]  # one record: train only
+    train, valid, test = leave_last_out(data, validation=True)
+    assert items.ids[valid.items_of(0)].tolist() == [6] and items.ids[train.items_of(0)].tolist() == [5]
+    assert valid.items_of(1).size == 0  # two records are too few for train + valid + test
+
+
+def test_sasrec_learns_the_order_a_popularity_model_cannot():
+    data = _sequences()
+    train, test = leave_last_out(data)
+    with single_thread():
+        sas = registry.create("SASRec", factors=16, blocks=1, heads=1, max_length=12, epochs=40,
+                              batch_size=16, learning_rate=0.01, dropout=0.0, device="cpu").fit(train)
+    pop = registry.create("MostPopular").fit(train)
+    ours = evaluate_sequential(sas, train, test, k=3)
+    theirs = evaluate_sequential(pop, train, test, k=3)
+    assert ours["hitrate@3"] >= 0.9 and ours["hitrate@3"] - theirs["hitrate@3"] >= 0.5, (ours, theirs)
+    # the stored user state equals scoring the history afresh with the network
+    rows = []
+    for u in range(3):
+        lo, hi = train.matrix.indptr[u], train.matrix.indptr[u + 1]
+        items, ts = train.matrix.indices[lo:hi], train.timestamps[lo:hi]
+        rows.append(items[np.argsort(ts, kind="stable")])
+    np.testing.assert_allclose(sas.score_histories(rows), sas.score(np.arange(3)), rtol=1e-4, atol=1e-4)
+
+
+def test_evaluate_sequential_matches_a_hand_count():
+    data = _sequences(n_users=20)
+    train, test = leave_last_out(data)
+    model = registry.create("MostPopular").fit(train)
+    res = evaluate_sequential(model, train, test, k=5)
+    ids = model.recommend(np.arange(20), 5).ids
+    hits = [(ids[u] == test.items_of(u)[0]) for u in range(20)]
+    ndcg = np.mean([1 / np.log2(2 + np.flatnonzero(h)[0]) if h.any() else 0.0 for h in hits])
+    assert res["hitrate@5"] == pytest.approx(np.mean([h.any() for h in hits]))
+    assert res["ndcg@5"] == pytest.approx(ndcg)
+    assert res["users"] == 20
