@@ -78,7 +78,7 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "fold_in_steps": "EM rounds that fold a new user's ratings into the class weights, the classes fixed.",
     },
     "AutoRec": {
-        "hidden": "Width of the hidden (sigmoid) layer of the item autoencoder.",
+        "hidden_units": "Width of the hidden layer of the autoencoder (MultVAE: of the encoder and of the decoder each).",
     },
     "BPMF": {
         "burn_in": "Gibbs sweeps discarded before posterior samples are collected (less than epochs).",
@@ -118,20 +118,20 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "sigma": "Symmetric Dirichlet prior of each co-cluster's item distribution (None: 1 / n_items).",
     } for m in ("BHFreeRating", "BHFreeRanking")},
     "CDAE": {
-        "hidden": "Width of the hidden layer.",
+        "hidden_units": "Width of the hidden layer of the autoencoder (MultVAE: of the encoder and of the decoder each).",
         "corruption": "Probability that an input entry is dropped (the survivors are scaled by 1 / (1 - corruption)).",
         "activation": "Activation of the hidden layer: 'sigmoid', 'relu', 'tanh' or 'identity'.",
         "loss": "'logistic' (log loss on the output logits) or 'square' (squared error, identity output).",
         "patience": "Epochs without a better validation NDCG@10 before training stops, the best weights kept; a tenth of each user's training items is held out for it (None: no early stopping).",
     },
     "DeepCross": {
-        "layers": "Hidden width of each residual unit (one unit per entry).",
-        "dropout": "Dropout rate after each residual unit.",
+        "mlp_layers": "Widths of the network's feed-forward layers, as a list (how the model stacks them is in its docstring).",
+        "dropout": "Dropout rate of the network during training (where it is applied is in the model's docstring).",
         "patience": "Epochs without a better validation NDCG@10 before training stops, the best weights kept; a tenth of each user's training items is held out for it (None: no early stopping).",
     },
     "DeepFM": {
-        "layers": "Widths of the hidden ReLU layers of the deep part.",
-        "dropout": "Dropout rate after each hidden layer of the deep part.",
+        "mlp_layers": "Widths of the network's feed-forward layers, as a list (how the model stacks them is in its docstring).",
+        "dropout": "Dropout rate of the network during training (where it is applied is in the model's docstring).",
         "patience": "Epochs without a better validation NDCG@10 before training stops, the best weights kept; a tenth of each user's training items is held out for it (None: no early stopping).",
     },
     "LambdaFMDynamic": {
@@ -141,7 +141,7 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "rho": "Spread of the popularity-rank law as a share of the catalogue: p(r) ~ exp(-(r + 1) / (rho * n_items)).",
     },
     "LambdaFMWeight": {
-        "epsilon": "Margin a uniform draw must come within (s_ui - s_uj <= epsilon) to count as a violating negative.",
+        "margin": "Hinge margin a negative must violate: x_uj > x_ui - margin.",
         "trials": "Most uniform draws per training pair while looking for a violating negative.",
     },
     "LDCC": {
@@ -154,19 +154,19 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "beta": "Symmetric Dirichlet prior of each cluster pair's rating distribution (None: 1 / levels).",
     },
     "LightGCN": {
-        "layers": "Propagation layers K over the normalised user-item graph (0: plain matrix factorisation).",
+        "graph_layers": "Propagation layers K over the normalised user-item graph (0: plain matrix factorisation).",
         "patience": "Epochs without a better validation NDCG@10 before training stops, the best weights kept; a tenth of each user's training items is held out for it (None: no early stopping).",
     },
     "MultVAE": {
-        "hidden": "Width of the hidden tanh layer of the encoder and of the decoder.",
-        "dropout": "Dropout rate on the normalised input rows.",
+        "hidden_units": "Width of the hidden layer of the autoencoder (MultVAE: of the encoder and of the decoder each).",
+        "dropout": "Dropout rate of the network during training (where it is applied is in the model's docstring).",
         "beta": "Cap of the annealed weight of the KL term.",
         "anneal_steps": "Mini-batch steps over which the KL weight grows linearly from 0 to beta.",
         "patience": "Epochs without a better validation NDCG@10 before training stops, the best weights kept; a tenth of each user's training items is held out for it (None: no early stopping).",
     },
     "NeuMF": {
-        "layers": "MLP widths: the concatenated user and item embedding width (half each), then the hidden layers.",
-        "dropout": "Dropout rate between the hidden MLP layers.",
+        "mlp_layers": "Widths of the network's feed-forward layers, as a list (how the model stacks them is in its docstring).",
+        "dropout": "Dropout rate of the network during training (where it is applied is in the model's docstring).",
         "patience": "Epochs without a better validation NDCG@10 before training stops, the best weights kept; a tenth of each user's training items is held out for it (None: no early stopping).",
     },
     "RBM": {
@@ -177,7 +177,7 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "blocks": "Self-attention blocks stacked.",
         "heads": "Attention heads per block (factors must be a multiple).",
         "max_length": "Longest history read: the most recent max_length items of a user.",
-        "dropout": "Dropout rate on the embeddings, the attention weights and the feed-forward layers.",
+        "dropout": "Dropout rate of the network during training (where it is applied is in the model's docstring).",
     },
     "URP": {
         "burn_in": "Gibbs sweeps discarded before posterior samples are collected (less than epochs).",
