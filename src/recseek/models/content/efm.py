@@ -265,8 +265,9 @@ _PARAMS_DOC = """
     item_explicit_ (n_items, explicit_factors), user_hidden_ (n_users, factors - explicit_factors),
     item_hidden_ (n_items, factors - explicit_factors), all float32 and non-negative.
 
-    Users or items without reviews keep their initial explicit factors (as in JStarCraft RNS);
-    a new user is folded in from ratings by ridge regression on ``[U2 | H2]``.
+    With ``missing="ignore"`` users or items without reviews keep their initial explicit
+    factors (as in JStarCraft RNS); a new user is folded in from ratings by ridge regression
+    on ``[U2 | H2]``.
 """
 
 
