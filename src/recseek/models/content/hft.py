@@ -41,7 +41,8 @@ class HFT(LatentRatingModel):
     ``kappa (n_uf - n_u theta_uf)``, the gradient of the topic log-likelihood of the
     record's review; ``psi`` climbs ``n_kw - n_k phi_kw``), then recomputes ``theta`` and
     ``phi`` and draws every word's topic anew from ``theta_{u,k} phi_{k,w}`` (one Gibbs
-    sweep). The paper fits the same objective with L-BFGS.
+    sweep). The paper fits the same objective with L-BFGS, and ties topics to item factors in
+    its main variant; this is its user variant, the one JStarCraft RNS implements.
 
     Differences from JStarCraft's code: the topic gradients above are those of the
     log-likelihood (JStarCraft adds ``1 - theta_{u,z}`` to the topic's factor and
