@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...errors import DataError
+from ...errors import DataError, ParameterError
 from .._interactions import Interactions
 from .._vocab import Vocabulary
 from ._text import (
@@ -120,7 +120,7 @@ def read_locations(path: str | Path, items: Vocabulary, *, unknown: str = "ignor
     [-180, 180], and (``unknown="error"``) an unknown place id.
     """
     if unknown not in ("ignore", "error"):
-        raise DataError(f"read_locations: unknown must be 'ignore' or 'error', got {unknown!r}")
+        raise ParameterError(f"read_locations: unknown must be 'ignore' or 'error', got {unknown!r}")
     p = check_file(existing(path))
     line = first_line(p)
     sep = sniff_sep(line, ("\t", ",", " "))
