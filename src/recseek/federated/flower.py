@@ -113,6 +113,8 @@ class FlowerFederation:
                 fed.state.U[c] = arrays["u0"].numpy()
                 if fed.state.tables is not None:
                     fed.state.tables[c] = arrays["V"].numpy()
+            if fed.state.joined is not None:
+                fed.state.joined[c] = True  # its table is set above (the server's on first contact)
             if "aggregate" in arrays and isinstance(fed.strategy, FedCA):
                 lam = np.float32(fed.strategy.interpolation)
                 fed.state.tables[c] = lam * fed.state.tables[c] + (1.0 - lam) * arrays["aggregate"].numpy()

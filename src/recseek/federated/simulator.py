@@ -129,6 +129,8 @@ class FederationState:
     ub: np.ndarray
     tables: np.ndarray | None = None
     exact_deltas: np.ndarray | None = None
+    #: clients that have taken part in a round (FedCA: the others hold no table of their own yet)
+    joined: np.ndarray | None = None
     server_opt: dict[str, Any] = field(default_factory=dict)
 
 
@@ -194,7 +196,8 @@ class Federation:
         tables = None
         if self.strategy.personal:
             tables = np.broadcast_to(V, (train.n_users, *V.shape)).copy()
-        self.state = FederationState(V, U, np.zeros(train.n_users, dtype=np.float32), tables)
+        self.state = FederationState(V, U, np.zeros(train.n_users, dtype=np.float32), tables,
+                                     joined=np.zeros(train.n_users, dtype=bool))
         m = sp.csr_array(train.matrix)
         self.indptr = np.asarray(m.indptr, dtype=np.int64)
         self.indices = np.asarray(m.indices, dtype=np.int64)
@@ -275,6 +278,9 @@ class Federation:
         if self.strategy.gradients:
             # every client solves its own vector against the final item table (a local step)
             self.state.U[self.clients] = self._solve_users(self.clients)
+        if self.strategy.personal:
+            # clients that never took part score with the server's table
+            self.state.tables[~self.state.joined] = self.state.V[None]
         return self
 
     def _samples(self, parts: np.ndarray, rnd: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -337,6 +343,11 @@ class Federation:
             keys = client_uniform(self.seed, _ORDER, rnd, parts[owner], local + (e << 32))
             perm = np.argsort(owner + keys, kind="stable")
             order[e] = perm - sptr[owner[perm]]
+        if self.strategy.personal and st.joined is not None:
+            # a client taking part for the first time starts from the server's current table
+            new = parts[~st.joined[parts]]
+            st.tables[new] = st.V[None]
+            st.joined[new] = True
         tables, table_of = self.strategy.start_tables(st, parts)
         tables = np.ascontiguousarray(tables, dtype=np.float32)
         start_rows = tables[table_of[t_owner], t_items]
