@@ -310,3 +310,36 @@ def test_fixed_seed_reproduces_on_one_and_two_threads(name):
         assert sorted(other) == sorted(fits[0])
         for key, value in fits[0].items():
             np.testing.assert_array_equal(value, other[key], err_msg=f"{name}: {key} differs")
+
+
+def test_rankvfcd_item_relations_help_rare_items():
+    """Related-item pairs within planted taste groups (features pure noise, gamma 0): the
+    relation factorisation (beta > 0) ranks items with 1-3 training records better."""
+    rng = np.random.default_rng(0)
+    n_users, n_items, n_groups = 300, 240, 6
+    ug, ig = rng.integers(0, n_groups, n_users), rng.integers(0, n_groups, n_items)
+    rare = rng.random(n_items) < 0.4
+    rows, cols = [], []
+    for u in range(n_users):
+        own = np.flatnonzero(ig == ug[u])
+        w = np.where(rare[own], 0.05, 1.0)
+        pick = rng.choice(own, min(len(own), 15), replace=False, p=w / w.sum())
+        rows += [u] * len(pick)
+        cols += list(pick)
+    data = Interactions.from_arrays(np.array(rows), np.array(cols))
+    group = ig[data.items.ids.astype(np.int64)]
+    r, c = [], []
+    for i in range(data.n_items):
+        same = np.flatnonzero(group == group[i])
+        for j in rng.choice(same[same != i], 5, replace=False):
+            r.append(i)
+            c.append(j)
+    rel = sp.csr_array((np.ones(len(r), np.float32), (r, c)), shape=(data.n_items,) * 2)
+    noise = sp.csr_array(rng.random((data.n_items, 4)).astype(np.float32))
+    data = replace(data, item_features=noise, meta={"item_relations": rel})
+    train, test = split(data, "ratio", ratio=0.8, by="user", order="random", seed=0)
+    counts = np.bincount(train.matrix.indices, minlength=train.n_items)
+    few = np.flatnonzero((counts >= 1) & (counts <= 3))
+    auc = {beta: cold_auc(registry.create("RankVFCD", factors=16, epochs=10, reg=5.0, beta=beta, gamma=0.0)
+                          .fit(train), train, test, few) for beta in (0.0, 10.0)}
+    assert auc[10.0] > auc[0.0] + 0.02, auc

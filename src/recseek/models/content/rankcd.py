@@ -26,6 +26,22 @@ class _CoordinateDescent(Recommender):
     task = "ranking"
     divergence_hint = "raise reg, or lower alpha"
 
+    def fit(self, train: Interactions):  # noqa: D102 - see Recommender.fit
+        from ..factorization._implicit import SERIAL_WORK
+
+        nnz = train.nnz if isinstance(train, Interactions) else 0
+        if nnz * int(getattr(self, "factors", 1) or 1) >= SERIAL_WORK:
+            return super().fit(train)
+        from ..._numba import get_num_threads, set_num_threads
+
+        # small data: starting and joining threads would cost more than the sweeps
+        threads = get_num_threads()
+        set_num_threads(1)
+        try:
+            return super().fit(train)
+        finally:
+            set_num_threads(threads)
+
     def _confidence(self, train: Interactions) -> np.ndarray:
         from ..factorization._implicit import confidence_weights
 
