@@ -139,6 +139,37 @@ def em_pass(indptr, indices, weights, A, B, LA, LB, mu, sigma, lsig, per_item, g
     sr = np.zeros((n_items, k), dtype=np.float64)
     sr2 = np.zeros((n_items, k), dtype=np.float64)
     ll = np.zeros(n_users, dtype=np.float64)
+    if store and not gaussian and temper == 1.0:
+        # the plain multinomial case, written out (no per-pair helper call)
+        for u in prange(n_users):
+            for p in range(indptr[u], indptr[u + 1]):
+                i = indices[p]
+                tot = 0.0
+                for z in range(k):
+                    v = A[u, z] * B[i, z]
+                    if v < 1e-280:
+                        v = 0.0
+                    qbuf[p, z] = v
+                    tot += v
+                w = weights[0, p]
+                if tot <= 0.0:
+                    ll[u] = -np.inf
+                    for z in range(k):
+                        qbuf[p, z] = w / k
+                        su[u, z] += w / k
+                    continue
+                ll[u] += w * math.log(tot)
+                f = w / tot
+                for z in range(k):
+                    wq = qbuf[p, z] * f
+                    qbuf[p, z] = wq
+                    su[u, z] += wq
+        for j in prange(n_items):
+            for s in range(item_ptr[j], item_ptr[j + 1]):
+                pj = item_pos[s]
+                for z in range(k):
+                    si[j, z] += qbuf[pj, z]
+        return su, si, sr, sr2, ll
     for u in prange(n_users):
         q = np.empty(k, dtype=np.float64)
         for p in range(indptr[u], indptr[u + 1]):
