@@ -136,16 +136,16 @@ def run_recseek(name: str, epochs: int, params: dict, train, test, sequential: b
 
     extra = {"device": "cpu"} if "device" in registry.get(name).param_names() else {}
     model = registry.create(name, epochs=epochs, **params, **extra)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model.fit(train)
-    fit_s = time.perf_counter() - t0
+    fit_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     if sequential:
         from recseek.evaluation.sequential import evaluate_sequential
 
         res = evaluate_sequential(model, train, test, k=10)
-        return {"fit_s": fit_s, "ndcg@10": res["ndcg@10"], "hit@10": res["hitrate@10"]}
+        return {"fit_s": fit_s, "cpu_s": cpu_s, "ndcg@10": res["ndcg@10"], "hit@10": res["hitrate@10"]}
     res = evaluate_ranking(model, train, test, k=10, metrics=["ndcg", "recall"])
-    return {"fit_s": fit_s, "ndcg@10": res["ndcg@10"], "recall@10": res["recall@10"]}
+    return {"fit_s": fit_s, "cpu_s": cpu_s, "ndcg@10": res["ndcg@10"], "recall@10": res["recall@10"]}
 
 
 def main() -> None:
@@ -153,6 +153,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="ml-100k folder (RecBole atomic files)")
     ap.add_argument("--recbole-python", type=Path, default=RECBOLE_PYTHON)
     ap.add_argument("--skip-recbole", action="store_true", help="compare with the issue's RecBole figures")
+    ap.add_argument("--skip-recseek", action="store_true", help="run RecBole only (recseek's columns empty)")
     ap.add_argument("--only", default=None, help="comma-separated recseek model names")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds allowed per RecBole run")
     args = ap.parse_args()
@@ -179,25 +180,31 @@ def main() -> None:
 
                 full = read(args.data, format="recbole").filter_min_rating(4)
                 s_train, _, s_test = leave_last_out(full, validation=True)
-                mine = run_recseek(name, epochs, ours, s_train, s_test, True)
+                mine = None if args.skip_recseek else run_recseek(name, epochs, ours, s_train, s_test, True)
             else:
-                mine = run_recseek(name, epochs, ours, train, test, False)
+                mine = None if args.skip_recseek else run_recseek(name, epochs, ours, train, test, False)
             theirs = None
             if use_recbole:
                 theirs = run_recbole(args.recbole_python, rb_name, epochs, rb_extra, Path(tmp), sequential,
                                      args.timeout)
                 if theirs is not None:
-                    theirs = {"fit_s": theirs["fit_s"], "ndcg@10": theirs["ndcg@10"]}
+                    theirs = {"fit_s": theirs["fit_s"], "ndcg@10": theirs["ndcg@10"],
+                              **({"hit@10": theirs["hit@10"]} if sequential and "hit@10" in theirs else {})}
             elif name in ISSUE_FIGURES:
                 theirs = {"ndcg@10": ISSUE_FIGURES[name][0], "fit_s": ISSUE_FIGURES[name][1]}
             rows.append((name, epochs, mine, theirs))
-            ratio_n = "-" if theirs is None else f"{mine['ndcg@10'] / theirs['ndcg@10']:.3f}"
-            ratio_t = "-" if theirs is None else f"{mine['fit_s'] / theirs['fit_s']:.3f}"
+            both = theirs is not None and mine is not None
+            ratio_n = f"{mine['ndcg@10'] / theirs['ndcg@10']:.3f}" if both else "-"
+            ratio_t = f"{mine['fit_s'] / theirs['fit_s']:.3f}" if both else "-"
             rb = "-" if theirs is None else f"{theirs['ndcg@10']:.4f} in {theirs['fit_s']:.1f} s"
-            extra = f", HR@10 {mine['hit@10']:.4f}" if sequential else ""
-            print(f"{name:9s} {epochs:3d} epochs | recseek NDCG@10 {mine['ndcg@10']:.4f}{extra} in "
-                  f"{mine['fit_s']:.1f} s | RecBole {rb} | NDCG ratio {ratio_n}, time ratio {ratio_t}",
-                  flush=True)
+            if theirs is not None and "hit@10" in theirs:
+                rb += f" (HR@10 {theirs['hit@10']:.4f})"
+            ours_text = "-"
+            if mine is not None:
+                extra = f", HR@10 {mine['hit@10']:.4f}" if sequential else ""
+                ours_text = f"{mine['ndcg@10']:.4f}{extra} in {mine['fit_s']:.1f} s ({mine['cpu_s']:.1f} s CPU)"
+            print(f"{name:9s} {epochs:3d} epochs | recseek NDCG@10 {ours_text} | RecBole {rb} | "
+                  f"NDCG ratio {ratio_n}, time ratio {ratio_t}", flush=True)
     json.dump([{"model": n, "epochs": e, "recseek": m, "recbole": r} for n, e, m, r in rows], sys.stdout)
     print()
 
