@@ -258,3 +258,21 @@ def test_real_model_on_movielens_text_query() -> None:
     comedy = rows["genres"].astype(str).str.contains("Comedy").mean()
     nineties = rows["year"].astype(float).between(1990, 1999).mean()
     assert comedy >= 0.7 and nineties >= 0.7, rows[["title", "year", "genres"]]
+
+
+def test_bpr_item_bias_becomes_a_factor(blocks) -> None:
+    """BPR scores u . v + b_i: the bias is taken as one more factor, so TextToCF's scores
+    equal BPR's on warm items, and the map still places cold items in their block."""
+    data, _, _ = blocks
+    train, cold = _cold_blocks(blocks)
+    params = {"factors": 8, "epochs": 20, "item_bias": True}
+    with single_thread():
+        m = registry.create("TextToCF", encoder="hashing", base="BPR", base_params=params).fit(train)
+        bpr = registry.create("BPR", **params).fit(train)
+    assert m.item_factors_.shape[1] == 9
+    np.testing.assert_array_equal(m.user_factors_[:, -1], 1.0)
+    warm = np.flatnonzero(~cold)
+    np.testing.assert_allclose(m.score(np.arange(10), warm), bpr.score(np.arange(10), warm), rtol=1e-4, atol=1e-4)
+    cold_idx = np.flatnonzero(cold)
+    r = m.recommend(np.arange(train.n_users), k=3, candidates=cold_idx).ids
+    assert (data.item_block[r] == data.user_block[:, None]).mean() > 0.8

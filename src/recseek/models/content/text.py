@@ -337,12 +337,21 @@ class _FactorBacked(_TextModel):
         except Exception as e:  # noqa: BLE001 - any model without vectors is refused the same way
             raise ParameterError(f"{self.display_name}: base {cls.name} has no user and item factors ({e})") from None
         probe = np.arange(min(8, train.n_users))
-        direct = u[probe] @ v.T
-        scored = np.asarray(model.score(probe), dtype=np.float32)
-        scale = float(np.abs(direct).max()) + 1e-6
-        if u.shape[1] != v.shape[1] or not np.allclose(np.nan_to_num(scored), direct, rtol=1e-3, atol=1e-4 * scale):
+        scored = np.nan_to_num(np.asarray(model.score(probe), dtype=np.float32))
+        if u.shape[1] == v.shape[1]:
+            # an item bias (BPR's) shows as the same offset of every probed user: it becomes
+            # one more factor, 1 on the user side and the bias on the item side
+            offset = scored - u[probe] @ v.T
+            scale = float(np.abs(scored).max()) + 1e-6
+            if np.abs(offset).max() > 1e-4 * scale and np.allclose(offset, offset[0], rtol=1e-3, atol=1e-4 * scale):
+                u = np.hstack([u, np.ones((u.shape[0], 1), dtype=np.float32)])
+                v = np.hstack([v, offset[0][:, None].astype(np.float32)])
+        direct = u[probe] @ v.T if u.shape[1] == v.shape[1] else None
+        scale = float(np.abs(scored).max()) + 1e-6
+        if direct is None or not np.allclose(scored, direct, rtol=1e-3, atol=1e-4 * scale):
             raise ParameterError(f"{self.display_name}: base {cls.name} does not score by the dot product of its "
-                                 "user and item factors; use WRMF, BPR, IALSPlusPlus or another such model")
+                                 "user and item factors (plus an item bias); use WRMF, BPR, IALSPlusPlus, EALS or "
+                                 "another such model")
         self.user_factors_ = u
         self.item_factors_ = v
         self.item_counts_ = np.bincount(train.matrix.indices, minlength=train.n_items).astype(np.int64)
@@ -449,7 +458,9 @@ class TextToCF(_FactorBacked):
     Parameters
     ----------
     base : str
-        Registry name of the factor model (it must score by ``u . v``).
+        Registry name of the factor model. It must score by ``u . v`` or ``u . v + b_i``;
+        an item bias ``b_i`` (BPR's) becomes one more factor (1 for every user, ``b_i``
+        for the item), which the map learns like the others.
     base_params : dict, optional
         Its hyperparameters (``seed`` and ``verbose`` default to this model's).
     mapping : {"ridge", "mlp"}
