@@ -33,6 +33,16 @@ def _uniform(x):  # pragma: no cover - numba
 
 
 @njit
+def _total(x):  # pragma: no cover - numba
+    """Sum of a 1-d array in index order (a separate function, so that a parallel kernel
+    does not turn it into a reduction whose rounding depends on the threads)."""
+    acc = 0.0
+    for v in x:
+        acc += v
+    return acc
+
+
+@njit
 def _search(cum, n, target):  # pragma: no cover - numba
     """First index whose cumulative weight exceeds ``target`` (binary search)."""
     lo, hi = 0, n - 1
@@ -69,9 +79,9 @@ def bucm_sweep(chunk_ptr, indptr, indices, lev, z, nuk, nki, nk, nkir, alpha, be
     """
     n_chunks = chunk_ptr.shape[0] - 1
     K = nuk.shape[1]
-    asum = alpha.sum()
-    bsum = beta.sum()
-    gsum = gamma.sum()
+    asum = _total(alpha)
+    bsum = _total(beta)
+    gsum = _total(gamma)
     l_nki = np.empty((n_chunks,) + nki.shape, dtype=nki.dtype)
     l_nk = np.empty((n_chunks,) + nk.shape, dtype=nk.dtype)
     l_nkir = np.empty((n_chunks,) + nkir.shape, dtype=nkir.dtype)
@@ -115,7 +125,7 @@ def bucm_sweep(chunk_ptr, indptr, indices, lev, z, nuk, nki, nk, nkir, alpha, be
     _merge(nki, l_nki)
     _merge(nk, l_nk)
     _merge(nkir, l_nkir)
-    return ll.sum()
+    return _total(ll)
 
 
 # ---------------------------------------------------------------- URP
@@ -127,8 +137,8 @@ def urp_sweep(chunk_ptr, indptr, indices, lev, z, nuk, nki, nkir, alpha, beta, s
     """
     n_chunks = chunk_ptr.shape[0] - 1
     K = nuk.shape[1]
-    asum = alpha.sum()
-    bsum = beta.sum()
+    asum = _total(alpha)
+    bsum = _total(beta)
     l_nki = np.empty((n_chunks,) + nki.shape, dtype=nki.dtype)
     l_nkir = np.empty((n_chunks,) + nkir.shape, dtype=nkir.dtype)
     ll = np.zeros(n_chunks)
@@ -164,7 +174,7 @@ def urp_sweep(chunk_ptr, indptr, indices, lev, z, nuk, nki, nkir, alpha, beta, s
         ll[c] = acc
     _merge(nki, l_nki)
     _merge(nkir, l_nkir)
-    return ll.sum()
+    return _total(ll)
 
 
 # ---------------------------------------------------------------- LDCC
@@ -235,7 +245,7 @@ def ldcc_sweep(chunk_ptr, indptr, indices, lev, zu, zi, nuk, nil, nklr, nkl, alp
     _merge(nil, l_nil)
     _merge(nklr, l_nklr)
     _merge(nkl, l_nkl)
-    return ll.sum()
+    return _total(ll)
 
 
 # ---------------------------------------------------------------- BHFree
@@ -322,7 +332,7 @@ def bhfree_sweep(chunk_ptr, indptr, indices, lev, zu, zi, nuk, nkl, nk, nklr, nk
     _merge(nk, l_nk)
     _merge(nklr, l_nklr)
     _merge(nkli, l_nkli)
-    return ll.sum()
+    return _total(ll)
 
 
 # ---------------------------------------------------------------- fold-in
@@ -336,7 +346,7 @@ def mixture_fold_in(indptr, indices, lev, lik, prior, iterations):  # pragma: no
     """
     n = indptr.shape[0] - 1
     T = lik.shape[0]
-    psum = prior.sum()
+    psum = _total(prior)
     theta = np.empty((n, T), dtype=np.float32)
     for u in prange(n):
         lo, hi = indptr[u], indptr[u + 1]
@@ -392,7 +402,7 @@ def digamma_gap(n, a):  # pragma: no cover - numba
 def minka_step(prior, counts, totals):  # pragma: no cover - numba
     """One step of Minka's fixed point for a Dirichlet prior (see ``_b_common.minka_update``)."""
     n_values = prior.shape[0]
-    psum = prior.sum()
+    psum = _total(prior)
     den = 0.0
     for g in range(totals.shape[0]):
         if totals[g] > 0:

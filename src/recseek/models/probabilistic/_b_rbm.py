@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._numba import njit, pnjit, prange
-from ._b_gibbs import _uniform
+from ._b_gibbs import _total, _uniform
 
 
 @njit(error_model="numpy")
@@ -99,7 +99,7 @@ def rbm_phases(batch, indptr, indices, lev, W, bv, bh, steps, seeds, h0, h1, neg
                         on[n_on] = j
                         n_on += 1
         nll[b] = acc
-    return nll.sum()
+    return _total(nll)
 
 
 @njit(error_model="numpy")
