@@ -170,6 +170,53 @@ def em_pass(indptr, indices, weights, A, B, LA, LB, mu, sigma, lsig, per_item, g
                 for z in range(k):
                     si[j, z] += qbuf[pj, z]
         return su, si, sr, sr2, ll
+    if store and gaussian:
+        # Gaussian ratings, written out: log terms, the largest subtracted, then exp
+        for u in prange(n_users):
+            for p in range(indptr[u], indptr[u + 1]):
+                i = indices[p]
+                r = weights[1, p]
+                ur = i if per_item else np.int64(0)
+                best = -np.inf
+                for z in range(k):
+                    d = (r - mu[ur, z]) / sigma[ur, z]
+                    v = LA[u, z] + LB[i, z] - 0.5 * d * d - lsig[ur, z]
+                    qbuf[p, z] = v
+                    if v > best:
+                        best = v
+                w = weights[0, p]
+                if best == -np.inf:
+                    ll[u] = -np.inf
+                    for z in range(k):
+                        qbuf[p, z] = w / k
+                        su[u, z] += w / k
+                    continue
+                tot = 0.0
+                tmp = 0.0
+                for z in range(k):
+                    g = qbuf[p, z] - best
+                    e = math.exp(g) if g > -60.0 else 0.0
+                    tot += e
+                    if temper != 1.0:
+                        e = e ** temper
+                    qbuf[p, z] = e
+                    tmp += e
+                ll[u] += w * (best + math.log(tot) - _LOG_2PI_HALF)
+                f = w / tmp
+                for z in range(k):
+                    wq = qbuf[p, z] * f
+                    qbuf[p, z] = wq
+                    su[u, z] += wq
+        for j in prange(n_items):
+            for s in range(item_ptr[j], item_ptr[j + 1]):
+                pj = item_pos[s]
+                rj = weights[1, pj]
+                for z in range(k):
+                    q = qbuf[pj, z]
+                    si[j, z] += q
+                    sr[j, z] += q * rj
+                    sr2[j, z] += q * rj * rj
+        return su, si, sr, sr2, ll
     for u in prange(n_users):
         q = np.empty(k, dtype=np.float64)
         for p in range(indptr[u], indptr[u + 1]):
