@@ -605,3 +605,17 @@ def test_rating_fold_in_predicts_like_the_trained_user(name: str) -> None:
         old = model.score([u])[0]
         assert np.corrcoef(new, old)[0, 1] > 0.95, name
         assert np.abs(new - old).mean() < 0.3
+
+
+def test_minka_update_matches_the_dense_fixed_point() -> None:
+    from scipy.special import digamma
+
+    from recseek.models.probabilistic.lda import minka_update
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(0.5, (50, 7)).astype(float)
+    totals = counts.sum(axis=1)
+    a = rng.random(7) + 0.1
+    num = np.where(counts > 0, digamma(counts + a) - digamma(a), 0.0).sum(axis=0)
+    den = np.sum(digamma(totals[totals > 0] + a.sum()) - digamma(a.sum()))
+    np.testing.assert_allclose(minka_update(a, counts, totals, axis=1), a * num / den, rtol=1e-12)

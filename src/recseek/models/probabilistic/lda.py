@@ -26,8 +26,11 @@ def minka_update(prior: np.ndarray, counts: np.ndarray, totals: np.ndarray, axis
     a_sum = prior.sum()
     used = totals > 0
     den = float(np.sum(digamma(totals[used] + a_sum) - digamma(a_sum)))
-    a = prior[None, :] if axis == 1 else prior[:, None]
-    num = np.where(counts > 0, digamma(counts + a) - digamma(a), 0.0).sum(axis=1 - axis)
+    # only the non-zero counts contribute: digamma is evaluated there alone
+    rows, cols = np.nonzero(counts)
+    entry = cols if axis == 1 else rows
+    terms = digamma(counts[rows, cols] + prior[entry]) - digamma(prior)[entry]
+    num = np.bincount(entry, weights=terms, minlength=len(prior))
     out = prior.copy()
     ok = (num > 0) & (den > 0)
     out[ok] = prior[ok] * num[ok] / den
