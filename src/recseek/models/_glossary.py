@@ -71,11 +71,11 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
                            "p(r) ~ exp(-r / (item_rank_scale * n_items)).",
     },
     "AspectModelRanking": {
-        "fold_in_steps": "EM rounds that fold a new user's items into a topic mixture, the item-topic distributions fixed.",
+        "fold_in_steps": "Iterations that fold a new user's data into the user side, the item side fixed.",
     },
     "AspectModelRating": {
-        "min_sigma": "Floor of each latent class's rating standard deviation.",
-        "fold_in_steps": "EM rounds that fold a new user's ratings into the class weights, the classes fixed.",
+        "min_sigma": "Floor of the standard deviation of each learned rating Gaussian.",
+        "fold_in_steps": "Iterations that fold a new user's data into the user side, the item side fixed.",
     },
     "AutoRec": {
         "hidden_units": "Width of the hidden layer of the autoencoder (MultVAE: of the encoder and of the decoder each).",
@@ -94,7 +94,7 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "c": "Shape of the Gamma prior of each item attribute beta_ik.",
         "c_popularity": "c', the shape of the Gamma prior of each item's popularity eta_i.",
         "d_popularity": "d', the mean of each item's popularity prior (rate c'/d').",
-        "fold_in_steps": "Variational iterations over a new user's preferences, the item factors fixed.",
+        "fold_in_steps": "Iterations that fold a new user's data into the user side, the item side fixed.",
     },
     "BPR": {
         "item_bias": "Learn an item bias (regularised by reg_bias).",
@@ -317,8 +317,8 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "beta": "Tempered-EM exponent of the E-step responsibilities (1: plain EM).",
         "prior_weight": "Pseudo-ratings at the item's overall mean and variance in each community's Gaussian "
                         "of that item.",
-        "min_sigma": "Floor of every community-item standard deviation (normalised rating units).",
-        "fold_in_steps": "EM rounds that fold a new user's ratings into the community weights, the item Gaussians fixed.",
+        "min_sigma": "Floor of the standard deviation of each learned rating Gaussian.",
+        "fold_in_steps": "Iterations that fold a new user's data into the user side, the item side fixed.",
     },
     "HMM": {
         "states": "Number of hidden states of each user's Markov chain.",
@@ -341,9 +341,9 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
     "ItemBigram": {
         "alpha": "Initial symmetric Dirichlet prior of each user's topic mixture.",
         "beta": "Symmetric Dirichlet prior of each (topic, previous item) distribution over the next item.",
-        "burn_in": "Gibbs sweeps before samples of the distributions are collected.",
+        "burn_in": "Gibbs sweeps discarded before posterior samples are collected (less than epochs).",
         "sample_lag": "Sweeps between two collected samples after the burn-in.",
-        "learn_priors": "Learn alpha by Minka's fixed-point update after every sweep.",
+        "learn_priors": "Learn the Dirichlet priors by Minka's fixed-point update after every sweep.",
     },
     "ItemKNNRanking": {
         "alpha": "Exponent of the asymmetric cosine: dot / (|a|^(2 alpha) |b|^(2 (1 - alpha))).",
@@ -368,10 +368,10 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
     "LDA": {
         "alpha": "Initial symmetric Dirichlet prior of each user's topic mixture.",
         "beta": "Initial symmetric Dirichlet prior of each topic's distribution over items.",
-        "burn_in": "Gibbs sweeps before samples of the distributions are collected.",
+        "burn_in": "Gibbs sweeps discarded before posterior samples are collected (less than epochs).",
         "sample_lag": "Sweeps between two collected samples after the burn-in.",
-        "learn_priors": "Learn alpha and beta by Minka's fixed-point update after every sweep.",
-        "fold_in_steps": "EM rounds that fold a new user's items into a topic mixture, the item-topic distributions fixed.",
+        "learn_priors": "Learn the Dirichlet priors by Minka's fixed-point update after every sweep.",
+        "fold_in_steps": "Iterations that fold a new user's data into the user side, the item side fixed.",
     },
     "LLORMA": {
         "anchors": "Number of anchor points (local models).",
@@ -385,7 +385,7 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "sigma": "Standard deviation of the Gaussian rating noise.",
     },
     "PLSA": {
-        "fold_in_steps": "EM rounds that fold a new user's items into a topic mixture, the item-topic distributions fixed.",
+        "fold_in_steps": "Iterations that fold a new user's data into the user side, the item side fixed.",
     },
     "PRankD": {
         "sim_filter": "Steepness of the dissimilarity margin d_ij = sqrt(1 - tanh(sim_filter * cos(i, j))).",
