@@ -235,24 +235,36 @@ class FedCA(Strategy):
     def start_tables(self, state: Any, clients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return state.tables, clients.astype(np.int64)
 
+    def pick(self, n_clients: int, rng: np.random.Generator) -> np.ndarray:
+        """Positions (sorted) of the round's clients that are aggregated."""
+        n_agg = int(n_clients * self.aggregated_share)
+        if n_agg < 1:
+            return np.zeros(0, dtype=np.int64)
+        return np.sort(rng.choice(n_clients, n_agg, replace=False))
+
     def mix(self, uploaded: np.ndarray, n_samples: np.ndarray, bases: np.ndarray | None,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            rng: np.random.Generator, pick: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Server side of one round: ``(picked, mixed, p)``.
 
         ``uploaded`` (C, n_items, d) are the round's uploaded tables, ``n_samples`` (C,)
         their sample counts, ``bases`` (C, k, d) their principal subspaces. ``picked``
         (positions into the round's clients) are the aggregated clients, ``mixed`` their
-        aggregates ``W @ T`` and ``p`` their sample shares.
+        aggregates ``W @ T`` and ``p`` their sample shares. With ``pick`` given (from
+        :meth:`pick`), ``uploaded`` holds only the picked clients' tables.
         """
-        n_agg = int(len(uploaded) * self.aggregated_share)
+        if pick is None:
+            pick = self.pick(len(uploaded), rng)
+            tables, n_samples = uploaded[pick], n_samples[pick]
+            bases = None if bases is None else bases[pick]
+        else:
+            tables = uploaded
+        n_agg = len(pick)
         if n_agg < 1:
-            return np.zeros(0, dtype=np.int64), uploaded[:0], np.zeros(0)
-        pick = np.sort(rng.choice(len(uploaded), n_agg, replace=False))
-        tables = uploaded[pick]
-        n = n_samples[pick].astype(np.float64)
+            return pick, uploaded[:0], np.zeros(0)
+        n = n_samples.astype(np.float64)
         p = n / n.sum()
         sim = similarity_matrix(tables) if self.beta else None
-        comp = complementarity_matrix(bases[pick]) if self.alpha and bases is not None else None
+        comp = complementarity_matrix(bases) if self.alpha and bases is not None else None
         w = composite_weights(p, comp, sim, self.alpha, self.beta)
         self.last_weights = w
         mixed = (w.astype(np.float32) @ tables.reshape(n_agg, -1)).reshape(tables.shape)
@@ -261,17 +273,22 @@ class FedCA(Strategy):
     def aggregate(self, state: Any, up: RoundUploads, rng: np.random.Generator) -> dict[str, float]:
         # the uploaded tables (the simulator holds each client's exact table; under a
         # privacy mechanism the server sees the perturbed changes instead of the exact ones)
-        uploaded = state.tables[up.clients].copy()
-        if state.exact_deltas is not None:
-            np.add.at(uploaded, (up.owner, up.items), up.deltas - state.exact_deltas)
-        pick, mixed, p = self.mix(uploaded, up.n_samples, up.bases, rng)
+        pick = self.pick(len(up.clients), rng)
         if len(pick) == 0:
             return {}
         agg_clients = up.clients[pick]
+        uploaded = state.tables[agg_clients]
+        if state.exact_deltas is not None:
+            slot = np.full(len(up.clients), -1, dtype=np.int64)
+            slot[pick] = np.arange(len(pick))
+            rows = slot[up.owner] >= 0
+            np.add.at(uploaded, (slot[up.owner][rows], up.items[rows]), up.deltas[rows] - state.exact_deltas[rows])
+        bases = None if up.bases is None else up.bases[pick]
+        pick, mixed, p = self.mix(uploaded, up.n_samples[pick], bases, rng, pick)
+        # the server's own table (what a client outside the federation gets): FedAvg of the uploads
+        state.V[:] = np.tensordot(p.astype(np.float32), uploaded, axes=1)
         lam = np.float32(self.interpolation)
         state.tables[agg_clients] = lam * state.tables[agg_clients] + (1.0 - lam) * mixed
-        # the server's own table (what a client outside the federation gets): FedAvg of the uploads
-        state.V[:] = np.tensordot(p.astype(np.float32), uploaded[pick], axes=1)
         return {"aggregated": float(len(pick))}
 
 

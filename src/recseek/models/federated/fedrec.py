@@ -287,7 +287,7 @@ class FedCA(_LocalSGD):
     rules = {**_PRIVACY_RULES, "threshold": Float(lo=0.0), "alpha": Float(lo=0.0), "beta": Float(lo=0.0),
              "aggregated_share": Float(lo=0.0, hi=1.0), "interpolation": Float(lo=0.0, hi=1.0),
              "principal_k": Int(lo=1)}
-    test_params = {"factors": 8, "rounds": 15, "local_epochs": 5, "learning_rate": 0.05, "init_std": 0.1,
+    test_params = {"factors": 8, "rounds": 8, "local_epochs": 10, "learning_rate": 0.05, "init_std": 0.1,
                    "aggregated_share": 1.0, "interpolation": 0.2}
 
     def __init__(self, factors: int = 16, rounds: int = 100, local_epochs: int = 10, clients_per_round: float = 1.0,
