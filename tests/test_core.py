@@ -179,6 +179,18 @@ def test_save_overwrites_atomically(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 
+def test_random_guess_is_random_on_implicit_feedback():
+    """With every training value 1 the rating range is empty: scores must still differ, or
+    the ranking would fall back to item index order (which often follows popularity)."""
+    data = synthetic(n_users=50, n_items=200, seed=4).binarize()
+    model = create("RandomGuess", seed=3).fit(data)
+    scores = model.score(np.arange(50))
+    assert len(np.unique(scores)) > 0.99 * scores.size
+    top = model.recommend(np.arange(50), k=10).ids
+    # the mean item index of random top-10 lists is near the middle of the catalogue
+    assert abs(top.mean() - 99.5) < 15
+    np.testing.assert_array_equal(model.predict(np.arange(5), np.arange(5)), np.ones(5))
+
 
 def test_wide_rows_ties_prefer_lower_index():
     rng = np.random.default_rng(0)

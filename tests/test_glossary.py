@@ -235,7 +235,7 @@ def _scores(name: str, params: dict[str, Any], data) -> np.ndarray:
 def test_refused_setting_really_has_no_effect(name: str, param: str, rule: UsedWhen) -> None:
     """The rule's claim holds: the value changes nothing in the other mode, and something in its mode."""
     cls = registry.get(name)
-    data = synthetic(n_users=40, n_items=30, density=0.2, seed=3)
+    data = synthetic(n_users=40, n_items=30, density=0.2, seed=3, side=bool(cls.requires))
     value = _other_value(cls, param)
     threads = numba.get_num_threads()
     numba.set_num_threads(1)

@@ -38,7 +38,10 @@ def _all_items(items: np.ndarray | None, n_items: int) -> np.ndarray:
 class RandomGuess(RatingPredictor):
     """Random scores: uniform in the training rating range for every (user, item) pair.
 
-    The floor every model must beat; ranks items in a random (seeded) order.
+    The floor every model must beat; ranks items in a random (seeded) order. On implicit
+    feedback (every training value the same) the scores are uniform on [value, value + 1),
+    so the order stays random rather than collapsing to ties; predictions are still
+    clipped to the training range.
     """
 
     name = "RandomGuess"
@@ -54,14 +57,17 @@ class RandomGuess(RatingPredictor):
     def _fit(self, train: Interactions) -> None:
         self.seed_ = int(self.seed or 0)
 
+    def _span(self) -> float:
+        return (self.rating_max_ - self.rating_min_) or 1.0
+
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         cols = _all_items(items, self.n_items_)
         r = hash_uniform(self.seed_, users[:, None], cols[None, :])
-        return (self.rating_min_ + r * (self.rating_max_ - self.rating_min_)).astype(np.float32)
+        return (self.rating_min_ + r * self._span()).astype(np.float32)
 
     def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         r = hash_uniform(self.seed_, users, items)
-        return (self.rating_min_ + r * (self.rating_max_ - self.rating_min_)).astype(np.float32)
+        return (self.rating_min_ + r * self._span()).astype(np.float32)
 
 
 @register
