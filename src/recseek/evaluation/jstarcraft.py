@@ -28,6 +28,7 @@ from ..data import Interactions
 from ..errors import DataError
 
 __all__ = [
+    "PUBLISHED_MODEL",
     "PUBLISHED_NAME",
     "RANKING_METRICS",
     "RATING_METRICS",
@@ -47,6 +48,8 @@ __all__ = [
 RANKING_METRICS = ["auc", "map_capped", "mrr", "ndcg", "novelty", "precision", "recall"]
 #: Our metric name -> the column of JStarCraft's table, where the two differ.
 PUBLISHED_NAME = {"map_capped": "map"}
+#: recseek model name -> the name of its row in JStarCraft's published tables, where they differ.
+PUBLISHED_MODEL = {"AspectModelRanking": "AspectRanking", "AspectModelRating": "AspectRating"}
 RATING_METRICS = ["mae", "mse", "rmse", "mpe"]
 
 Anchors = dict[str, dict[str, dict[str, float]]]
@@ -115,16 +118,21 @@ def load_dataset_split(filmtrust_dir: Path, dataset: str = "filmtrust") -> tuple
     return load_split(path, order="random")
 
 
+def _anchor_key(model: type, dataset: str) -> str:
+    name = PUBLISHED_MODEL.get(model.name, model.name)
+    return name.lower() + ("" if dataset == "filmtrust" else f"@{dataset}")
+
+
 def published_tasks(model: type, anchors: Anchors, dataset: str = "filmtrust") -> list[str]:
     """The tasks where JStarCraft publishes a row for ``model`` on ``dataset`` (RandomGuess
     has both), else the model's own task."""
-    key = model.name.lower() + ("" if dataset == "filmtrust" else f"@{dataset}")
+    key = _anchor_key(model, dataset)
     return [t for t in ("ranking", "rating") if key in anchors[t]] or [model.task]
 
 
 def published_row(model: type, task: str, anchors: Anchors, dataset: str = "filmtrust") -> dict[str, float] | None:
     """JStarCraft's row for ``model`` on ``task`` and ``dataset``, if it publishes one."""
-    return anchors[task].get(model.name.lower() + ("" if dataset == "filmtrust" else f"@{dataset}"))
+    return anchors[task].get(_anchor_key(model, dataset))
 
 
 @dataclass
