@@ -197,9 +197,17 @@ def write_markdown(path: Path, rows: list[dict], data, train, test, args) -> Non
         if "error" not in r:
             params = ", ".join(f"{k}={v}" for k, v in r.get("params", {}).items()) or "defaults"
             lines.append(f"- {r['model']} ({r['task']}, `{r['file']}`): {params}")
+    # sections written by hand after a "<!-- jstarcraft-... -->" marker (other data sets'
+    # protocols) are kept as they are
+    kept = ""
+    if path.exists():
+        old = path.read_text()
+        at = old.find("<!-- jstarcraft-")
+        if at >= 0:
+            kept = old[at:]
     tmp = path.with_name(f".{path.name}.tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text("\n".join(lines) + "\n")
+    tmp.write_text("\n".join(lines) + "\n" + ("\n" + kept if kept else ""))
     os.replace(tmp, path)
 
 
