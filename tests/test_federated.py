@@ -52,7 +52,7 @@ def _reference_client(V, u0, items, labels, order, opt, two_step, bias, bs, lr_u
         gu, gb, gW = grads(u, b, W, idx)
         t += 1
         if opt == OPT_ADAM:
-            def adam(p, g, m, v, lr):
+            def adam(p, g, m, v, lr, t=t):
                 m = 0.9 * m + 0.1 * g
                 v = 0.999 * v + 0.001 * g * g
                 return p - lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8), m, v

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 from ..data._interactions import Interactions
 from ..errors import ParameterError, UnsupportedError
-from .aggregation import FCF, FedCA, RoundUploads
+from .aggregation import FedCA, RoundUploads
 from .simulator import Federation, FederationState, participants_per_round
 
 _KEY = "recseek"
