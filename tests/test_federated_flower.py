@@ -50,6 +50,7 @@ def _same_metrics(split, ref, got):
         assert x == pytest.approx(y, abs=1e-6)
 
 
+@pytest.mark.slow  # Ray starts and runs 12 supernodes: about 2 minutes on the shared 2-core machine
 def test_flower_fedca_matches_the_simulator():
     """FedCA (personal tables in the clients' Context, composite weights, interpolation)."""
     split, sim, ref, res = _both(FedCA(aggregated_share=0.5, interpolation=0.5))
