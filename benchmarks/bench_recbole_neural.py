@@ -1,7 +1,7 @@
 """recseek's neural models (and BPR) beside RecBole 1.2.1 on one ML-100K split.
 
 Split: ratings >= 4, per user 80% to train and 20% to test at random (seed 0), made once
-by recseek and written as RecBole atomic files (``ml-100k.train.inter`` / ``.valid.inter``
+by recseek and written as RecBole atomic files (``ml100k_split.train.inter`` / ``.valid.inter``
 / ``.test.inter``, read through RecBole's ``benchmark_filename``), so both libraries see
 the same records. Evaluation: full ranking of every item outside the user's training
 items, NDCG@10 and Recall@10 over the test users. RecBole runs with its defaults and the
@@ -40,6 +40,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "ml-100k"
 RECBOLE_PYTHON = Path("/work/venvs/recbole/bin/python")
+#: RecBole special-cases the name "ml-100k" (its bundled example), so the split goes by another name.
+DATASET = "ml100k_split"
 
 #: The issue's RecBole figures on this machine (NDCG@10, wall seconds), for runs without RecBole.
 ISSUE_FIGURES = {"LightGCN": (0.277, 117.0), "MultVAE": (0.270, 24.0), "NeuMF": (0.218, 54.0), "BPR": (0.227, 15.0)}
@@ -47,15 +49,15 @@ ISSUE_FIGURES = {"LightGCN": (0.277, 117.0), "MultVAE": (0.270, 24.0), "NeuMF": 
 #: recseek model -> (RecBole model, epochs, RecBole settings beyond its defaults, recseek settings).
 #: recseek's settings follow RecBole's defaults where the two models share a meaning.
 RUNS = {
-    "LightGCN": ("LightGCN", 20, {"learning_rate": 0.01},
-                 {"factors": 64, "graph_layers": 2, "reg": 1e-5, "batch_size": 2048, "learning_rate": 0.01}),
+    "BPR": ("BPR", 20, {}, {"factors": 64, "learning_rate": 0.05, "reg": 0.01}),
     "MultVAE": ("MultiVAE", 60, {},
                 {"factors": 128, "hidden_units": 600, "dropout": 0.5, "beta": 0.2, "anneal_steps": 200000,
                  "learning_rate": 0.001, "batch_size": 64}),
     "NeuMF": ("NeuMF", 8, {},
               {"factors": 64, "mlp_layers": [128, 64], "dropout": 0.1, "negatives": 1, "batch_size": 2048,
                "learning_rate": 0.001}),
-    "BPR": ("BPR", 20, {}, {"factors": 64, "learning_rate": 0.05, "reg": 0.01}),
+    "LightGCN": ("LightGCN", 20, {"learning_rate": 0.01},
+                 {"factors": 64, "graph_layers": 2, "reg": 1e-5, "batch_size": 2048, "learning_rate": 0.01}),
 }
 SEQUENTIAL = {"SASRec": ("SASRec", 50, {}, {"factors": 64, "blocks": 2, "heads": 2, "max_length": 50,
                                             "dropout": 0.5, "batch_size": 128, "learning_rate": 0.001})}
@@ -72,7 +74,7 @@ def split_ml100k(data_dir: Path):
 
 def write_atomic(path: Path, part, name: str) -> None:
     u, i, v, t = part.to_coo()
-    with open(path / f"ml-100k.{name}.inter", "w") as f:
+    with open(path / f"{DATASET}.{name}.inter", "w") as f:
         f.write("user_id:token\titem_id:token\trating:float\ttimestamp:float\n")
         for a, b, c, d in zip(part.users.ids[u], part.items.ids[i], v, t if t is not None else np.zeros(len(u)),
                               strict=True):
@@ -85,7 +87,7 @@ RUNNER = textwrap.dedent("""
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import init_seed, get_model, get_trainer
     model_name, cfg = sys.argv[1], json.loads(sys.argv[2])
-    config = Config(model=model_name, dataset="ml-100k", config_dict=cfg)
+    config = Config(model=model_name, dataset=sys.argv[3], config_dict=cfg)
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
@@ -118,7 +120,7 @@ def run_recbole(python: Path, model: str, epochs: int, extra: dict, data_path: P
     runner = data_path / "run_recbole.py"
     runner.write_text(RUNNER)
     try:
-        proc = subprocess.run([str(python), str(runner), model, json.dumps(cfg)], capture_output=True, text=True,
+        proc = subprocess.run([str(python), str(runner), model, json.dumps(cfg), DATASET], capture_output=True, text=True,
                               timeout=timeout, cwd=data_path)
     except subprocess.TimeoutExpired:
         print(f"  RecBole {model}: timed out after {timeout} s")
@@ -164,12 +166,12 @@ def main() -> None:
           f"{train.n_items} items; RecBole: {'run here' if use_recbole else 'the issue figures'}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "ml-100k"
+        folder = Path(tmp) / DATASET
         folder.mkdir()
         write_atomic(folder, train, "train")
         write_atomic(folder, test, "test")
         write_atomic(folder, test, "valid")  # required by benchmark_filename; unused with eval_step = 0
-        (folder / "ml-100k.inter").write_text((args.data / "ml-100k.inter").read_text())
+        (folder / f"{DATASET}.inter").write_text((args.data / "ml-100k.inter").read_text())
         for name, (rb_name, epochs, rb_extra, ours) in {**RUNS, **SEQUENTIAL}.items():
             if only is not None and name not in only:
                 continue
