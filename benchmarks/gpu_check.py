@@ -53,9 +53,9 @@ def main() -> int:
     # 1. device scoring of fitted factor models
     for name, params in (("BPR", {"factors": 64, "epochs": 20}), ("WRMF", {"factors": 64})):
         model = registry.create(name, **params).fit(train)
-        ref, t_cpu = _timed(lambda: model.recommend(users, 10))
+        ref, t_cpu = _timed(lambda m=model: m.recommend(users, 10))
         for device in ["cpu"] + (["cuda"] if gpu else []):
-            got, t_dev = _timed(lambda: recommend_on_device(model, users, 10, device=device))
+            got, t_dev = _timed(lambda m=model, d=device: recommend_on_device(m, users, 10, device=d))
             ok = np.allclose(got.scores, ref.scores, rtol=1e-4, atol=1e-4)
             same = float(np.mean(got.ids == ref.ids))
             failures += not ok or same < 0.999

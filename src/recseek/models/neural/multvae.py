@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from ...data._interactions import Interactions
 from ..._torch import torch as _torch_module
+from ...data._interactions import Interactions
 from .._params import Float, Int
 from ..base import Array, Recommender, StateSpec
 from ..registry import register
