@@ -226,6 +226,18 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "missing": "What the reconstruction norms run over: 'zero' (every entry, missing ones counting as 0, "
                    "the paper) or 'ignore' (observed entries only, JStarCraft RNS).",
     },
+    "HFT": {
+        "sgd_passes": "SGD passes over the ratings between two Gibbs sweeps over the review topics.",
+        "kappa": "Sharpness of the softmax that turns a user's factors into topic proportions (fixed).",
+    },
+    "TopicMFAT": {
+        "review_weight": "lambda, the weight of the review reconstruction against the rating error.",
+        "kappa_init": "Initial value of kappa, the scale of the factors inside the topic softmax (learned).",
+    },
+    "TopicMFMT": {
+        "review_weight": "lambda, the weight of the review reconstruction against the rating error.",
+        "kappa_init": "Initial value of kappa, the scale of the factors inside the topic softmax (learned).",
+    },
     "FCF": {
         "rounds": "Communication rounds of the federation (server aggregations).",
         "clients_per_round": "Clients sampled per round: a share of all clients (at most 1) or a count (above 1).",
@@ -264,29 +276,6 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "interpolation": "Weight of a client's own item table against its aggregate.",
         "principal_k": "Dimension of each client's principal item subspace.",
     },
-    "HFT": {
-        "sgd_passes": "SGD passes over the ratings between two Gibbs sweeps over the review topics.",
-        "kappa": "Sharpness of the softmax that turns a user's factors into topic proportions (fixed).",
-    },
-    "PFedRec": {
-        "rounds": "Communication rounds of the federation (server aggregations).",
-        "local_epochs": "Passes of a client over its own data per round.",
-        "clients_per_round": "Clients sampled per round: a share of all clients (at most 1) or a count (above 1).",
-        "privacy": "Local differential privacy of every uploaded row: 'none', 'laplace' or 'gaussian'.",
-        "epsilon": "Privacy budget per uploaded row and round (Laplace or Gaussian mechanism).",
-        "delta": "Failure probability of the Gaussian mechanism's (epsilon, delta) guarantee.",
-        "clip": "Norm bound of an uploaded row before noise (L1 for Laplace, L2 for Gaussian).",
-        "fake_items": "Items a client never interacted with that it also trains on and uploads each round.",
-        "eta": "Item step multiplier: the item rows' SGD step is learning_rate * n_items * eta.",
-    },
-    "TopicMFAT": {
-        "review_weight": "lambda, the weight of the review reconstruction against the rating error.",
-        "kappa_init": "Initial value of kappa, the scale of the factors inside the topic softmax (learned).",
-    },
-    "TopicMFMT": {
-        "review_weight": "lambda, the weight of the review reconstruction against the rating error.",
-        "kappa_init": "Initial value of kappa, the scale of the factors inside the topic softmax (learned).",
-    },
     "FISMAUC": {
         "alpha": "Exponent of the neighbourhood normalisation n_u^-alpha (0: none, 1: mean).",
     },
@@ -299,7 +288,7 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "group_size": "Users in a group: the user plus group_size - 1 others who chose the item.",
     },
     "HybridText": {
-        "base": "Registry name of the collaborative factor model (scoring by u . v) trained underneath.",
+        "base": "Registry name of the collaborative factor model (scoring by u . v) the model is built on.",
         "base_params": "Hyperparameters of the base model (a table; seed and verbose default to this model's).",
         "blend_count": "Training interactions at which an item's factor and text scores weigh the same: "
                        "w = n / (n + blend_count).",
@@ -336,7 +325,8 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
     "IRRG": {
         "alpha": "Weight of the item-relationship penalties against the rating loss.",
         "reliability": "Co-rater count at which a rule's confidence is halved: c / (c + reliability).",
-        "init_range": "Initial factors are uniform on [0, init_range).",
+        "init_range": "Width of the interval the initial factors are drawn uniformly from (JStarCraft's start; the "
+                      "interval is in the model's docstring).",
     },
     "ItemBigram": {
         "alpha": "Initial symmetric Dirichlet prior of each user's topic mixture.",
@@ -387,6 +377,17 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
     "PLSA": {
         "fold_in_steps": "Iterations that fold a new user's data into the user side, the item side fixed.",
     },
+    "PFedRec": {
+        "rounds": "Communication rounds of the federation (server aggregations).",
+        "local_epochs": "Passes of a client over its own data per round.",
+        "clients_per_round": "Clients sampled per round: a share of all clients (at most 1) or a count (above 1).",
+        "privacy": "Local differential privacy of every uploaded row: 'none', 'laplace' or 'gaussian'.",
+        "epsilon": "Privacy budget per uploaded row and round (Laplace or Gaussian mechanism).",
+        "delta": "Failure probability of the Gaussian mechanism's (epsilon, delta) guarantee.",
+        "clip": "Norm bound of an uploaded row before noise (L1 for Laplace, L2 for Gaussian).",
+        "fake_items": "Items a client never interacted with that it also trains on and uploads each round.",
+        "eta": "Item step multiplier: the item rows' SGD step is learning_rate * n_items * eta.",
+    },
     "PRankD": {
         "sim_filter": "Steepness of the dissimilarity margin d_ij = sqrt(1 - tanh(sim_filter * cos(i, j))).",
     },
@@ -407,7 +408,8 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "alpha": "Confidence slope: an observed user-item or related item-item pair weighs 1 + alpha.",
         "beta": "Weight of the item-item relation (functional) factorisation.",
         "gamma": "Weight tying each item factor to its feature projection E^T f_i.",
-        "reg_feature": "Weight of the L2 penalty on the feature map E (the paper's lambda_E).",
+        "reg_feature": "Weight of the L2 penalty on the parameters that map item features into the factor space (the "
+                       "model's docstring lists them).",
     },
     "RP3beta": {
         "alpha": "Exponent of the transition probabilities P(u | i)^alpha P(j | u)^alpha.",
@@ -416,31 +418,34 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
     },
     "RSTE": {
         "alpha": "Weight of the user's own taste in the trust ensemble (1 - alpha: the trusted users').",
-        "init_range": "Initial factors are drawn uniformly from [0, init_range) (JStarCraft's start).",
+        "init_range": "Width of the interval the initial factors are drawn uniformly from (JStarCraft's start; the "
+                      "interval is in the model's docstring).",
     },
     "SLIM": {
         "tol": "Coordinate descent stops when the largest change is below tol times the largest weight.",
         "positive": "Constrain the item-item weights to be non-negative.",
     },
     "SocialMF": {
-        "reg_social": "Weight lambda_T of the trust-propagation term |u_u - sum_v T_uv u_v|^2.",
-        "init_range": "Initial factors are drawn uniformly from [0, init_range) (JStarCraft's start).",
+        "reg_social": "Weight of the social (trust) term of the objective; the term is in the model's docstring.",
+        "init_range": "Width of the interval the initial factors are drawn uniformly from (JStarCraft's start; the "
+                      "interval is in the model's docstring).",
     },
     "SoRec": {
-        "reg_social": "Weight lambda_C of the trust-reconstruction loss (g(u_u . z_v) - c*_uv)^2.",
+        "reg_social": "Weight of the social (trust) term of the objective; the term is in the model's docstring.",
         "reg_trustee": "Weight of the L2 penalty on the trustee factors Z.",
-        "init_range": "Initial factors are drawn uniformly from [0, init_range) (JStarCraft's start).",
+        "init_range": "Width of the interval the initial factors are drawn uniformly from (JStarCraft's start; the "
+                      "interval is in the model's docstring).",
     },
     "SoReg": {
         "beta": "Weight of the social regularisation sum sim(u, f) |u_u - u_f|^2.",
-        "init_range": "Initial factors are drawn uniformly from [-init_range / 2, init_range / 2).",
+        "init_range": "Width of the interval the initial factors are drawn uniformly from (JStarCraft's start; the "
+                      "interval is in the model's docstring).",
     },
     "SVDPlusPlus": {
         "reg_implicit": "Weight of the L2 penalty on the implicit-feedback item factors y_j.",
     },
     "TextToCF": {
-        "base": "Registry name of the collaborative factor model (scoring by u . v) whose item factors the map "
-                "learns.",
+        "base": "Registry name of the collaborative factor model (scoring by u . v) the model is built on.",
         "base_params": "Hyperparameters of the base model (a table; seed and verbose default to this model's).",
         "mapping": "The text-embedding to item-factor map: 'ridge' (closed form) or 'mlp' (one ReLU hidden layer, "
                    "Adam).",
@@ -461,18 +466,19 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "day_length": "Timestamp units per day (86400 for Unix seconds).",
     },
     "TrustMF": {
-        "reg_social": "Weight lambda_T of the trust loss (g(b_u . w_k) - t_uk)^2 in each view.",
+        "reg_social": "Weight of the social (trust) term of the objective; the term is in the model's docstring.",
         "mode": "Which view predicts: 'both' (their synthesis), 'truster' or 'trustee'.",
-        "init_range": "Initial factors are drawn uniformly from [0, init_range) (JStarCraft's start).",
+        "init_range": "Width of the interval the initial factors are drawn uniformly from (JStarCraft's start; the "
+                      "interval is in the model's docstring).",
     },
     "TrustSVD": {
-        "reg_social": "Weight lambda_t of the trust term (w_v . p_u - t_uv)^2 and of its share of the |p_u|^2 "
-                      "penalty.",
+        "reg_social": "Weight of the social (trust) term of the objective; the term is in the model's docstring.",
     },
     "VBPR": {
         "feature_factors": "K': length of the user feature-preference vector theta_u and of the projected "
                            "item features E^T f_i.",
-        "reg_feature": "Weight of the L2 penalty on the feature projection E and the feature biases beta'.",
+        "reg_feature": "Weight of the L2 penalty on the parameters that map item features into the factor space (the "
+                       "model's docstring lists them).",
     },
     "WARPMF": {
         "margin": "Hinge margin a negative must violate: x_uj > x_ui - margin.",
