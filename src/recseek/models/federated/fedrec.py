@@ -284,6 +284,10 @@ class FedCA(_LocalSGD):
     paper = ("Zhang, Long, Zhou, Zhang, Zhang, Yang. Beyond Similarity: Personalized Federated Recommendation "
              "with Composite Aggregation. arXiv:2406.03933, 2024")
     personal = True
+    #: a personalised method always keeps every client's scores from its own item table
+    state: ClassVar[dict[str, StateSpec]] = {
+        "personal_scores_": Array("float32", ("n_users", "n_items")),
+    }
     rules = {**_PRIVACY_RULES, "threshold": Float(lo=0.0), "alpha": Float(lo=0.0), "beta": Float(lo=0.0),
              "aggregated_share": Float(lo=0.0, hi=1.0), "interpolation": Float(lo=0.0, hi=1.0),
              "principal_k": Int(lo=1)}
@@ -359,6 +363,10 @@ class PFedRec(FederatedRanker):
     name = "PFedRec"
     paper = ("Zhang, Long, Zhou, Zhang, Zhang, Yang. Dual Personalization on Federated Recommendation. IJCAI 2023")
     personal = True
+    #: a personalised method always keeps every client's scores from its own item table
+    state: ClassVar[dict[str, StateSpec]] = {
+        "personal_scores_": Array("float32", ("n_users", "n_items")),
+    }
     rules = {**_PRIVACY_RULES, "eta": Float(lo=0.0, lo_open=True)}
     test_params = {"factors": 8, "rounds": 25, "local_epochs": 2, "init_std": 0.1, "eta": 0.25, "negatives": 2,
                    "learning_rate": 1.0}
