@@ -72,3 +72,22 @@ def test_models_whose_scores_are_not_a_factor_product_are_refused():
         recommend_on_device(_fit("DeepFM"), [0], device="cpu")  # FM factors plus a deep part
     with pytest.raises(UnsupportedError, match="no user and item factors"):
         recommend_on_device(_fit("NeuMF"), [0], device="cpu")
+
+
+def test_evaluator_on_a_torch_device_gives_the_cpu_figures() -> None:
+    """evaluate_ranking(device=...) ranks on the device (here CPU torch) and gets the numpy path's metrics."""
+    from recseek.evaluation.protocol import evaluate_ranking
+    from recseek.models import create
+    from recseek.testing.fixtures import holdout_last, ml100k_sample
+
+    train, test = holdout_last(ml100k_sample(200).binarize(4))
+    model = create("BPR", factors=16, epochs=5, seed=0).fit(train)
+    on_cpu = evaluate_ranking(model, train, test, k=10, metrics=["ndcg", "recall", "precision"])
+    on_device = evaluate_ranking(model, train, test, k=10, metrics=["ndcg", "recall", "precision"], device="cpu")
+    assert on_cpu.keys() == on_device.keys()
+    for key in on_cpu:
+        assert abs(on_cpu[key] - on_device[key]) < 1e-6, key
+    from recseek.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError):
+        evaluate_ranking(create("ItemKNNRanking").fit(train), train, test, device="cpu")

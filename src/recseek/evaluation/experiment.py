@@ -35,6 +35,7 @@ A file has four parts::
     # sampled = 100           # optional: rank test items against 100 sampled negatives
     # seed = 0                # seed of the sampled negatives
     # clip = [0.5, 4.0]       # rating: clamp predictions (default: training rating range)
+    # device = "cuda"         # ranking: top-k of factor models on a torch device (neural extra)
 
     [[models]]                # one table per model, run in order
     name = "BPR"              # a registry name (see `recseek models`)
@@ -118,7 +119,7 @@ _SPLIT_KEYS = {
     "given_n": {"n", "order", "seed"},
     "cold_items": {"ratio", "seed", "strata", "fold"},
 }
-_EVAL_KEYS = {"task", "k", "metrics", "sampled", "seed", "clip"}
+_EVAL_KEYS = {"task", "k", "metrics", "sampled", "seed", "clip", "device"}
 _SECTIONS = {"data", "split", "evaluation", "models", "tuning", "federated"}
 
 
@@ -260,6 +261,8 @@ def _check_eval(source: str, ev: dict[str, Any]) -> None:
             raise _err(source, "[evaluation] sampled applies only to the ranking task")
         if not (_is_int(ev["sampled"]) and ev["sampled"] >= 1):
             raise _err(source, f"[evaluation] sampled must be a positive integer, got {ev['sampled']!r}")
+    if "device" in ev and not (isinstance(ev["device"], str) and task == "ranking"):
+        raise _err(source, f"[evaluation] device must be a device name (ranking only), got {ev['device']!r}")
     if "seed" in ev and not (_is_int(ev["seed"]) and ev["seed"] >= 0):
         raise _err(source, f"[evaluation] seed must be a non-negative integer, got {ev['seed']!r}")
     if "clip" in ev:
@@ -472,7 +475,7 @@ def _evaluate(model: Recommender, train: Interactions, test: Interactions, ev: M
 
     if ev.get("task", "ranking") == "ranking":
         return evaluate_ranking(model, train, test, k=ev.get("k", 10), metrics=ev.get("metrics"),
-                                sampled=ev.get("sampled"), seed=ev.get("seed", 0),
+                                sampled=ev.get("sampled"), seed=ev.get("seed", 0), device=ev.get("device"),
                                 per_user=details, cutoffs=curve_cutoffs(ev.get("k", 10)) if details else None)
     clip = tuple(ev["clip"]) if "clip" in ev else None
     return evaluate_rating(model, test, metrics=ev.get("metrics"), clip=clip)

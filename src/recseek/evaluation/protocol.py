@@ -155,6 +155,7 @@ def evaluate_ranking(
     item_vectors: np.ndarray | sp.csr_array | None = None,
     per_user: bool = False,
     cutoffs: Iterable[int] | None = None,
+    device: str | None = None,
 ) -> dict[str, float] | tuple[dict[str, float], RankingDetails]:
     """Top-k ranking metrics of a fitted ``model``.
 
@@ -187,6 +188,12 @@ def evaluate_ranking(
         With ``per_user``: also compute every metric at these list lengths from the
         same lists (one ``recommend`` call of length ``max(k, cutoffs)``; a prefix of
         a top-n list is the top-k list, ties being broken by item index).
+    device : str, optional
+        Compute the full-ranking top-k lists of a factor model on this torch device
+        (``"cuda"``, ``"mps"``, ``"cpu"`` or ``"auto"``) in blocks of users, through
+        :func:`recseek.models._device_scoring.recommend_on_device` (needs the ``neural``
+        extra; a model whose scores are not a product of factors is refused). Default:
+        numpy on the CPU. Sampled protocols always run on the CPU.
 
     Returns
     -------
@@ -218,7 +225,12 @@ def evaluate_ranking(
 
     auc_values = None
     if sampled is None:
-        ranking = model.recommend(users, depth)
+        if device is None:
+            ranking = model.recommend(users, depth)
+        else:
+            from ..models._device_scoring import recommend_on_device
+
+            ranking = recommend_on_device(model, users, depth, device=device)
         ids = ranking.ids
         n_cand = n_items - np.diff(train_m.indptr)[users]
         if "auc_full" in names:
