@@ -544,3 +544,21 @@ def test_crafted_index_values_are_refused_or_harmless(name, data):
         assert ((ranking.ids >= -1) & (ranking.ids < fresh.n_items_)).all()
 
     check()
+
+
+def test_arrays_that_the_settings_always_produce_are_required(tmp_path):
+    """A TF-IDF text model always stores its idf weights and an MLP map its hidden layer: a
+    file without them is refused, although other settings leave those arrays out."""
+    data = synthetic(side=True)
+    knn = create("ItemTextKNN", encoder="tfidf", text_columns=["title", "genres"]).fit(data)
+    params = knn.get_parameters()
+    with pytest.raises(ModelFileError, match="lacks the declared array 'idf_'"):
+        knn.check_state({k: v for k, v in params.items() if k != "idf_"})
+    hashing = create("ItemTextKNN", encoder="hashing").fit(data)
+    assert "idf_" not in hashing.get_parameters()
+    hashing.check_state(hashing.get_parameters())
+    mlp = create("TextToCF", encoder="hashing", mapping="mlp", hidden=8, epochs=3,
+                 base_params={"factors": 4, "epochs": 2}).fit(data)
+    params = mlp.get_parameters()
+    with pytest.raises(ModelFileError, match="lacks the declared array 'map_hidden_weights_'"):
+        mlp.check_state({k: v for k, v in params.items() if k != "map_hidden_weights_"})

@@ -10,6 +10,7 @@ models may also implement :meth:`RatingPredictor._predict` for pairs.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -251,6 +252,9 @@ class Recommender(ABC):
     #: Side data the model needs at fit (kinds of :data:`recseek.data.SIDE_DATA`: "trust",
     #: "timestamps", "item_features", "item_locations", "item_text", "reviews", "aspects").
     requires: ClassVar[tuple[str, ...]] = ()
+    #: Optional state arrays that certain settings always produce: array name ->
+    #: (hyperparameter, values); with those settings the array is required on load.
+    required_when: ClassVar[dict[str, tuple[str, tuple[Any, ...]]]] = {}
     #: Advice appended to the error raised when training produces NaN or infinite values.
     divergence_hint: ClassVar[str] = "lower learning_rate or raise reg"
     #: Learned state this class adds (attribute name -> :class:`Array`, :class:`Sparse`,
@@ -575,7 +579,19 @@ class Recommender(ABC):
         Checks names, dtypes, shapes (against each other and the hyperparameters),
         index bounds of vocabularies, CSR matrices and index arrays, and finiteness.
         """
-        check_state(self.display_name, self.state_schema(), self.get_params(), params, history)
+        check_state(self.display_name, self.instance_schema(), self.get_params(), params, history)
+
+    def instance_schema(self) -> dict[str, StateSpec]:
+        """The declared state for this model's settings: :meth:`state_schema`, with the
+        optional arrays that these settings always produce made required (see
+        :attr:`required_when`), so a file that lacks them is refused."""
+        schema = self.state_schema()
+        params = self.get_params()
+        for name, (param, values) in self.required_when.items():
+            spec = schema.get(name)
+            if spec is not None and getattr(spec, "optional", False) and params.get(param) in values:
+                schema[name] = dataclasses.replace(spec, optional=False)
+        return schema
 
     def set_parameters(self, params: dict[str, np.ndarray], history: bool = True) -> None:
         """Restore state produced by :meth:`get_parameters`, after :meth:`check_state`.

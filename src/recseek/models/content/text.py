@@ -82,6 +82,7 @@ class _TextModel(Recommender):
         "has_text_": Array("bool", ("n_items",)),
         "idf_": Array("float32", ("dim",), optional=True),
     }
+    required_when: ClassVar[dict[str, tuple[str, tuple[Any, ...]]]] = {"idf_": ("encoder", ("tfidf",))}
 
     # ------------------------------------------------------------ encoding
     def _encoder_object(self) -> TextEncoder:
@@ -506,6 +507,11 @@ class TextToCF(_FactorBacked):
         "map_bias_": Array("float32", ("rank",)),
         "map_hidden_weights_": Array("float32", ("dim", "hidden"), optional=True),
         "map_hidden_bias_": Array("float32", ("hidden",), optional=True),
+    }
+    required_when: ClassVar[dict[str, tuple[str, tuple[Any, ...]]]] = {
+        "idf_": ("encoder", ("tfidf",)),
+        "map_hidden_weights_": ("mapping", ("mlp",)),
+        "map_hidden_bias_": ("mapping", ("mlp",)),
     }
 
     def __init__(self, base: str = "WRMF", base_params: dict[str, Any] | None = None, mapping: str = "ridge",
