@@ -133,5 +133,5 @@ def read(path: str | Path, format: str | None = None, **kwargs) -> Interactions:
 
 
 __all__ = ["FORMATS", "guess_format", "read", "read_jstarcraft", "read_movielens", "read_recbole", "read_table",
-           "read_checkins", "read_locations", "read_reviews",
+           "read_checkins", "read_locations", "read_reviews", "read_trust",
            "genre_features", "read_item_features", "read_item_relations", "with_item_features"]
