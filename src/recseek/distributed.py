@@ -9,7 +9,8 @@
   and the earlier batches, so the search equals the local one for the same ``batch``.
 - **Batch scoring** (``recseek score MODEL --users FILE --out FILE --backend ray``): a Ray
   Data pipeline over the user indices with a pool of actors, each holding the model loaded
-  (and verified) from its npz bundle; the rows equal the local path's.
+  (and verified) from its npz bundle; the lists equal the local path's (scores to float32
+  rounding: BLAS on one thread per actor may differ from the driver's in the last bit).
 
 Without an address Ray starts a private local instance on 127.0.0.1 with ``workers`` CPUs
 (default: all) and stops it afterwards. To use a cluster, start it with ``ray start``
@@ -97,17 +98,21 @@ class _Scorer:
 
 def ray_recommend(model_dir: str | Path, users: np.ndarray, k: int, *, workers: int | None = None,
                   address: str | None = None, exclude_seen: bool = True,
-                  batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+                  batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(item indices, scores)`` of ``users`` (shape (n, k)) computed by a pool of Ray actors."""
+    from .evaluation.batch import BLOCK_USERS
+
     users = np.asarray(users, dtype=np.int64)
+    batch_size = int(batch_size or BLOCK_USERS)
     with ray_session(workers, address) as ray:
         pool = _cpus(ray, workers)
         import pandas as pd
 
         table = pd.DataFrame({"user": users, "position": np.arange(len(users), dtype=np.int64)})
-        # blocks made here: an all-to-all repartition would need a CPU the actor pool holds
-        blocks = max(pool, -(-len(users) // batch_size))
-        ds = ray.data.from_pandas([table.iloc[j::blocks] for j in range(blocks)])
+        # the blocks are made here, as consecutive runs of batch_size users (the local path's
+        # blocks, so every user is scored in the same company and the floats agree to the
+        # bit); an all-to-all repartition inside Ray would need a CPU the actor pool holds
+        ds = ray.data.from_pandas([table.iloc[j:j + batch_size] for j in range(0, len(users), batch_size)])
         out = ds.map_batches(_Scorer, fn_constructor_args=(str(Path(model_dir).resolve()), int(k), bool(exclude_seen)),
                              batch_size=batch_size, concurrency=pool, num_cpus=1, batch_format="numpy")
         ids = np.full((len(users), k), -1, dtype=np.int64)

@@ -6,7 +6,9 @@ for each from the model saved in ``MODEL`` (a version folder written by ``save``
 writes ``user,rank,item,score`` rows (CSV, or TSV when the name ends in ``.tsv``) in the
 order of the input. The file appears only when complete (written beside, then renamed).
 With ``backend="ray"`` the users are scored by a pool of Ray actors each holding the
-loaded model (:mod:`recseek.distributed`); the rows are identical.
+loaded model (:mod:`recseek.distributed`): the same items in the same order, with scores
+equal to float32 rounding (matrix products on another number of threads may differ in
+the last bit).
 """
 
 from __future__ import annotations
