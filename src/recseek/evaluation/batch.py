@@ -53,14 +53,15 @@ def read_user_ids(path: str | Path) -> list[str]:
 
 def user_indices(model: Any, raw: list[str], skip_unknown: bool, where: str) -> tuple[list[str], np.ndarray]:
     """Indices of the raw ids in the model's user vocabulary (unknown ids: error or dropped)."""
-    known = [r for r in raw if r in model.users_]
-    if len(known) < len(raw) and not skip_unknown:
-        missing = [r for r in raw if r not in model.users_]
-        raise DataError(f"{where}: {len(missing)} user id(s) are not in the model's training data "
-                        f"(first: {missing[0]!r}); pass --skip-unknown to leave them out")
-    if not known:
+    idx = model.users_.indices(raw, missing="negative")
+    known = idx >= 0
+    if not known.all() and not skip_unknown:
+        first = raw[int(np.flatnonzero(~known)[0])]
+        raise DataError(f"{where}: {int((~known).sum())} user id(s) are not in the model's training data "
+                        f"(first: {first!r}); pass --skip-unknown to leave them out")
+    if not known.any():
         raise DataError(f"{where}: none of the user ids is in the model's training data")
-    return known, np.array([model.users_.index(r) for r in known], dtype=np.int64)
+    return [r for r, k in zip(raw, known, strict=True) if k], idx[known]
 
 
 def recommend_blocks(model: Any, users: np.ndarray, k: int, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
