@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.abc
+import json
 import subprocess
 import sys
 import textwrap
@@ -157,3 +158,53 @@ def test_index_without_stemmer_names_the_flag(tmp_path):
     docs.write_text('{"id": "1", "text": "running dogs"}\n{"id": "2", "text": "sleeping cats"}\n')
     err = _one_sentence(_run_blocked("Stemmer", "index", str(docs), "--out", str(tmp_path / "idx")))
     assert "pip install 'recseek[lexical]'" in err and "--stemmer none" in err
+
+
+def test_search_without_numba_or_pandas_subprocess(tmp_path):
+    """A BM25-only install (no `models` extra): index and search work, on the numpy kernels."""
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"id": "1", "text": "wing flutter at supersonic speed"}\n'
+                    '{"id": "2", "text": "heat transfer in a boundary layer"}\n'
+                    '{"id": "3", "text": "flutter of a panel"}\n')
+    idx = tmp_path / "idx"
+    built = _run_blocked("numba,llvmlite,pandas", "index", str(docs), "--out", str(idx), "--stemmer", "none")
+    assert built.returncode == 0, built.stderr
+    found = _run_blocked("numba,llvmlite,pandas", "search", str(idx), "flutter", "-k", "2", "--json")
+    assert found.returncode == 0, found.stderr
+    assert [h["id"] for h in json.loads(found.stdout)] == ["3", "1"]
+
+
+def test_models_without_numba_name_the_extra_subprocess():
+    err = _one_sentence(_run_blocked("numba,llvmlite", "demo", "--user", "196"))
+    assert "pip install 'recseek[models]'" in err and "numba" in err
+
+
+@pytest.mark.slow
+def test_bm25_only_install_is_small_and_searches(tmp_path):
+    """`pip install recseek[lexical]` into a fresh venv: under 300 MB, and index + search run."""
+    import shutil
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-e", f"{ROOT}[lexical]"],
+                         capture_output=True, text=True, timeout=1800)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    size = sum(p.stat().st_size for p in site.rglob("*") if p.is_file() and not p.is_symlink())
+    installed = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
+    assert not installed & {"numba", "llvmlite", "pandas", "torch", "pyarrow"}, installed
+    assert size < 300 * 2**20, f"BM25-only install is {size / 2**20:.0f} MB"
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"id": "1", "text": "wing flutter at supersonic speeds"}\n'
+                    '{"id": "2", "text": "heat transfer in boundary layers"}\n')
+    recseek = str(venv / "bin" / "recseek")
+    built = subprocess.run([recseek, "index", str(docs), "--out", str(tmp_path / "idx")], capture_output=True,
+                           text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    found = subprocess.run([recseek, "search", str(tmp_path / "idx"), "fluttering wings", "--json"],
+                           capture_output=True, text=True, timeout=300)
+    assert found.returncode == 0, found.stderr
+    assert [h["id"] for h in json.loads(found.stdout)] == ["1"]  # stemmed: flutter/wing match
+    demo = subprocess.run([recseek, "demo"], capture_output=True, text=True, timeout=300)
+    assert demo.returncode == 2 and "pip install 'recseek[models]'" in demo.stderr, demo.stderr
+    shutil.rmtree(venv, ignore_errors=True)

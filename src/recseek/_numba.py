@@ -21,7 +21,9 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-import numba
+from ._optional import require
+
+numba = require("numba")
 
 #: ``@njit`` for kernels: nopython, cached on disk so the CLI starts fast after first use.
 njit = functools.partial(numba.njit, cache=True, nogil=True)

@@ -34,6 +34,9 @@ class Optional:
 
 #: Top-level module name -> the optional package behind it.
 EXTRAS: dict[str, Optional] = {
+    "numba": Optional("numba", "models", "training and scoring recommendation models"),
+    "llvmlite": Optional("numba", "models", "training and scoring recommendation models"),
+    "pandas": Optional("pandas", "models", "reading interaction and item tables"),
     "fastapi": Optional("fastapi", "serve", "the HTTP server"),
     "starlette": Optional("fastapi", "serve", "the HTTP server"),
     "pydantic": Optional("fastapi", "serve", "the HTTP server"),

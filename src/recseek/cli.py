@@ -195,6 +195,21 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
         raise
 
 
+def _needs_models(fn):
+    """Commands that train or load models: check the `models` extra before anything else runs."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ._optional import require
+
+        require("numba")
+        require("pandas")
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
 # ---------------------------------------------------------------- commands
 @cli.command("run")
 @click.argument("experiment", type=click.Path(dir_okay=False, path_type=Path))
@@ -212,6 +227,7 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
               help="CPUs of the local Ray instance (default: all); with --backend ray only.")
 @click.option("--ray-address", "ray_address", default=None,
               help="An existing Ray cluster (HOST:PORT or auto) instead of a local instance.")
+@_needs_models
 def run_cmd(experiment: Path, data_path: Path | None, json_path: Path | None, progress: bool,
             report_path: Path | None, baseline: str | None, save_dir: Path | None, backend: str,
             workers: int | None, ray_address: str | None) -> None:
@@ -276,6 +292,7 @@ def _parse_param(text: str) -> tuple[str, Any]:
 @click.option("--binarize", is_flag=True, default=False, help="Treat every kept record as implicit feedback (1).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Model folder STORE/NAME; the model is saved to STORE/NAME/<next version>/.")
+@_needs_models
 def train_cmd(model: str, data: str | None, fmt: str | None, trust: Path | None, item_features: Path | None,
               locations: Path | None, params: tuple[str, ...], config: Path | None,
               min_rating: float | None, binarize: bool, out: Path) -> None:
@@ -340,6 +357,7 @@ def models_cmd(task: str | None, width: int | None) -> None:
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--user", "user", required=True, help="Raw user id (as in the training data).")
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Number of items.")
+@_needs_models
 def recommend_cmd(model_dir: Path, user: str, k: int) -> None:
     """Top-k items for one user from a model saved with ``save``."""
     from .models.base import Recommender, check_k
@@ -373,6 +391,7 @@ def recommend_cmd(model_dir: Path, user: str, k: int) -> None:
               help="An existing Ray cluster (HOST:PORT or auto) instead of a local instance.")
 @click.option("--skip-unknown", is_flag=True, default=False, help="Leave out user ids the model does not know.")
 @click.option("--include-seen", is_flag=True, default=False, help="Also list items the user had in training.")
+@_needs_models
 def score_cmd(model_dir: Path, users_file: Path, out: Path, k: int, backend: str, workers: int | None,
               ray_address: str | None, skip_unknown: bool, include_seen: bool) -> None:
     """Top-k items for every user of a file, from a model saved with ``save``."""
@@ -423,6 +442,7 @@ def _saved_item_columns(model_dir: Path) -> dict[str, dict[str, str]]:
 @cli.command("demo")
 @click.option("--data", "data_path", type=click.Path(path_type=Path), help="Folder holding MovieLens-100K.")
 @click.option("--user", "user", default=None, help="Raw user id for the example top-10 (default: the first test user).")
+@_needs_models
 def demo_cmd(data_path: Path | None, user: str | None) -> None:
     """Compare the baselines and the ranking models on MovieLens-100K."""
     _run_demo(data_path, user)

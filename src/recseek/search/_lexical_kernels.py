@@ -10,7 +10,10 @@ import threading
 import numba
 import numpy as np
 
-from .._numba import njit, pnjit, prange
+from .._numba import get_num_threads, njit, pnjit, prange
+
+__all__ = ["build_postings", "doc_freqs", "bm25_impacts", "tfidf_sqnorms", "tfidf_impacts", "merge_segments",
+           "search", "launch_guard", "get_num_threads"]
 
 # method codes (must match lexical._METHODS)
 LUCENE, ROBERTSON, ATIRE, BM25L, BM25PLUS = 0, 1, 2, 3, 4

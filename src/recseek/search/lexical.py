@@ -59,6 +59,21 @@ from .base import Document, Hits, as_doc_ids, as_queries, check_k
 from .base import doc_id as as_doc_id
 from .filters import MetadataStore
 
+
+def _kernels():
+    """The index's kernels: compiled with numba when it is installed, else the numpy ones (same results)."""
+    import importlib.util
+
+    try:
+        compiled = importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):
+        compiled = False
+    if not compiled:
+        from . import _lexical_numpy as K
+    else:
+        from . import _lexical_kernels as K
+    return K
+
 if TYPE_CHECKING:
     from ._checks import IndexFile
 
@@ -318,7 +333,7 @@ class LexicalRetriever:
         return self
 
     def _append(self, ids: list[str], texts: dict[str, list[str]], metas: list[dict[str, Any]]) -> None:
-        from . import _lexical_kernels as K
+        K = _kernels()
 
         vocab = self._vocab_map()
         if self._memo is None or self._memo.vocab is not vocab:
@@ -357,7 +372,7 @@ class LexicalRetriever:
         self._changed()
 
     def _delete_rows(self, rows: np.ndarray) -> None:
-        from . import _lexical_kernels as K
+        K = _kernels()
 
         ids = self._id_list()
         row_of = self._rows()
@@ -386,7 +401,7 @@ class LexicalRetriever:
 
     def compact(self) -> LexicalRetriever:
         """Merge all segments into one and drop deleted documents (rows renumbered)."""
-        from . import _lexical_kernels as K
+        K = _kernels()
 
         with self._lock:
             alive = ~self._meta.deleted
@@ -517,8 +532,7 @@ class LexicalRetriever:
 
     def _search_view(self, view: _View, lengths: np.ndarray, term_ids: np.ndarray, k: int,
                      filter: Mapping[str, Any] | None) -> Hits:
-        from .._numba import get_num_threads
-        from . import _lexical_kernels as K
+        K = _kernels()
 
         nq = int(lengths.shape[0])
         allowed = view.meta.mask(filter)
@@ -536,7 +550,7 @@ class LexicalRetriever:
         q_indptr = np.zeros(nq + 1, dtype=np.int64)
         np.cumsum(np.bincount(q_of, minlength=nq), out=q_indptr[1:])
         seg_ptr, seg_nterms, indptr_all, rows_all, imp_all = view.flat
-        n_chunks = max(1, min(nq, get_num_threads()))
+        n_chunks = max(1, min(nq, K.get_num_threads()))
         with K.launch_guard():
             rows, scores = K.search(seg_ptr, seg_nterms, indptr_all, rows_all, imp_all, q_indptr, q_terms,
                                     weights.astype(np.float32), allowed, view.n_rows, k, n_chunks)
@@ -645,7 +659,7 @@ def _padded(a: np.ndarray, n: int) -> np.ndarray:
 
 def _restore(obj: LexicalRetriever, f: IndexFile) -> None:
     """Fill ``obj`` from a saved index after checking every array (a ModelFileError otherwise)."""
-    from . import _lexical_kernels as K
+    K = _kernels()
 
     ids = f.array("ids", "U", (None,))
     n_rows = ids.shape[0]
@@ -808,7 +822,7 @@ class BM25(LexicalRetriever):
         return idf
 
     def _compute_impacts(self) -> None:
-        from . import _lexical_kernels as K
+        K = _kernels()
 
         idf = self.idf()
         avgdl = self._total_len / self._n_live if self._n_live else 1.0
@@ -861,7 +875,7 @@ class TFIDF(LexicalRetriever):
         return idf
 
     def _compute_impacts(self) -> None:
-        from . import _lexical_kernels as K
+        K = _kernels()
 
         idf = self.idf()
         sq = np.zeros(len(self._meta), dtype=np.float64)
