@@ -2,15 +2,23 @@
 
 - **Hyperparameter sweeps** (``recseek run EXP.toml --backend ray``): each batch of
   trials that the tuner proposes (:mod:`recseek.evaluation.tuning`, Optuna ask-and-tell)
-  runs as Ray tasks, one CPU each. A task receives only plain settings (the experiment
-  file or table, the fold, the hyperparameters); it reads the data itself through
-  recseek's readers and rebuilds the split, so no arrays travel between processes and the
-  data a kernel sees is what the readers checked. The proposals depend only on the seed
-  and the earlier batches, so the search equals the local one for the same ``batch``.
+  runs on a pool of long-lived Ray actors, one CPU each, as many as the batch holds trials
+  (at most the cluster's CPUs). An actor receives only plain settings (the experiment file
+  or table, the fold, the hyperparameters); it reads the data once through recseek's
+  readers, rebuilds the split and keeps it for every later trial, so no arrays travel
+  between processes and the data a kernel sees is what the readers checked. The proposals
+  depend only on the seed and the earlier batches, so the search equals the local one for
+  the same ``batch``.
 - **Batch scoring** (``recseek score MODEL --users FILE --out FILE --backend ray``): a Ray
   Data pipeline over the user indices with a pool of actors, each holding the model loaded
   (and verified) from its npz bundle; the lists equal the local path's (scores to float32
   rounding: BLAS on one thread per actor may differ from the driver's in the last bit).
+
+Every task and actor holds one CPU and runs on one thread: Ray sets ``OMP_NUM_THREADS=1``
+in a one-CPU worker (which OpenBLAS and MKL follow) and the actor limits numba to one
+thread. A ``runtime_env`` with the same variables would be explicit, but Ray then starts
+fresh workers instead of its pre-started ones (the first two tasks took 8.9 s instead of
+1.0 s on a loaded two-core machine), so it is not used.
 
 Without an address Ray starts a private local instance on 127.0.0.1 with ``workers`` CPUs
 (default: all) and stops it afterwards. To use a cluster, start it with ``ray start``
@@ -63,6 +71,7 @@ def ray_session(workers: int | None = None, address: str | None = None) -> Itera
         yield ray
     finally:
         if started:
+            _POOLS.clear()
             ray.shutdown()
 
 
@@ -71,40 +80,107 @@ def _cpus(ray: Any, workers: int | None) -> int:
 
 
 def _one_thread() -> None:
-    """Each task or actor holds one CPU: run numba kernels on one thread there."""
+    """Each task or actor holds one CPU: run numba kernels on one thread there (BLAS follows
+    the ``OMP_NUM_THREADS=1`` that Ray sets in a one-CPU worker)."""
     from ._numba import set_num_threads
 
     set_num_threads(1)
 
 
+def _clock() -> tuple[float, float]:
+    """(wall clock shared by the processes of a machine, this process's CPU seconds)."""
+    import time
+
+    return time.time(), time.process_time()
+
+
 # ---------------------------------------------------------------- batch scoring
 class _Scorer:
-    """A Ray Data actor: loads the model once, then recommends for batches of user indices."""
+    """A Ray Data actor: loads the model once, then recommends for batches of user indices.
 
-    def __init__(self, model_dir: str, k: int, exclude_seen: bool) -> None:
+    The constructor also runs the scoring kernels once on one user, so that the numba
+    cache is loaded before the first batch (start-up, not steady-state scoring). With
+    ``timed`` every output batch carries, per row, the batch's start and end (wall clock),
+    the actor's CPU seconds for it, the actor's process id and its start-up seconds.
+    """
+
+    def __init__(self, model_dir: str, k: int, exclude_seen: bool, timed: bool = False) -> None:
+        t0, c0 = _clock()
         from .models.base import Recommender
 
         _one_thread()
         self.model = Recommender.load(model_dir)
         self.k = k
         self.exclude_seen = exclude_seen
+        if self.model.n_users_:
+            self.model.recommend(np.zeros(1, dtype=np.int64), k, exclude_seen=exclude_seen)
+        self.timed = timed
+        t1, c1 = _clock()
+        self.startup = (t1 - t0, c1 - c0)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from .evaluation.batch import recommend_blocks
 
+        t0, c0 = _clock()
         ids, scores = recommend_blocks(self.model, batch["user"].astype(np.int64), self.k, self.exclude_seen)
-        return {"position": batch["position"], "ids": ids, "scores": scores}
+        out = {"position": batch["position"], "ids": ids, "scores": scores}
+        if self.timed:
+            t1, c1 = _clock()
+            n = len(ids)
+            for key, value in (("t_start", t0), ("t_end", t1), ("cpu", c1 - c0), ("pid", float(os.getpid())),
+                               ("startup_wall", self.startup[0]), ("startup_cpu", self.startup[1])):
+                out[key] = np.full(n, value, dtype=np.float64)
+        return out
+
+
+def _scoring_stats(rows: list[dict[str, float]], submitted: float, finished: float, driver_cpu: float,
+                   users: int) -> dict[str, Any]:
+    """Start-up and steady-state figures of one scoring pipeline from its batches' timings."""
+    actors: dict[int, dict[str, float]] = {}
+    for r in rows:
+        a = actors.setdefault(int(r["pid"]), {"batches": 0, "busy_s": 0.0, "cpu_s": 0.0, "first": r["t_start"],
+                                              "last": r["t_end"], "startup_s": r["startup_wall"],
+                                              "startup_cpu_s": r["startup_cpu"]})
+        a["batches"] += 1
+        a["busy_s"] += r["t_end"] - r["t_start"]
+        a["cpu_s"] += r["cpu"]
+        a["first"] = min(a["first"], r["t_start"])
+        a["last"] = max(a["last"], r["t_end"])
+    first = min(a["first"] for a in actors.values())
+    last = max(a["last"] for a in actors.values())
+    return {
+        "actors": len(actors),
+        "users": users,
+        # from submitting the pipeline to the first batch: actors starting (imports, model
+        # load and verification, kernel cache) and Ray Data planning
+        "startup_s": first - submitted,
+        # from the first batch starting to the last one ending: scoring with warm actors
+        "steady_s": last - first,
+        "collect_s": finished - last,
+        "users_per_s": users / max(last - first, 1e-9),
+        "driver_cpu_s": driver_cpu,
+        "per_actor": [{k: v for k, v in a.items() if k not in ("first", "last")} for a in actors.values()],
+    }
 
 
 def ray_recommend(model_dir: str | Path, users: np.ndarray, k: int, *, workers: int | None = None,
                   address: str | None = None, exclude_seen: bool = True,
-                  batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(item indices, scores)`` of ``users`` (shape (n, k)) computed by a pool of Ray actors."""
+                  batch_size: int | None = None, stats: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(item indices, scores)`` of ``users`` (shape (n, k)) computed by a pool of Ray actors.
+
+    ``stats``, when given, is filled with where the time went: ``session_s`` (starting or
+    joining Ray), ``startup_s`` (until the first batch starts: actor start-up), ``steady_s``
+    (first batch start to last batch end), ``collect_s``, per-actor busy and CPU seconds,
+    and the driver's CPU seconds during the pipeline.
+    """
     from .evaluation.batch import BLOCK_USERS
 
     users = np.asarray(users, dtype=np.int64)
     batch_size = int(batch_size or BLOCK_USERS)
+    timed = stats is not None
+    t_session, _ = _clock()
     with ray_session(workers, address) as ray:
+        submitted, c_submitted = _clock()
         pool = _cpus(ray, workers)
         import pandas as pd
 
@@ -113,13 +189,25 @@ def ray_recommend(model_dir: str | Path, users: np.ndarray, k: int, *, workers: 
         # blocks, so every user is scored in the same company and the floats agree to the
         # bit); an all-to-all repartition inside Ray would need a CPU the actor pool holds
         ds = ray.data.from_pandas([table.iloc[j:j + batch_size] for j in range(0, len(users), batch_size)])
-        out = ds.map_batches(_Scorer, fn_constructor_args=(str(Path(model_dir).resolve()), int(k), bool(exclude_seen)),
+        out = ds.map_batches(_Scorer, fn_constructor_args=(str(Path(model_dir).resolve()), int(k), bool(exclude_seen),
+                                                           timed),
                              batch_size=batch_size, concurrency=pool, num_cpus=1, batch_format="numpy")
         ids = np.full((len(users), k), -1, dtype=np.int64)
         scores = np.full((len(users), k), np.nan, dtype=np.float32)
+        rows: list[dict[str, float]] = []
         for b in out.iter_batches(batch_size=None, batch_format="numpy"):
             ids[b["position"]] = b["ids"]
             scores[b["position"]] = b["scores"]
+            if timed:
+                keys = ("t_start", "t_end", "cpu", "pid", "startup_wall", "startup_cpu")
+                # a batch handed over may join several actor batches: one row per distinct batch
+                seen = np.unique(np.column_stack([b[key] for key in keys]), axis=0)
+                rows.extend(dict(zip(keys, s.tolist(), strict=True)) for s in seen)
+        finished, c_finished = _clock()
+    if timed and rows:
+        stats.update(_scoring_stats(rows, submitted, finished, c_finished - c_submitted, len(users)))
+        stats["session_s"] = submitted - t_session
+        stats["workers"] = pool
     return ids, scores
 
 
@@ -137,20 +225,54 @@ def _parts(recipe: str) -> tuple[Any, Any]:
     return validation_split(train, exp.split, float(r["validation"]), int(r["seed"]))
 
 
-def _trial(recipe: str, name: str, params: dict[str, Any], ev: dict[str, Any], metric: str) -> tuple[float, float]:
-    from .evaluation.experiment import _evaluate
-    from .evaluation.tuning import run_trial
+class _TrialActor:
+    """A long-lived sweep worker on one thread: reads and splits the data of a recipe once
+    (kept for every later trial of it), then fits and scores one setting per call."""
 
-    _one_thread()
-    fit_part, val_part = _parts(recipe)
-    return run_trial(name, params, fit_part, val_part, ev, metric, lambda m, tr, te, e: _evaluate(m, tr, te, e, False))
+    def __init__(self) -> None:
+        _one_thread()
+
+    def load(self, recipe: str) -> tuple[float, float]:
+        """Read and split the recipe's data (once); returns the (wall, CPU) seconds it took."""
+        t0, c0 = _clock()
+        _parts(recipe)
+        t1, c1 = _clock()
+        return t1 - t0, c1 - c0
+
+    def run(self, recipe: str, name: str, params: dict[str, Any], ev: dict[str, Any],
+            metric: str) -> tuple[float, float]:
+        from .evaluation.experiment import _evaluate
+        from .evaluation.tuning import run_trial
+
+        fit_part, val_part = _parts(recipe)
+        return run_trial(name, params, fit_part, val_part, ev, metric,
+                         lambda m, tr, te, e: _evaluate(m, tr, te, e, False))
+
+
+#: The sweep actors of each running Ray job (one pool per job, grown up to the cluster's
+#: CPUs, so that the pools of later models or folds never wait for CPUs that earlier ones
+#: hold); emptied when a session that recseek started ends.
+_POOLS: dict[str, list[Any]] = {}
+
+
+def _trial_pool(ray: Any, size: int) -> list[Any]:
+    pool = _POOLS.setdefault(ray.get_runtime_context().get_job_id(), [])
+    size = max(1, min(size, _cpus(ray, None)))
+    if len(pool) < size:
+        cls = ray.remote(num_cpus=1)(_TrialActor)
+        pool.extend(cls.remote() for _ in range(size - len(pool)))
+    return pool[:size]
 
 
 class RayTrialRunner:
-    """Runs a batch of tuning trials as Ray tasks (the ``runner`` of :func:`recseek.evaluation.tuning.tune`).
+    """Runs a batch of tuning trials on long-lived Ray actors (the ``runner`` of
+    :func:`recseek.evaluation.tuning.tune`).
 
     ``config`` is the experiment (a TOML path, or a table whose data path is absolute);
     ``fold`` the fold whose training part is tuned (None: all the data, for ``recseek train``).
+    ``tuning["batch"]`` actors (at most the cluster's CPUs) each read the data once; trial
+    ``j`` of a batch runs on actor ``j mod size``. The models and folds of one Ray job share
+    the actors.
     """
 
     def __init__(self, ray: Any, config: str | Mapping[str, Any], data_path: str | None, fold: int | None,
@@ -164,8 +286,15 @@ class RayTrialRunner:
         self.name = name
         self.metric = str(tuning["metric"])
         self.ev = trial_metrics(evaluation, self.metric)
-        self.remote = ray.remote(num_cpus=1)(_trial)
+        self.actors = _trial_pool(ray, int(tuning.get("batch", 1)))
+        # every actor starts reading the data now; its first trial queues behind that
+        self.loading = [a.load.remote(self.recipe) for a in self.actors]
+
+    def load_seconds(self) -> list[tuple[float, float]]:
+        """(wall, CPU) seconds each actor took to read and split the data (waits for them)."""
+        return [tuple(x) for x in self.ray.get(self.loading)]
 
     def __call__(self, settings: list[dict[str, Any]]) -> list[tuple[float, float]]:
-        refs = [self.remote.remote(self.recipe, self.name, dict(p), self.ev, self.metric) for p in settings]
+        refs = [self.actors[j % len(self.actors)].run.remote(self.recipe, self.name, dict(p), self.ev, self.metric)
+                for j, p in enumerate(settings)]
         return [tuple(x) for x in self.ray.get(refs)]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,45 +85,59 @@ def write_rankings(path: str | Path, users: list[str], items: np.ndarray, scores
     if not out.parent.exists():
         raise DataError(f"the folder of --out {out} does not exist")
     delimiter = "\t" if out.suffix.lower() == ".tsv" else ","
+    # the columns are built whole (valid ids are a prefix of each row: -1 pads the end)
+    valid = np.asarray(items) >= 0
+    raw_items = item_vocab.lookup(np.asarray(items)[valid]).tolist()
+    ranks = np.cumsum(valid, axis=1)[valid].tolist()
+    user_col = np.repeat(np.asarray(users, dtype=object), valid.sum(axis=1)).tolist()
+    score_col = [repr(s) for s in np.asarray(scores)[valid].astype(np.float64).tolist()]
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    rows = 0
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             w = csv.writer(f, delimiter=delimiter, lineterminator="\n")
             w.writerow(["user", "rank", "item", "score"])
-            for u, row_ids, row_scores in zip(users, items, scores, strict=True):
-                valid = row_ids >= 0
-                raw = item_vocab.lookup(row_ids[valid])
-                for rank, (i, s) in enumerate(zip(raw.tolist(), row_scores[valid].tolist(), strict=True), start=1):
-                    w.writerow([u, rank, i, repr(float(s))])
-                    rows += 1
+            w.writerows(zip(user_col, ranks, raw_items, score_col, strict=True))
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return rows
+    return len(score_col)
 
 
 def score_file(model_dir: str | Path, users_file: str | Path, out: str | Path, k: int = 10, *,
                backend: str = "local", workers: int | None = None, address: str | None = None,
-               skip_unknown: bool = False, exclude_seen: bool = True) -> dict[str, Any]:
+               skip_unknown: bool = False, exclude_seen: bool = True,
+               timings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score every user of ``users_file`` with the model in ``model_dir`` into ``out``.
 
     Returns ``{"users", "rows", "backend"}``. See the module docstring for the formats.
+    ``timings``, when given, receives the wall seconds of each step (``read``, ``load``,
+    ``score``, ``write``) and, with Ray, where the scoring time went (``ray``: see
+    :func:`recseek.distributed.ray_recommend`).
     """
     from ..models.base import Recommender, check_k
 
     k = check_k(k, "k")
     if backend not in ("local", "ray"):
         raise ParameterError(f"backend must be 'local' or 'ray', got {backend!r}")
+    steps: dict[str, Any] = {}
+    t0 = time.perf_counter()
     raw = read_user_ids(users_file)
+    t1 = time.perf_counter()
     model = Recommender.load(model_dir)
     known, idx = user_indices(model, raw, skip_unknown, str(users_file))
+    t2 = time.perf_counter()
     if backend == "ray":
         from ..distributed import ray_recommend
 
-        items, scores = ray_recommend(model_dir, idx, k, workers=workers, address=address, exclude_seen=exclude_seen)
+        steps["ray"] = {}
+        items, scores = ray_recommend(model_dir, idx, k, workers=workers, address=address, exclude_seen=exclude_seen,
+                                      stats=steps["ray"] if timings is not None else None)
     else:
         items, scores = recommend_blocks(model, idx, k, exclude_seen)
+    t3 = time.perf_counter()
     rows = write_rankings(out, known, items, scores, model.items_)
+    t4 = time.perf_counter()
+    if timings is not None:
+        timings.update(steps, read=t1 - t0, load=t2 - t1, score=t3 - t2, write=t4 - t3)
     return {"users": len(known), "rows": rows, "backend": backend}

@@ -229,9 +229,10 @@ def tune(name: str, fixed: Mapping[str, Any], spaces: Mapping[str, Space], train
     ``evaluate(model, fit_part, validation_part, evaluation)`` returns the metrics dict.
     ``runner(list of settings) -> list of (value, seconds)`` runs one batch of trials
     (default: one after another here; :mod:`recseek.distributed` runs them on Ray).
-    Returns ``{"metric", "direction", "best_params", "best_value", "trials", "validation"}``
-    where every trial is ``{"number", "params", "value", "seconds"}`` (value NaN when the
-    settings failed to train).
+    Returns ``{"metric", "direction", "best_params", "best_value", "trials", "batch",
+    "seconds", "validation"}`` where ``seconds`` is the wall time of the search and every
+    trial is ``{"number", "params", "value", "seconds"}`` (value NaN when the settings
+    failed to train).
     """
     from .._optional import require
 
@@ -250,6 +251,7 @@ def tune(name: str, fixed: Mapping[str, Any], spaces: Mapping[str, Space], train
     else:
         sampler = optuna.samplers.RandomSampler(seed=seed)
     study = optuna.create_study(direction=direction, sampler=sampler)
+    started = time.perf_counter()
     trials: list[dict[str, Any]] = []
     budget, batch = int(tuning["trials"]), int(tuning.get("batch", 1))
     while len(trials) < budget:
@@ -269,6 +271,7 @@ def tune(name: str, fixed: Mapping[str, Any], spaces: Mapping[str, Space], train
     best = pick(done, key=lambda t: t["value"])
     return {"metric": metric, "direction": direction, "best_params": dict(best["params"]),
             "best_value": float(best["value"]), "trials": trials, "batch": batch,
+            "seconds": time.perf_counter() - started,
             "validation": {"fit_records": int(fit_part.nnz), "validation_records": int(val_part.nnz)}}
 
 
