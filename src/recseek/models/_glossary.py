@@ -162,6 +162,7 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "dropout": "Dropout rate of the network during training (where it is applied is in the model's docstring).",
         "beta": "Cap of the annealed weight of the KL term.",
         "anneal_steps": "Mini-batch steps over which the KL weight grows linearly from 0 to beta.",
+        "noise_std": "Scale of the reparameterisation noise of the latent sample while training (1: sampling the posterior; 0: deterministic).",
         "patience": "Epochs without a better validation NDCG@10 before training stops, the best weights kept; a tenth of each user's training items is held out for it (None: no early stopping).",
     },
     "NeuMF": {
@@ -259,6 +260,10 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "fake_items": "Items a client never interacted with that it also trains on and uploads each round.",
         "threshold": "Local early stop: relative change of the running mean loss between local epochs.",
         "client_weighting": "Weights of the clients' tables in the average: 'samples' (local sample counts) or 'uniform'.",
+        "backbone": "Score function of the clients: 'pmf' (dot product of user vector and item row) or 'ncf' (an MLP on both).",
+        "mlp_layers": "Widths of the network's feed-forward layers, as a list (how the model stacks them is in its docstring).",
+        "mlp_learning_rate": "Step of the NCF backbone's MLP head.",
+        "mlp_reg": "L2 weight decay of the NCF backbone's MLP head.",
     },
     "FedCA": {
         "rounds": "Communication rounds of the federation (server aggregations).",
@@ -275,6 +280,10 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "aggregated_share": "Share of a round's clients whose tables are aggregated.",
         "interpolation": "Weight of a client's own item table against its aggregate.",
         "principal_k": "Dimension of each client's principal item subspace.",
+        "backbone": "Score function of the clients: 'pmf' (dot product of user vector and item row) or 'ncf' (an MLP on both).",
+        "mlp_layers": "Widths of the network's feed-forward layers, as a list (how the model stacks them is in its docstring).",
+        "mlp_learning_rate": "Step of the NCF backbone's MLP head.",
+        "mlp_reg": "L2 weight decay of the NCF backbone's MLP head.",
     },
     "FISMAUC": {
         "alpha": "Exponent of the neighbourhood normalisation n_u^-alpha (0: none, 1: mean).",
@@ -387,6 +396,8 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "clip": "Norm bound of an uploaded row before noise (L1 for Laplace, L2 for Gaussian).",
         "fake_items": "Items a client never interacted with that it also trains on and uploads each round.",
         "eta": "Item step multiplier: the item rows' SGD step is learning_rate * n_items * eta.",
+        "backbone": "Score function of the clients: 'pmf' (dot product of user vector and item row) or 'ncf' (an MLP on both).",
+        "mlp_layers": "Widths of the network's feed-forward layers, as a list (how the model stacks them is in its docstring).",
     },
     "PRankD": {
         "sim_filter": "Steepness of the dissimilarity margin d_ij = sqrt(1 - tanh(sim_filter * cos(i, j))).",
@@ -452,6 +463,9 @@ MODEL_SPECIFIC: dict[str, dict[str, str]] = {
         "hidden": "Hidden units of the MLP map.",
         "min_count": "Fewest training interactions of an item that keeps its own factors and trains the map; "
                      "items with fewer get mapped factors.",
+        "calibration": "How mapped (cold) items' scores are put on the warm items' scale (a scale and shift fitted "
+                       "on pseudo-cold items carved from the training data): 'scores' (the base model's own scores), "
+                       "'relevance' (Platt fits of relevance) or 'none'.",
         "alpha": "Fold-in confidence 1 + alpha of an observed item (None: the base model's alpha, else 1).",
         "foldin_reg": "L2 penalty of the fold-in solve for new users (None: the base model's reg, else 1).",
         "text_columns": "item_data columns forming the item text (None: title, year, genres, tags, description, "

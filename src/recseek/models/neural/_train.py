@@ -203,13 +203,15 @@ def validation_ndcg(score_users: Callable[[np.ndarray], np.ndarray], fit: Intera
 
 
 def sample_negatives(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, n_items: int, count: int,
-                     rng: np.random.Generator, rounds: int = 20) -> np.ndarray:
+                     rng: np.random.Generator, rounds: int = 20, keys: np.ndarray | None = None) -> np.ndarray:
     """``count`` uniform negatives per entry of ``users``, shape (len(users), count), each
     redrawn while the user interacted with it (up to ``rounds`` times; a user who has
-    every item keeps the last draw)."""
+    every item keeps the last draw). ``keys``: :func:`indptr_keys` of the pattern, when
+    the caller computed them once for many calls."""
     users = np.asarray(users, dtype=np.int64)
     out = rng.integers(0, n_items, size=(users.shape[0], count), dtype=np.int64)
-    keys = indptr_keys(indptr, indices, n_items)
+    if keys is None:
+        keys = indptr_keys(indptr, indices, n_items)
     rows = np.repeat(users, count).reshape(out.shape)
     for _ in range(rounds):
         bad = _contains(keys, rows * n_items + out)

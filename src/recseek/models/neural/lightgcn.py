@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from ..._numba import njit, pnjit, prange
 from ...data._interactions import Interactions
 from .._params import Int
 from ..base import Array, Recommender, StateSpec
@@ -17,6 +18,7 @@ from ._train import (
     NeuralModel,
     carve_validation,
     csr_to_torch,
+    indptr_keys,
     sample_negatives,
     train_epochs,
     validation_ndcg,
@@ -42,15 +44,53 @@ def propagate(t: Any, adj: Any, ego: Any, layers: int) -> Any:
     """Mean of ``ego, A ego, ..., A^layers ego`` (the LightGCN layer combination, a_k = 1 / (K + 1)).
 
     ``adj`` is a torch sparse tensor on an accelerator, or a scipy CSR matrix for the CPU,
-    where scipy's product (wrapped as an autograd function; ``A`` is symmetric, so the
-    gradient is ``A`` times the incoming gradient) is many times faster than torch's.
+    where a numba product (wrapped as an autograd function; ``A`` is symmetric, so the
+    gradient is ``A`` times the incoming gradient) is several times faster than torch's.
     """
+    return propagate_layers(t, adj, ego, layers)[0]
+
+
+def propagate_layers(t: Any, adj: Any, ego: Any, layers: int) -> tuple[Any, Any]:
+    """``(mean of E^(0..K), sum of E^(0..K-1))``: the final embeddings and the sum of
+    every layer but the last (what a folded-in user's embedding is built from)."""
     out = ego
     x = ego
     for _ in range(layers):
         x = _SparseProduct.get(t).apply(x, adj) if sp.issparse(adj) else t.sparse.mm(adj, x)
         out = out + x
-    return out / (layers + 1)
+    return out / (layers + 1), out - x if layers > 0 else out
+
+
+@njit(fastmath=True, error_model="numpy")
+def _spmm_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, x: np.ndarray, out: np.ndarray,
+               lo: int, hi: int) -> None:
+    k = x.shape[1]
+    acc = np.zeros(k, dtype=np.float32)
+    for r in range(lo, hi):
+        acc[:] = 0.0
+        for p in range(indptr[r], indptr[r + 1]):
+            c = indices[p]
+            w = data[p]
+            for j in range(k):
+                acc[j] += w * x[c, j]
+        out[r] = acc
+
+
+@pnjit(fastmath=True, error_model="numpy")
+def _spmm(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``A @ x`` for a CSR ``A`` (float32); rows in blocks over the threads (each output row
+    is one thread's, so the result does not depend on the thread count)."""
+    n = indptr.shape[0] - 1
+    out = np.empty((n, x.shape[1]), dtype=np.float32)
+    blocks = (n + 255) // 256
+    for b in prange(blocks):
+        _spmm_rows(indptr, indices, data, x, out, b * 256, min(n, (b + 1) * 256))
+    return out
+
+
+def sparse_product(a: sp.csr_array, x: np.ndarray) -> np.ndarray:
+    """``a @ x`` for a float32 CSR matrix and a C-contiguous float32 array."""
+    return _spmm(a.indptr, a.indices, a.data, np.ascontiguousarray(x, dtype=np.float32))
 
 
 class _SparseProduct:
@@ -65,11 +105,11 @@ class _SparseProduct:
                 @staticmethod
                 def forward(ctx: Any, x: Any, a: Any) -> Any:
                     ctx.a = a
-                    return t.from_numpy(np.asarray(a @ x.detach().numpy(), dtype=np.float32))
+                    return t.from_numpy(sparse_product(a, x.detach().numpy()))
 
                 @staticmethod
                 def backward(ctx: Any, grad: Any) -> Any:
-                    return t.from_numpy(np.asarray(ctx.a @ grad.numpy(), dtype=np.float32)), None
+                    return t.from_numpy(sparse_product(ctx.a, grad.numpy())), None
 
             cls._fn = Product
         return cls._fn
@@ -129,6 +169,8 @@ class LightGCN(NeuralModel, Recommender):
     state: ClassVar[dict[str, StateSpec]] = {
         "user_factors_": Array("float32", ("n_users", "factors")),
         "item_factors_": Array("float32", ("n_items", "factors")),
+        "item_layers_": Array("float32", ("n_items", "factors")),
+        "item_degree_": Array("float32", ("n_items",)),
     }
 
     def __init__(
@@ -163,6 +205,7 @@ class LightGCN(NeuralModel, Recommender):
         fit, valid = (carve_validation(train, self.seed) if self.patience is not None else (train, None))
         seen = sp.csr_array((np.ones(fit.nnz, dtype=np.float32), fit.matrix.indices, fit.matrix.indptr),
                             shape=fit.shape)
+        seen.sort_indices()
         adj_np = normalized_adjacency(seen)
         adj = adj_np if device.type == "cpu" else csr_to_torch(t, adj_np, device)
         n_users, n_items, k = train.n_users, train.n_items, int(self.factors)
@@ -171,23 +214,24 @@ class LightGCN(NeuralModel, Recommender):
         ego = t.nn.Parameter(t.from_numpy(init).to(device))
         opt = t.optim.Adam([ego], lr=float(self.learning_rate))
         pos_u = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(seen.indptr))
-        pos_i = seen.indices.astype(np.int64)
+        pos_i = seen.indices.astype(np.int64) + n_users
+        keys = indptr_keys(seen.indptr, seen.indices, n_items)
         layers, reg = int(self.graph_layers), float(self.reg)
         holder = t.nn.Module()
         holder.ego = ego
+        negatives: dict[int, np.ndarray] = {}
 
         def batch_loss(idx: Any, epoch: int) -> Any:
+            if epoch not in negatives:  # one uniform negative per training pair, drawn once per epoch
+                negatives.clear()
+                negatives[epoch] = n_users + sample_negatives(seen.indptr, seen.indices, pos_u, n_items, 1, rng,
+                                                              keys=keys)[:, 0]
             b = idx.numpy()
-            u, i = pos_u[b], pos_i[b]
-            j = sample_negatives(seen.indptr, seen.indices, u, n_items, 1, rng)[:, 0]
+            nodes = t.from_numpy(np.concatenate([pos_u[b], pos_i[b], negatives[epoch][b]])).to(device)
             emb = propagate(t, adj, ego, layers)
-            tu = t.from_numpy(u).to(device)
-            ti = t.from_numpy(i + n_users).to(device)
-            tj = t.from_numpy(j + n_users).to(device)
-            eu, ei, ej = emb[tu], emb[ti], emb[tj]
-            diff = (eu * (ei - ej)).sum(dim=1)
-            loss = t.nn.functional.softplus(-diff).mean()
-            penalty = (ego[tu].pow(2).sum() + ego[ti].pow(2).sum() + ego[tj].pow(2).sum()) / (2 * len(b))
+            eu, ei, ej = emb[nodes].view(3, len(b), k)
+            loss = t.nn.functional.softplus((eu * (ej - ei)).sum(dim=1)).mean()
+            penalty = ego[nodes].pow(2).sum() / (2 * len(b))
             return loss + reg * penalty
 
         def validate() -> float:
@@ -198,10 +242,44 @@ class LightGCN(NeuralModel, Recommender):
                      batch_size=int(self.batch_size), generator=self._generator(),
                      validate=validate if valid is not None else None, patience=self.patience)
         with t.no_grad():
-            emb = propagate(t, adj, ego, layers).cpu().numpy().astype(np.float32)
+            final, inner = propagate_layers(t, adj, ego, layers)
+            emb, inner = final.cpu().numpy().astype(np.float32), inner.cpu().numpy().astype(np.float32)
         self.user_factors_ = np.ascontiguousarray(emb[:n_users])
         self.item_factors_ = np.ascontiguousarray(emb[n_users:])
-        self._check_finite(int(self.epochs), self.user_factors_, self.item_factors_)
+        self.item_layers_ = np.ascontiguousarray(inner[n_users:])
+        self.item_degree_ = np.diff(sp.csr_array(seen.T).indptr).astype(np.float32)
+        self._check_finite(int(self.epochs), self.user_factors_, self.item_factors_, self.item_layers_)
+
+    # ------------------------------------------------------------ new users
+    def fold_in(self, rows: sp.csr_array) -> np.ndarray:
+        """Final embeddings (n, factors) of new users given their interaction rows (n, n_items).
+
+        A new user ``v`` with items ``N_v`` joins the graph as a node of degree
+        ``|N_v|``; its layer-``k+1`` embedding is ``sum_{i in N_v} e_i^(k) / sqrt(|N_v| d_i)``
+        (``d_i`` the item's training degree, the item layers ``e_i^(k)`` those of the
+        training graph: one more neighbour changes neither noticeably). Its free embedding
+        ``e_v^(0)`` was never trained and is taken as its prior mean, zero, so::
+
+            e_v = 1 / (K + 1) * sum_{i in N_v} (e_i^(0) + ... + e_i^(K-1)) / sqrt(|N_v| d_i)
+
+        For a training user this is their trained embedding without its ``e_u^(0) / (K + 1)``
+        term (exactly: the training graph's propagation is this sum plus that term).
+        With ``graph_layers=0`` nothing propagates and a new user's embedding is zero.
+        """
+        self._check_fitted()
+        x = sp.csr_array(rows, dtype=np.float32)
+        x.data[:] = 1.0
+        n = np.asarray(x.sum(axis=1)).ravel()
+        inv_item = np.zeros_like(self.item_degree_)
+        inv_item[self.item_degree_ > 0] = self.item_degree_[self.item_degree_ > 0] ** -0.5
+        inv_user = np.zeros_like(n)
+        inv_user[n > 0] = n[n > 0] ** -0.5
+        weights = sp.diags_array(inv_user.astype(np.float32)) @ x @ sp.diags_array(inv_item)
+        out = np.asarray(sp.csr_array(weights) @ self.item_layers_, dtype=np.float32)
+        return out / np.float32(int(self.graph_layers) + 1)
+
+    def _score_new(self, rows: sp.csr_array) -> np.ndarray:
+        return (self.fold_in(rows) @ self.item_factors_.T).astype(np.float32)
 
     def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
         v = self.item_factors_ if items is None else self.item_factors_[items]
