@@ -9,9 +9,14 @@ item. Their standard protocol (Kang & McAuley 2018; RecBole's ``LS`` split) is:
   not evaluated;
 - optionally the item before it is held out the same way for validation
   (:func:`leave_last_out` with ``validation=True``);
-- every model ranks the whole catalogue minus the user's training items (full ranking,
-  no sampled negatives), and NDCG@k and HR@k (hit rate: the test item in the top k) are
-  averaged over the evaluated users.
+- every model ranks the whole catalogue minus the user's history (full ranking, no
+  sampled negatives; ``exclude_history=False`` keeps the history in the ranking, as
+  RecBole's full-sort evaluation of sequential models does), and NDCG@k and HR@k (hit
+  rate: the test item in the top k) are averaged over the evaluated users;
+- the history a sequential model reads at test time is the user's training sequence, or,
+  with ``valid=`` (a three-way split), the training sequence followed by the validation
+  item, as RecBole and the SASRec paper feed it: the model is trained on ``train`` and
+  reads ``train + valid`` through its ``score_histories`` (nothing is refitted).
 
 Any recommender can be evaluated this way (non-sequential ones simply ignore the order),
 which gives the comparison the literature reports.
@@ -65,19 +70,58 @@ def leave_last_out(data: Interactions, *, validation: bool = False, min_history:
     return tuple(parts)
 
 
-def evaluate_sequential(model: Recommender, train: Interactions, test: Interactions, k: int = 10
-                        ) -> dict[str, float]:
+def evaluate_sequential(model: Recommender, train: Interactions, test: Interactions, k: int = 10, *,
+                        valid: Interactions | None = None, exclude_history: bool = True) -> dict[str, float]:
     """``{"ndcg@k", "hitrate@k", "users"}`` of a fitted model on a :func:`leave_last_out` split
-    (full ranking over every item outside the user's training history)."""
+    (full ranking of the whole catalogue).
+
+    Parameters
+    ----------
+    model : Recommender
+        Fitted on ``train``.
+    train, test : Interactions
+        The split's training and test parts.
+    k : int
+        List length.
+    valid : Interactions, optional
+        The validation part of a ``leave_last_out(validation=True)`` split. When given,
+        each user's history is the training sequence followed by the validation item:
+        a model with ``score_histories`` (SASRec) reads that history in time order;
+        any other model scores the user as trained (it cannot read a history), and the
+        validation item joins the excluded history.
+    exclude_history : bool
+        Leave the history's items out of each list (default). False ranks every item,
+        as RecBole's full-sort evaluation of sequential models does.
+    """
+    import scipy.sparse as sp
+
     from ..metrics import ranking as rm
+    from ..models._topk import topk
 
     k = check_k(k, "k")
-    if test.shape != train.shape:
-        raise DataError("train and test must come from one split (same users and items)")
+    if not isinstance(exclude_history, bool):
+        raise ParameterError(f"exclude_history must be True or False, got {exclude_history!r}")
+    if test.shape != train.shape or (valid is not None and valid.shape != train.shape):
+        raise DataError("train, valid and test must come from one split (same users and items)")
     users = np.flatnonzero(np.diff(test.matrix.indptr) > 0)
     if users.size == 0:
         raise DataError("the test set holds no user with a test item")
-    ids = model.recommend(users, k).ids
+    history = sp.csr_array(train.matrix[users])
+    if valid is not None:
+        history = sp.csr_array(history + sp.csr_array(valid.matrix[users]))
+    history = sp.csr_array((np.ones(history.nnz, dtype=np.float32), history.indices, history.indptr),
+                           shape=history.shape)
+    if valid is not None and hasattr(model, "score_histories"):
+        from ..models.neural.sasrec import user_sequences
+
+        seqs_train = user_sequences(train, train.nnz + 1)
+        seqs_valid = user_sequences(valid, valid.nnz + 1)
+        scores = model.score_histories([np.concatenate([seqs_train[u], seqs_valid[u]]) for u in users])
+        ids = topk(scores, k, exclude=history if exclude_history else None).ids
+    elif exclude_history:
+        ids = model.recommend(users, k, exclude_seen=False, exclude=history).ids
+    else:
+        ids = model.recommend(users, k, exclude_seen=False).ids
     rel = test.matrix[users]
     hits = rm.hit_matrix(ids, rel)
     n_rel = np.diff(rel.indptr)

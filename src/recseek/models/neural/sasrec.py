@@ -7,11 +7,17 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...data._interactions import Interactions
-from ...errors import ParameterError
+from ...errors import ParameterError, UnsupportedError
 from .._params import Float, Int
-from ..base import Array, Recommender, StateSpec
+from .._topk import Ranking, topk
+from ..base import Array, Recommender, StateSpec, check_k, interactions_rows
 from ..registry import register
-from ._train import DEVICE_RULE, NeuralModel, train_epochs
+from ._train import DEVICE_RULE, NeuralModel, train_epochs, unpack
+
+#: Histories scored at once by the numpy forward pass.
+_HISTORY_BLOCK = 256
+#: torch's LayerNorm epsilon (the network's layer norms keep the default).
+_LN_EPS = 1e-5
 
 
 def user_sequences(train: Interactions, max_length: int) -> list[np.ndarray]:
@@ -24,6 +30,56 @@ def user_sequences(train: Interactions, max_length: int) -> list[np.ndarray]:
     items = m.indices[idx].astype(np.int64)
     bounds = m.indptr
     return [items[bounds[u]:bounds[u + 1]][-(max_length + 1):] for u in range(train.n_users)]
+
+
+def network_shapes(n_items: int, factors: int, blocks: int, max_length: int) -> list[tuple[int, ...]]:
+    """Shapes of the network's weights in torch's ``state_dict`` order (the layout of
+    ``network_``): item and position embeddings, per block the attention's input and
+    output projections, the two feed-forward layers and the two layer norms, then the
+    final layer norm."""
+    d = factors
+    block = [(3 * d, d), (3 * d,), (d, d), (d,), (d, d), (d,), (d, d), (d,), (d,), (d,), (d,), (d,)]
+    return [(n_items + 1, d), (max_length, d), *(block * blocks), (d,), (d,)]
+
+
+def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    mu = x.mean(axis=-1, keepdims=True)
+    xc = x - mu
+    var = (xc * xc).mean(axis=-1, keepdims=True)
+    return xc / np.sqrt(var + _LN_EPS) * w + b
+
+
+def numpy_forward(weights: list[np.ndarray], seq: np.ndarray, heads: int) -> np.ndarray:
+    """Last-step hidden states (batch, factors) of left-padded index sequences (0 = padding),
+    the network of :func:`_build` in eval mode (no dropout) recomputed with numpy.
+
+    Per block (pre-norm): ``x += MHA(LN1(x))`` with the causal mask, ``x += W2 relu(W1
+    LN2(x) + b1) + b2``, padding positions zeroed; then the final layer norm.
+    """
+    emb, pos = weights[0], weights[1]
+    batch, length = seq.shape
+    d = emb.shape[1]
+    dh = d // heads
+    keep = (seq > 0)[..., None].astype(np.float32)
+    x = (emb[seq] * np.float32(np.sqrt(d)) + pos[:length]) * keep
+    future = np.triu(np.ones((length, length), dtype=bool), 1)
+    n_blocks = (len(weights) - 4) // 12
+    for b in range(n_blocks):
+        w_in, b_in, w_out, b_out, w1, b1, w2, b2, n1w, n1b, n2w, n2b = weights[2 + 12 * b: 14 + 12 * b]
+        h = _layer_norm(x, n1w, n1b)
+        qkv = h @ w_in.T + b_in
+        q, k, v = (qkv[..., j * d:(j + 1) * d].reshape(batch, length, heads, dh).transpose(0, 2, 1, 3)
+                   for j in range(3))
+        att = (q / np.float32(np.sqrt(dh))) @ k.transpose(0, 1, 3, 2)
+        att[:, :, future] = -np.inf
+        att -= att.max(axis=-1, keepdims=True)
+        np.exp(att, out=att)
+        att /= att.sum(axis=-1, keepdims=True)
+        o = (att @ v).transpose(0, 2, 1, 3).reshape(batch, length, d)
+        x = x + (o @ w_out.T + b_out)
+        h = _layer_norm(x, n2w, n2b)
+        x = (x + (np.maximum(h @ w1.T + b1, 0) @ w2.T + b2)) * keep
+    return _layer_norm(x[:, -1], weights[-2], weights[-1]).astype(np.float32)
 
 
 def _build(t: Any, n_items: int, factors: int, blocks: int, heads: int, max_length: int, dropout: float) -> Any:
@@ -72,10 +128,12 @@ class SASRec(NeuralModel, Recommender):
     step with a log loss), with Adam.
 
     The score of a known user is ``F_n . M_i`` at the last step of the user's training
-    history, kept after fitting (``user_state_``), so scoring needs numpy only; new
-    histories are scored with :meth:`score_histories`, which needs torch. Evaluate with
-    the sequential protocol of :mod:`recseek.evaluation.sequential` (leave the last
-    item out by time, full ranking).
+    history, kept after fitting (``user_state_``). A new user is folded in by reading
+    their history as the input sequence (:meth:`recommend_new`, :meth:`score_histories`):
+    nothing is refitted, the network runs forward on the items in the order given. Both
+    need numpy only (the forward pass is recomputed from ``network_``), so a saved model
+    scores and folds in without torch. Evaluate with the sequential protocol of
+    :mod:`recseek.evaluation.sequential` (leave the last item out by time, full ranking).
 
     Parameters
     ----------
@@ -204,38 +262,71 @@ class SASRec(NeuralModel, Recommender):
         v = self.item_factors_ if items is None else self.item_factors_[items]
         return (self.user_state_[users] @ v.T).astype(np.float32)
 
-    def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
-        """Scores (len(histories), n_items) of item-index histories in time order (torch needed)."""
-        from ...errors import ModelFileError
+    def _weights(self) -> list[np.ndarray]:
+        shapes = network_shapes(self.n_items_, int(self.factors), int(self.blocks), int(self.max_length))
+        return unpack(self.network_, shapes, self.display_name, "network_")
 
+    def score_histories(self, histories: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Scores (len(histories), n_items) of item-index histories, each in time order
+        (oldest first; the most recent ``max_length`` are read). An empty history scores
+        0 everywhere. numpy only: works on a loaded model without torch.
+
+        The history of a training user, in the order of its training records, gives that
+        user's trained scores (:meth:`score`)."""
         self._check_fitted()
-        t = self._torch()
-        net = self._net(t)
-        sd = {k: v for k, v in net.state_dict().items() if k != "causal"}
-        need = sum(int(v.numel()) for v in sd.values())
-        if self.network_.shape != (need,):
-            raise ModelFileError(f"{self.display_name} state network_ holds {self.network_.size} weights, but the "
-                                 f"hyperparameters need {need}")
-        pos, loaded = 0, {}
-        for k, v in sd.items():
-            n = int(v.numel())
-            loaded[k] = t.from_numpy(self.network_[pos:pos + n].reshape(tuple(v.shape)).copy())
-            pos += n
-        net.load_state_dict(loaded, strict=False)
-        net.eval()
+        if isinstance(histories, np.ndarray) and histories.ndim == 1:
+            histories = [histories]
         length = int(self.max_length)
         x = np.zeros((len(histories), length), dtype=np.int64)
         for r, h in enumerate(histories):
-            h = np.asarray(h, dtype=np.int64)
+            h = np.asarray(h)
+            if h.ndim != 1 or (h.size and h.dtype.kind not in "iu"):
+                raise ParameterError(f"{self.display_name}.score_histories: history {r} must be a one-dimensional "
+                                     f"array of item indices")
+            h = h.astype(np.int64)
             if h.size and (h.min() < 0 or h.max() >= self.n_items_):
-                raise ParameterError(f"score_histories: history {r} names an item index outside 0..{self.n_items_ - 1}")
+                raise ParameterError(f"{self.display_name}.score_histories: history {r} names an item index outside "
+                                     f"0..{self.n_items_ - 1}")
             h = h[-length:] + 1
             if h.size:
                 x[r, length - h.size:] = h
-        with t.no_grad():
-            state = net(t.from_numpy(x))[:, -1].numpy()
+        weights = self._weights()
+        state = np.zeros((len(histories), int(self.factors)), dtype=np.float32)
+        for start in range(0, len(histories), _HISTORY_BLOCK):
+            state[start:start + _HISTORY_BLOCK] = numpy_forward(weights, x[start:start + _HISTORY_BLOCK],
+                                                                int(self.heads))
         state[(x > 0).sum(axis=1) == 0] = 0.0
         return (state @ self.item_factors_.T).astype(np.float32)
+
+    def recommend_new(
+        self,
+        items: list[np.ndarray] | np.ndarray,
+        values: list[np.ndarray] | np.ndarray | None = None,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+    ) -> Ranking:
+        """Fold-in: top-``k`` for new users from their histories (:meth:`score_histories`).
+
+        ``items`` holds one array of item indices per new user (or one array for a single
+        user) **in time order, oldest first**: an interaction row (a user x item matrix)
+        carries no order, so SASRec takes the order from these arrays exactly as given
+        and never sorts them. ``values`` are accepted for the common signature and not
+        used (SASRec reads which items came in which order, not how much). With
+        ``exclude_seen`` the history's items are left out of the lists.
+        """
+        self._check_fitted()
+        k = check_k(k, "k")
+        rows = interactions_rows(items, values, self.n_items_)
+        if isinstance(items, np.ndarray) and items.ndim == 1 and items.dtype.kind in "iu":
+            items = [items]
+        scores = self.score_histories([np.asarray(h, dtype=np.int64) for h in items])
+        return topk(scores, k, exclude=rows if exclude_seen else None)
+
+    def _score_new(self, rows: Any) -> np.ndarray:
+        raise UnsupportedError(f"{self.display_name} reads a history in time order and an interaction row carries "
+                               f"no order; pass each new user's items in time order to recommend_new or "
+                               f"score_histories")
 
     def item_vectors(self) -> np.ndarray:
         self._check_fitted()
