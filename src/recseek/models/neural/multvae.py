@@ -66,6 +66,15 @@ def _gather(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray) -> tuple
     return indices[pos], starts, n
 
 
+def multinomial_nll(t: Any, logits: Any, cols: Any, lengths: np.ndarray) -> Any:
+    """``-sum_u sum_i x_ui log softmax_i(logits_u)`` for binary rows given as the item ids
+    ``cols`` of each row in turn (``lengths[u]`` of them): ``n_u logsumexp_i f_ui`` minus
+    the row's logits, without a dense copy of the rows."""
+    row = t.from_numpy(np.repeat(np.arange(len(lengths)), lengths)).to(logits.device)
+    n = t.from_numpy(np.asarray(lengths, dtype=np.float32)).to(logits.device)
+    return (n * t.logsumexp(logits, dim=1)).sum() - logits[row, cols].sum()
+
+
 def _adam(t: Any, params: Any, lr: float, weight_decay: float, device: Any) -> Any:
     """Adam; torch's fused kernel where the device has it (several times faster on the CPU
     for these layer sizes, where the optimiser step over the two n_items x hidden layers
@@ -239,10 +248,7 @@ class MultVAE(NeuralModel, Recommender):
             mu, logvar, tcols, n = encode_rows(indptr, indices, users, True)
             eps = t.randn(mu.shape, generator=gen).to(device)
             logits = net.decode(mu + noise * eps * t.exp(0.5 * logvar))
-            # -sum_i x_ui log softmax_i(f(z_u)) for a binary row: n_u logsumexp_i f_i - sum of f over the row
-            row = t.from_numpy(np.repeat(np.arange(len(users)), n)).to(device)
-            lengths = t.from_numpy(n.astype(np.float32)).to(device)
-            nll = (lengths * t.logsumexp(logits, dim=1)).sum() - logits[row, tcols].sum()
+            nll = multinomial_nll(t, logits, tcols, n)
             kl = 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar).sum()
             weight = min(beta, step[0] / anneal)
             step[0] += 1
