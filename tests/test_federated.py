@@ -248,8 +248,8 @@ def test_uploads_hold_no_interactions_and_fake_items_hide_them():
     fed.fit(train)
     up = strat.seen[0]
     # what leaves a client: item ids with changed rows, and a sample count; no labels, no user vector
-    assert set(vars(up)) == {"clients", "owner", "items", "deltas", "n_samples", "bases", "gradients"}
-    assert up.bases is None and up.gradients is None
+    assert set(vars(up)) == {"clients", "owner", "items", "deltas", "n_samples", "bases", "gradients", "heads"}
+    assert up.bases is None and up.gradients is None and up.heads is None
     for j, c in enumerate(up.clients[:20]):
         sent = set(up.items[up.owner == j].tolist())
         rated = set(train.items_of(c).tolist())

@@ -144,7 +144,8 @@ class RoundUploads:
     by client ``clients[owner[t]]`` (after the privacy mechanism); ``n_samples`` (C,) the
     clients' local sample counts (FedAvg's weights); ``bases`` (C, k, d) the clients'
     principal item subspaces (FedCA only) and ``gradients`` (n_items, d) the summed item
-    gradient (FCF only).
+    gradient (FCF only); ``heads`` (C, P) the clients' trained MLP heads (NCF backbone,
+    strategies that share the head; after the privacy mechanism).
     """
 
     clients: np.ndarray
@@ -154,6 +155,7 @@ class RoundUploads:
     n_samples: np.ndarray
     bases: np.ndarray | None = None
     gradients: np.ndarray | None = None
+    heads: np.ndarray | None = None
 
 
 @dataclass
@@ -165,6 +167,9 @@ class Strategy:
     personal: ClassVar[bool] = False
     #: clients upload gradients (FCF) instead of trained rows
     gradients: ClassVar[bool] = False
+    #: NCF backbone: the MLP head is uploaded and aggregated with the item table (else it
+    #: stays on the client, a personal score function)
+    shares_head: ClassVar[bool] = True
 
     def start_tables(self, state: Any, clients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(tables, table_of_client)`` the clients start local training from."""
@@ -200,6 +205,8 @@ class FedAvg(Strategy):
         change = np.zeros_like(state.V)
         scatter_rows(change, up.items, up.deltas, p[up.owner])
         state.V += change
+        if up.heads is not None and self.shares_head:
+            state.head[:] = np.tensordot(p.astype(np.float32), up.heads, axes=1)
         return {}
 
 
@@ -210,6 +217,8 @@ class PFedRec(FedAvg):
 
     name: ClassVar[str] = "PFedRec"
     personal: ClassVar[bool] = True
+    #: the score function (NCF: the MLP head) is the client's own and is never uploaded
+    shares_head: ClassVar[bool] = False
     weighting: str = "uniform"
 
 
@@ -289,7 +298,18 @@ class FedCA(Strategy):
         state.V[:] = np.tensordot(p.astype(np.float32), uploaded, axes=1)
         lam = np.float32(self.interpolation)
         state.tables[agg_clients] = lam * state.tables[agg_clients] + (1.0 - lam) * mixed
+        if up.heads is not None:
+            # NCF: the heads are mixed with the same weights (as FedCA's code does)
+            heads, mixed_heads = self.mix_heads(up.heads[pick])
+            state.head[:] = np.tensordot(p.astype(np.float32), heads, axes=1)
+            state.heads[agg_clients] = lam * state.heads[agg_clients] + (1.0 - lam) * mixed_heads
         return {"aggregated": float(len(pick))}
+
+    def mix_heads(self, heads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The aggregated clients' uploaded heads (k, P) and their mixes with the weights of
+        the last :meth:`mix` (NCF backbone)."""
+        heads = np.asarray(heads, dtype=np.float32)
+        return heads, (self.last_weights.astype(np.float32) @ heads).astype(np.float32)
 
 
 @dataclass

@@ -5,15 +5,18 @@ beside the centralised models of the same file and reports all of them in one ta
 
     [federated]
     method = ["FedAvg", "FedCA"]    # added as models (optional)
-    backbone = "mf"                 # the dot-product (PMF) backbone
+    backbone = "pmf"                # the dot-product backbone, or "ncf" (an MLP head)
     rounds = 100
     local_epochs = 10
     clients_per_round = 1.0         # a share of the clients, or a count
     privacy = "none"                # or "laplace" / "gaussian", or a table:
     # privacy = { mechanism = "laplace", epsilon = 1.0, clip = 0.5, fake_items = 20 }
 
-Every key except ``method``, ``backbone`` and ``privacy`` is a hyperparameter name of the
-federated models (``factors``, ``learning_rate``, ``negatives``, ``seed`` ...). The
+``backbone`` ("pmf", also spelt "mf", or "ncf") becomes the ``backbone`` hyperparameter of
+FedAvg, PFedRec and FedCA; FCF solves its clients' vectors in closed form and has only the
+dot product, so ``backbone = "ncf"`` with FCF among the methods is refused. Every other
+key except ``method`` and ``privacy`` is a hyperparameter name of the
+federated models (``factors``, ``learning_rate``, ``negatives``, ``tower_layers``, ``seed`` ...). The
 settings are defaults: a ``[[models]]`` table of a federated model (FCF, FedAvg, PFedRec,
 FedCA) overrides them, and a setting a method does not have (FCF has no local epochs) is
 left out for that method.
@@ -27,7 +30,7 @@ from typing import Any
 from ..errors import ParameterError
 
 METHODS = ("FCF", "FedAvg", "PFedRec", "FedCA")
-BACKBONES = ("mf", "pmf")
+BACKBONES = ("pmf", "mf", "ncf")
 _PRIVACY_KEYS = {"mechanism": "privacy", "epsilon": "epsilon", "delta": "delta", "clip": "clip",
                  "fake_items": "fake_items"}
 
@@ -60,11 +63,16 @@ def federated_settings(source: str, table: Mapping[str, Any]) -> tuple[list[str]
         if cls is None or cls.family != "federated":
             raise _fail(source, f"method {m!r} is not a federated method (choose from {', '.join(METHODS)})")
         names.append(cls.name)
-    backbone = table.pop("backbone", "mf")
-    if backbone not in BACKBONES:
-        raise _fail(source, f"backbone {backbone!r} is not available (recseek's federated methods use the "
-                            "dot-product matrix-factorisation backbone: 'mf')")
+    backbone = table.pop("backbone", None)
     settings: dict[str, Any] = {}
+    if backbone is not None:
+        if backbone not in BACKBONES:
+            raise _fail(source, f"backbone {backbone!r} is not available (choose 'pmf', the dot product, or "
+                                "'ncf', an MLP head)")
+        settings["backbone"] = "pmf" if backbone == "mf" else backbone
+        if settings["backbone"] == "ncf" and "FCF" in names:
+            raise _fail(source, "backbone 'ncf' does not apply to FCF (its clients solve their vectors in closed "
+                                "form, which needs the dot product); list FCF in a [[models]] table instead")
     privacy = table.pop("privacy", None)
     if isinstance(privacy, str):
         settings["privacy"] = privacy

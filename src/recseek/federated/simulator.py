@@ -32,9 +32,11 @@ import scipy.sparse as sp
 from ..data._interactions import Interactions
 from ..errors import DataError, ParameterError, TrainingError
 from .aggregation import FCF, FedCA, RoundUploads, Strategy
+from .ncf import head_layout, hidden_sizes, init_head, ncf_logits
 from .privacy import Privacy
 
 OPTIMIZERS = {"sgd": 0, "adam": 1}
+BACKBONES = ("pmf", "ncf")
 
 # streams of the clients' counter-based random numbers
 _NEG, _ORDER, _FAKE, _FAKE_LABEL, _NOISE = 1, 2, 3, 4, 5
@@ -103,6 +105,13 @@ class LocalTraining:
     #: every client starts from the same initial user vector, the one in the model the
     #: server sends out first (as in FedCA's and PFedRec's code); else one draw per client
     shared_user_init: bool = True
+    #: "pmf": the dot product above; "ncf": ``sigmoid(f([u; v_i]))`` with an MLP head ``f``
+    #: of hidden widths ``mlp_layers`` (:mod:`recseek.federated.ncf`), trained with step
+    #: ``lr_head`` and L2 weight decay ``reg_head`` (FedCA's ``lr_structure``, ``weight_decay``)
+    backbone: str = "pmf"
+    mlp_layers: tuple[int, ...] = (16, 8)
+    lr_head: float = 0.01
+    reg_head: float = 0.001
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -113,6 +122,20 @@ class LocalTraining:
                 raise ParameterError(f"{name} must be a positive integer, got {v!r}")
         if isinstance(self.negatives, bool) or not isinstance(self.negatives, int | np.integer) or self.negatives < 0:
             raise ParameterError(f"negatives must be a non-negative integer, got {self.negatives!r}")
+        if self.backbone not in BACKBONES:
+            raise ParameterError(f"backbone must be one of {', '.join(map(repr, BACKBONES))}, got {self.backbone!r}")
+        self.mlp_layers = hidden_sizes(self.mlp_layers)
+        if self.backbone == "ncf" and self.use_bias:
+            raise ParameterError("the NCF backbone has no separate user bias (its head has biases); "
+                                 "use_bias must be False")
+
+    @property
+    def ncf(self) -> bool:
+        return self.backbone == "ncf"
+
+    def head_layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The NCF head's ``(sizes, weight_offsets, bias_offsets, n_params)``."""
+        return head_layout(self.factors, self.mlp_layers)
 
 
 @dataclass
@@ -121,7 +144,9 @@ class FederationState:
 
     ``V`` (n_items, d) the server's item table; ``U`` (n_users, d) and ``ub`` (n_users,)
     the clients' own vectors and biases (never uploaded); ``tables`` (n_users, n_items, d)
-    the clients' personal item tables (personal strategies only).
+    the clients' personal item tables (personal strategies only). NCF backbone only:
+    ``head`` (P,) the server's MLP head and ``heads`` (n_users, P) the clients' own heads
+    (personal strategies only).
     """
 
     V: np.ndarray
@@ -132,6 +157,8 @@ class FederationState:
     #: clients that have taken part in a round (FedCA: the others hold no table of their own yet)
     joined: np.ndarray | None = None
     server_opt: dict[str, Any] = field(default_factory=dict)
+    head: np.ndarray | None = None
+    heads: np.ndarray | None = None
 
 
 def participants_per_round(clients_per_round: float | int, n_clients: int) -> int:
@@ -198,6 +225,14 @@ class Federation:
             tables = np.broadcast_to(V, (train.n_users, *V.shape)).copy()
         self.state = FederationState(V, U, np.zeros(train.n_users, dtype=np.float32), tables,
                                      joined=np.zeros(train.n_users, dtype=bool))
+        if self.local.ncf:
+            if self.strategy.gradients:
+                raise ParameterError(f"{self.strategy.name}: clients solve their vectors in closed form against "
+                                     "the item table, which needs the dot-product backbone (backbone='pmf')")
+            # drawn after V and U, so the dot-product backbone's initial model is unchanged
+            self.state.head = init_head(rng, self.local.head_layout()[0])
+            if self.strategy.personal:
+                self.state.heads = np.tile(self.state.head, (train.n_users, 1))
         m = sp.csr_array(train.matrix)
         self.indptr = np.asarray(m.indptr, dtype=np.int64)
         self.indices = np.asarray(m.indices, dtype=np.int64)
@@ -263,8 +298,8 @@ class Federation:
                 info = self._gradient_round(parts, r, rng)
             else:
                 info = self._local_round(parts, r, rng)
-            for a in (self.state.V, self.state.U):
-                if not np.isfinite(a).all():
+            for a in (self.state.V, self.state.U, self.state.head):
+                if a is not None and not np.isfinite(a).all():
                     raise TrainingError(f"{self.strategy.name}: training diverged in round {r + 1} (NaN or infinite "
                                         "values); lower the learning rates")
             info = {"round": r + 1, **info, "seconds": time.perf_counter() - t0}
@@ -279,8 +314,10 @@ class Federation:
             # every client solves its own vector against the final item table (a local step)
             self.state.U[self.clients] = self._solve_users(self.clients)
         if self.strategy.personal:
-            # clients that never took part score with the server's table
+            # clients that never took part score with the server's table (and head)
             self.state.tables[~self.state.joined] = self.state.V[None]
+            if self.state.heads is not None:
+                self.state.heads[~self.state.joined] = self.state.head
         return self
 
     def _samples(self, parts: np.ndarray, rnd: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -301,7 +338,14 @@ class Federation:
             fake = self._draw_outside(parts[owner_fake], _FAKE, rnd)
             tables, table_of = self.strategy.start_tables(self.state, parts)
             rows = tables[table_of[owner_fake], fake]
-            z = np.einsum("td,td->t", rows, self.state.U[parts[owner_fake]]) + self.state.ub[parts[owner_fake]]
+            if self.local.ncf:
+                heads, head_of = self._start_heads(parts)
+                sizes = self.local.head_layout()[0]
+                # one "user" per fake row, with its client's vector and head
+                z = ncf_logits(self.state.U[parts[owner_fake]], rows[:, None, :],
+                               heads[head_of[owner_fake]], sizes)[:, 0]
+            else:
+                z = np.einsum("td,td->t", rows, self.state.U[parts[owner_fake]]) + self.state.ub[parts[owner_fake]]
             prob = 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
             draw = client_uniform(self.seed, _FAKE_LABEL, rnd, parts[owner_fake], _local_index(owner_fake))
             owner.append(owner_fake)
@@ -347,6 +391,8 @@ class Federation:
             # a client taking part for the first time starts from the server's current table
             new = parts[~st.joined[parts]]
             st.tables[new] = st.V[None]
+            if st.heads is not None:
+                st.heads[new] = st.head
             st.joined[new] = True
         tables, table_of = self.strategy.start_tables(st, parts)
         tables = np.ascontiguousarray(tables, dtype=np.float32)
@@ -354,13 +400,39 @@ class Federation:
         out_rows = np.empty((len(t_items), loc.factors), dtype=np.float32)
         losses = np.zeros(C, dtype=np.float64)
         f32 = np.float32
-        local_train_dot(parts, sptr, s_local, labels.astype(np.float32), order, tptr, t_items, tables,
-                        table_of.astype(np.int64), st.U, st.ub, out_rows, losses, E, int(loc.batch_size),
-                        OPTIMIZERS[loc.optimizer], f32(loc.lr_user), f32(loc.lr_item), f32(loc.reg_user),
-                        f32(loc.reg_item), f32(loc.beta1), f32(loc.beta2), f32(loc.eps), float(loc.threshold),
-                        bool(loc.use_bias), bool(loc.two_step))
+        heads = None
+        if loc.ncf:
+            from ._kernels import local_train_ncf
+
+            sizes, woff, boff, n_params = loc.head_layout()
+            start_heads, head_of = self._start_heads(parts)
+            start_heads = np.ascontiguousarray(start_heads, dtype=np.float32)
+            heads = np.empty((C, n_params), dtype=np.float32)
+            local_train_ncf(parts, sptr, s_local, labels.astype(np.float32), order, tptr, t_items, tables,
+                            table_of.astype(np.int64), st.U, start_heads, head_of, heads, sizes, woff, boff,
+                            out_rows, losses, E, int(loc.batch_size), OPTIMIZERS[loc.optimizer], f32(loc.lr_user),
+                            f32(loc.lr_item), f32(loc.lr_head), f32(loc.reg_user), f32(loc.reg_item),
+                            f32(loc.reg_head), f32(loc.beta1), f32(loc.beta2), f32(loc.eps), float(loc.threshold),
+                            bool(loc.two_step))
+        else:
+            local_train_dot(parts, sptr, s_local, labels.astype(np.float32), order, tptr, t_items, tables,
+                            table_of.astype(np.int64), st.U, st.ub, out_rows, losses, E, int(loc.batch_size),
+                            OPTIMIZERS[loc.optimizer], f32(loc.lr_user), f32(loc.lr_item), f32(loc.reg_user),
+                            f32(loc.reg_item), f32(loc.beta1), f32(loc.beta2), f32(loc.eps), float(loc.threshold),
+                            bool(loc.use_bias), bool(loc.two_step))
         exact = out_rows - start_rows
         deltas = self._perturb(exact, parts[t_owner], _local_index(t_owner), rnd) if self.privacy.noisy else exact
+        uploaded_heads = None
+        if heads is not None:
+            if st.heads is not None:
+                st.heads[parts] = heads
+            if self.strategy.shares_head:
+                uploaded_heads = heads
+                if self.privacy.noisy:
+                    # the head's change is one more uploaded row, perturbed like the item rows
+                    change = heads - start_heads[head_of]
+                    noisy = self._perturb(change, parts, np.full(C, self.n_items, dtype=np.int64), rnd)
+                    uploaded_heads = (start_heads[head_of] + noisy).astype(np.float32)
         if self.strategy.personal:
             if not isinstance(self.strategy, FedCA):
                 # PFedRec: the client's table is the server's, fine-tuned on its own rows
@@ -369,8 +441,16 @@ class Federation:
         bases = None
         if getattr(self.strategy, "alpha", 0):
             bases = _client_bases(out_rows, t_owner, C, int(getattr(self.strategy, "principal_k", 4)))
-        up = RoundUploads(parts, t_owner, t_items, deltas, np.diff(sptr), bases)
+        up = RoundUploads(parts, t_owner, t_items, deltas, np.diff(sptr), bases, heads=uploaded_heads)
         return up, {"exact": exact if self.privacy.noisy else None, "losses": losses}
+
+    def _start_heads(self, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(heads, head_of_client)`` the clients ``parts`` start from (NCF backbone): their
+        own heads under a personal strategy, else the server's."""
+        st = self.state
+        if st.heads is not None:
+            return st.heads, parts.astype(np.int64)
+        return st.head[None], np.zeros(len(parts), dtype=np.int64)
 
     def _perturb(self, rows: np.ndarray, clients: np.ndarray, row_index: np.ndarray, rnd: int) -> np.ndarray:
         """The privacy mechanism on uploaded rows (row ``t`` is the ``row_index[t]``-th row of
@@ -442,6 +522,14 @@ class Federation:
         st = self.state
         users = np.asarray(users, dtype=np.int64)
         U = st.U[users]
+        if self.local.ncf:
+            sizes = self.local.head_layout()[0]
+            head = st.heads[users] if st.heads is not None else st.head
+            if st.tables is not None:
+                T = st.tables[users] if items is None else st.tables[users][:, items]
+            else:
+                T = st.V if items is None else st.V[items]
+            return ncf_logits(U, T, head, sizes)
         if st.tables is not None:
             T = st.tables[users] if items is None else st.tables[users][:, items]
             out = np.einsum("uid,ud->ui", T, U)

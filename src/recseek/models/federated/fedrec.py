@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...data._interactions import Interactions
-from ...errors import DataError
+from ...errors import DataError, ModelFileError
 from .._params import Choice, Float, Int, UsedWhen
 from ..base import Array, Recommender, StateSpec
 from ..registry import register
@@ -38,6 +38,16 @@ _PRIVACY_RULES: dict[str, Any] = {
 }
 
 
+_BACKBONE_RULES: dict[str, Any] = {
+    "backbone": Choice(("pmf", "ncf")),
+    "tower_layers": UsedWhen("backbone", ("ncf",), Int(lo=0, hi=8)),
+}
+_HEAD_RULES: dict[str, Any] = {
+    "mlp_learning_rate": UsedWhen("backbone", ("ncf",), Float(lo=0.0, lo_open=True)),
+    "mlp_reg": UsedWhen("backbone", ("ncf",), Float(lo=0.0)),
+}
+
+
 class FederatedRanker(Recommender):
     """Shared machinery: run the federation, then score like a factor model.
 
@@ -45,7 +55,9 @@ class FederatedRanker(Recommender):
     clients' own parts; ``item_factors_`` (n_items, factors), the server's item table;
     for personalised methods ``personal_scores_`` (n_users, n_items), each client's scores
     from its own item table (the tables themselves, n_users x n_items x factors, stay
-    with the clients); ``round_loss_`` (rounds,), the mean local loss of every round.
+    with the clients); ``round_loss_`` (rounds,), the mean local loss of every round;
+    with ``backbone="ncf"`` and a shared head (FedAvg) ``mlp_`` (n_mlp,), the server's
+    MLP head (:mod:`recseek.federated.ncf`; numpy scores it, no torch needed).
     """
 
     family: ClassVar[str] = "federated"
@@ -58,12 +70,48 @@ class FederatedRanker(Recommender):
         "item_factors_": Array("float32", ("n_items", "factors")),
         "personal_scores_": Array("float32", ("n_users", "n_items"), optional=True),
         "round_loss_": Array("float64", ("rounds",), history=True),
+        "mlp_": Array("float32", ("n_mlp",), optional=True),
     }
     #: Fold-in of a new user (a new client): BPR steps per interaction on the server table.
     fold_in_steps: ClassVar[int] = 150
     fold_in_learning_rate: ClassVar[float] = 0.05
 
     # ------------------------------------------------------------ settings
+    @property
+    def _ncf(self) -> bool:
+        return getattr(self, "backbone", "pmf") == "ncf"
+
+    def _hidden(self) -> tuple[int, ...]:
+        from ...federated.ncf import tower
+
+        return tower(int(self.factors), int(self.tower_layers))
+
+    def _head_sizes(self) -> np.ndarray:
+        from ...federated.ncf import head_layout
+
+        return head_layout(int(self.factors), self._hidden())[0]
+
+    def _backbone_settings(self) -> dict[str, Any]:
+        """The LocalTraining settings of the backbone."""
+        if not self._ncf:
+            return {"backbone": "pmf"}
+        return {"backbone": "ncf", "mlp_layers": self._hidden(),
+                "lr_head": float(getattr(self, "mlp_learning_rate", self.learning_rate)),
+                "reg_head": float(getattr(self, "mlp_reg", getattr(self, "reg", 0.0)))}
+
+    def check_state(self, params: dict[str, np.ndarray], history: bool = True) -> None:
+        super().check_state(params, history)
+        head = params.get("mlp_")
+        if head is not None:
+            if not self._ncf:
+                raise ModelFileError(f"{self.display_name} state mlp_ is only used with backbone='ncf'")
+            from ...federated.ncf import head_layout
+
+            n = head_layout(int(self.factors), self._hidden())[3]
+            if head.shape[0] != n:
+                raise ModelFileError(f"{self.display_name} state mlp_ has {head.shape[0]} values, but an NCF head "
+                                     f"of factors={self.factors} and tower_layers={self.tower_layers} has {n}")
+
     def _privacy(self):
         from ...federated.privacy import Privacy
 
@@ -102,6 +150,8 @@ class FederatedRanker(Recommender):
             self.personal_scores_ = np.vstack([fed.scores(users[s: s + 512]) for s in range(0, len(users), 512)])
         else:
             self.personal_scores_ = None
+        self.mlp_ = np.ascontiguousarray(st.head, dtype=np.float32) if st.head is not None and st.heads is None \
+            else None
         self._check_finite(int(self.rounds), self.user_factors_, self.item_factors_)
         self.history_rounds = fed.history
 
@@ -112,6 +162,10 @@ class FederatedRanker(Recommender):
             out = ps[users] if items is None else ps[np.ix_(users, items)]
             return np.asarray(out, dtype=np.float32)
         V = self.item_factors_ if items is None else self.item_factors_[items]
+        if getattr(self, "mlp_", None) is not None:
+            from ...federated.ncf import ncf_logits
+
+            return ncf_logits(self.user_factors_[users], V, self.mlp_, self._head_sizes())
         out = self.user_factors_[users] @ V.T + self.user_bias_[users][:, None]
         return out.astype(np.float32, copy=False)
 
@@ -132,11 +186,70 @@ class FederatedRanker(Recommender):
             raise DataError(f"{self.display_name}: fold-in rows have {rows.shape[1]} items, expected {self.n_items_}")
         rows.sum_duplicates()
         rows.sort_indices()
+        if getattr(self, "mlp_", None) is not None:
+            return self._ncf_fold_in(rows)
         zero = np.zeros(self.n_items_, dtype=np.float32)
         U = bpr_fold_in(np.asarray(rows.indptr, dtype=np.int64), np.asarray(rows.indices, dtype=np.int32),
                         self.item_factors_, zero, False, int(self.item_factors_.shape[1]), int(self.fold_in_steps),
                         np.float32(self.fold_in_learning_rate), np.float32(0.01), int(self.seed or 0))
         return (U @ self.item_factors_.T).astype(np.float32)
+
+    def _ncf_fold_in(self, rows: sp.csr_array) -> np.ndarray:
+        """NCF backbone: each new client trains only its own vector (Adam on its BCE, the
+        server's item table and head fixed), all new clients in one kernel call."""
+        from ...federated._kernels import OPT_ADAM, local_train_ncf
+        from ...federated.ncf import head_layout, ncf_logits
+
+        n_new, n_items = rows.shape
+        d = int(self.factors)
+        sizes, woff, boff, _ = head_layout(d, self._hidden())
+        rng = np.random.default_rng([int(self.seed or 0), 7])
+        indptr = np.asarray(rows.indptr, dtype=np.int64)
+        counts = np.diff(indptr)
+        k = max(int(getattr(self, "negatives", 4)), 1)
+        owner_pos = np.repeat(np.arange(n_new), counts)
+        owner_neg = np.repeat(owner_pos, k)
+        neg = rng.integers(0, n_items, len(owner_neg))
+        # redraw negatives that are among the user's items
+        seen = owner_pos.astype(np.int64) * n_items + rows.indices.astype(np.int64)  # sorted
+        for _ in range(64):
+            key = owner_neg.astype(np.int64) * n_items + neg
+            pos = np.minimum(np.searchsorted(seen, key), max(len(seen) - 1, 0))
+            bad = seen[pos] == key if len(seen) else np.zeros(len(key), dtype=bool)
+            if not bad.any():
+                break
+            neg[bad] = rng.integers(0, n_items, int(bad.sum()))
+        owner = np.concatenate([owner_pos, owner_neg])
+        items = np.concatenate([rows.indices.astype(np.int64), neg]).astype(np.int64)
+        labels = np.concatenate([np.ones(len(owner_pos)), np.zeros(len(owner_neg))]).astype(np.float32)
+        srt = np.argsort(owner, kind="stable")
+        owner, items, labels = owner[srt], items[srt], labels[srt]
+        sptr = np.zeros(n_new + 1, dtype=np.int64)
+        np.cumsum(np.bincount(owner, minlength=n_new), out=sptr[1:])
+        key = owner * n_items + items
+        ukey, s_pos = np.unique(key, return_inverse=True)
+        t_owner = ukey // n_items
+        t_items = (ukey % n_items).astype(np.int64)
+        tptr = np.zeros(n_new + 1, dtype=np.int64)
+        np.cumsum(np.bincount(t_owner, minlength=n_new), out=tptr[1:])
+        s_local = (s_pos - tptr[owner]).astype(np.int64)
+        epochs = int(self.fold_in_steps) // 3
+        local = np.arange(len(owner)) - sptr[owner]
+        order = np.empty((epochs, len(owner)), dtype=np.int64)
+        for e in range(epochs):
+            perm = np.lexsort((rng.random(len(owner)), owner))
+            order[e] = local[perm]
+        U = (rng.standard_normal((n_new, d)) * 0.01).astype(np.float32)
+        heads_out = np.empty((n_new, len(self.mlp_)), dtype=np.float32)
+        rows_out = np.empty((len(t_items), d), dtype=np.float32)
+        losses = np.zeros(n_new)
+        f32 = np.float32
+        local_train_ncf(np.arange(n_new, dtype=np.int64), sptr, s_local, labels, order, tptr, t_items,
+                        self.item_factors_[None], np.zeros(n_new, dtype=np.int64), U, self.mlp_[None],
+                        np.zeros(n_new, dtype=np.int64), heads_out, sizes, woff, boff, rows_out, losses, epochs,
+                        int(getattr(self, "batch_size", 256)), OPT_ADAM, f32(self.fold_in_learning_rate), f32(0.0),
+                        f32(0.0), f32(0.0), f32(0.0), f32(0.0), f32(0.9), f32(0.999), f32(1e-8), 0.0, False)
+        return ncf_logits(U, self.item_factors_, self.mlp_, sizes)
 
 
 _COMMON_DOC = """
@@ -166,7 +279,8 @@ class _LocalSGD(FederatedRanker):
         lr = float(self.learning_rate)
         return LocalTraining(factors=int(self.factors), local_epochs=int(self.local_epochs),
                              negatives=int(self.negatives), batch_size=int(self.batch_size), optimizer="adam",
-                             lr_user=lr, lr_item=lr, threshold=float(self.threshold), init_std=float(self.init_std))
+                             lr_user=lr, lr_item=lr, threshold=float(self.threshold), init_std=float(self.init_std),
+                             **self._backbone_settings())
 
 
 @register(aliases=("FedAvgMF",))
@@ -205,7 +319,19 @@ class FedAvg(_LocalSGD):
     init_std : float
         Standard deviation of the initial vectors (1.0: torch's Embedding default).
     client_weighting : {"samples", "uniform"}
-        Weights of the clients' tables in the average.
+        Weights of the clients' tables (and NCF heads) in the average.
+    backbone : {"pmf", "ncf"}
+        Score function: "pmf" the dot product above; "ncf" ``sigmoid(f([u; v_i]))``
+        with an MLP ``f`` (the tower below, ReLU between
+        layers), FedCA's FedNCF backbone (:mod:`recseek.federated.ncf`).
+    tower_layers : int
+        Hidden layers of the NCF head, a tower whose widths halve: ``2 factors ->
+        factors -> factors / 2 -> ... -> 1`` (2: FedCA's ``mlp_layers`` [32, 16, 8, 1] at
+        ``latent_dim`` 16; 0: one affine layer).
+    mlp_learning_rate : float
+        Adam step of the NCF head (``--lr_structure``).
+    mlp_reg : float
+        L2 weight decay of the NCF head, added to its gradient (``--weight_decay``).
 """ + _COMMON_DOC + """
     Reference: McMahan, Moore, Ramage, Hampson, Aguera y Arcas. Communication-Efficient
     Learning of Deep Networks from Decentralized Data. AISTATS 2017.
@@ -214,14 +340,17 @@ class FedAvg(_LocalSGD):
     name = "FedAvg"
     paper = ("McMahan, Moore, Ramage, Hampson, Aguera y Arcas. Communication-Efficient Learning of Deep Networks "
              "from Decentralized Data. AISTATS 2017")
-    rules = {**_PRIVACY_RULES, "threshold": Float(lo=0.0), "client_weighting": Choice(("samples", "uniform"))}
+    rules = {**_PRIVACY_RULES, **_BACKBONE_RULES, **_HEAD_RULES, "threshold": Float(lo=0.0),
+             "client_weighting": Choice(("samples", "uniform"))}
     test_params = {"factors": 8, "rounds": 15, "local_epochs": 5, "learning_rate": 0.05, "init_std": 0.1}
+    required_when = {"mlp_": ("backbone", ("ncf",))}
 
     def __init__(self, factors: int = 16, rounds: int = 100, local_epochs: int = 10, clients_per_round: float = 1.0,
                  negatives: int = 4, batch_size: int = 256, learning_rate: float = 0.01, threshold: float = 1e-4,
-                 init_std: float = 1.0, client_weighting: str = "samples", privacy: str = "none", epsilon: float = 1.0,
-                 delta: float = 1e-5, clip: float = 0.5, fake_items: int = 0, seed: int | None = 0,
-                 verbose: bool = False) -> None:
+                 init_std: float = 1.0, client_weighting: str = "samples", backbone: str = "pmf",
+                 tower_layers: int = 2, mlp_learning_rate: float = 0.01,
+                 mlp_reg: float = 0.001, privacy: str = "none", epsilon: float = 1.0, delta: float = 1e-5,
+                 clip: float = 0.5, fake_items: int = 0, seed: int | None = 0, verbose: bool = False) -> None:
         self.factors = factors
         self.rounds = rounds
         self.local_epochs = local_epochs
@@ -232,6 +361,10 @@ class FedAvg(_LocalSGD):
         self.threshold = threshold
         self.init_std = init_std
         self.client_weighting = client_weighting
+        self.backbone = backbone
+        self.tower_layers = tower_layers
+        self.mlp_learning_rate = mlp_learning_rate
+        self.mlp_reg = mlp_reg
         self.privacy = privacy
         self.epsilon = epsilon
         self.delta = delta
@@ -275,6 +408,19 @@ class FedCA(_LocalSGD):
         Weight of a client's own table against its aggregate (``--interpolation``).
     principal_k : int
         Dimension of each client's principal item subspace (``--k_principal``).
+    backbone : {"pmf", "ncf"}
+        Score function: "pmf" the dot product above; "ncf" ``sigmoid(f([u; v_i]))``
+        with an MLP ``f`` (the tower below, ReLU between
+        layers), FedCA's FedNCF backbone; the heads are mixed with
+        the same weights as the tables and interpolated likewise (:mod:`recseek.federated.ncf`).
+    tower_layers : int
+        Hidden layers of the NCF head, a tower whose widths halve: ``2 factors ->
+        factors -> factors / 2 -> ... -> 1`` (2: FedCA's ``mlp_layers`` [32, 16, 8, 1] at
+        ``latent_dim`` 16; 0: one affine layer).
+    mlp_learning_rate : float
+        Adam step of the NCF head (``--lr_structure``).
+    mlp_reg : float
+        L2 weight decay of the NCF head, added to its gradient (``--weight_decay``).
 """ + _COMMON_DOC + """
     Reference: Zhang, Long, Zhou, Zhang, Zhang, Yang. Beyond Similarity: Personalized
     Federated Recommendation with Composite Aggregation. arXiv:2406.03933, 2024.
@@ -288,7 +434,8 @@ class FedCA(_LocalSGD):
     state: ClassVar[dict[str, StateSpec]] = {
         "personal_scores_": Array("float32", ("n_users", "n_items")),
     }
-    rules = {**_PRIVACY_RULES, "threshold": Float(lo=0.0), "alpha": Float(lo=0.0), "beta": Float(lo=0.0),
+    rules = {**_PRIVACY_RULES, **_BACKBONE_RULES, **_HEAD_RULES, "threshold": Float(lo=0.0), "alpha": Float(lo=0.0),
+             "beta": Float(lo=0.0),
              "aggregated_share": Float(lo=0.0, hi=1.0), "interpolation": Float(lo=0.0, hi=1.0),
              "principal_k": Int(lo=1)}
     test_params = {"factors": 8, "rounds": 8, "local_epochs": 10, "learning_rate": 0.05, "init_std": 0.1,
@@ -297,9 +444,10 @@ class FedCA(_LocalSGD):
     def __init__(self, factors: int = 16, rounds: int = 100, local_epochs: int = 10, clients_per_round: float = 1.0,
                  negatives: int = 4, batch_size: int = 256, learning_rate: float = 0.01, threshold: float = 1e-4,
                  init_std: float = 1.0, alpha: float = 0.3, beta: float = 0.3, aggregated_share: float = 0.1,
-                 interpolation: float = 0.9, principal_k: int = 4, privacy: str = "none", epsilon: float = 1.0,
-                 delta: float = 1e-5, clip: float = 0.5, fake_items: int = 0, seed: int | None = 0,
-                 verbose: bool = False) -> None:
+                 interpolation: float = 0.9, principal_k: int = 4, backbone: str = "pmf",
+                 tower_layers: int = 2, mlp_learning_rate: float = 0.01,
+                 mlp_reg: float = 0.001, privacy: str = "none", epsilon: float = 1.0, delta: float = 1e-5,
+                 clip: float = 0.5, fake_items: int = 0, seed: int | None = 0, verbose: bool = False) -> None:
         self.factors = factors
         self.rounds = rounds
         self.local_epochs = local_epochs
@@ -314,6 +462,10 @@ class FedCA(_LocalSGD):
         self.aggregated_share = aggregated_share
         self.interpolation = interpolation
         self.principal_k = principal_k
+        self.backbone = backbone
+        self.tower_layers = tower_layers
+        self.mlp_learning_rate = mlp_learning_rate
+        self.mlp_reg = mlp_reg
         self.privacy = privacy
         self.epsilon = epsilon
         self.delta = delta
@@ -355,6 +507,16 @@ class PFedRec(FederatedRanker):
     init_std : float
         Standard deviation of the initial item rows (torch's default: 1.0) and the score
         function weights.
+    backbone : {"pmf", "ncf"}
+        Score function: "pmf" the affine score above; "ncf" ``sigmoid(f([u; v_i]))``
+        with an MLP ``f`` (the tower below, ReLU between
+        layers); the MLP and ``u`` are the client's
+        personal score function (stepped with ``learning_rate``, decay ``reg``), never
+        uploaded (:mod:`recseek.federated.ncf`).
+    tower_layers : int
+        Hidden layers of the NCF head, a tower whose widths halve: ``2 factors ->
+        factors -> factors / 2 -> ... -> 1`` (2: FedCA's ``mlp_layers`` [32, 16, 8, 1] at
+        ``latent_dim`` 16; 0: one affine layer).
 """ + _COMMON_DOC + """
     Reference: Zhang, Long, Zhou, Zhang, Zhang, Yang. Dual Personalization on Federated
     Recommendation. IJCAI 2023.
@@ -367,13 +529,14 @@ class PFedRec(FederatedRanker):
     state: ClassVar[dict[str, StateSpec]] = {
         "personal_scores_": Array("float32", ("n_users", "n_items")),
     }
-    rules = {**_PRIVACY_RULES, "eta": Float(lo=0.0, lo_open=True)}
+    rules = {**_PRIVACY_RULES, **_BACKBONE_RULES, "eta": Float(lo=0.0, lo_open=True)}
     test_params = {"factors": 8, "rounds": 25, "local_epochs": 2, "init_std": 0.1, "eta": 0.25, "negatives": 2,
                    "learning_rate": 1.0}
 
     def __init__(self, factors: int = 32, rounds: int = 100, local_epochs: int = 1, clients_per_round: float = 1.0,
                  negatives: int = 4, batch_size: int = 256, learning_rate: float = 0.1, eta: float = 80.0,
-                 reg: float = 0.0, init_std: float = 1.0, privacy: str = "none", epsilon: float = 1.0,
+                 reg: float = 0.0, init_std: float = 1.0, backbone: str = "pmf",
+                 tower_layers: int = 2, privacy: str = "none", epsilon: float = 1.0,
                  delta: float = 1e-5, clip: float = 0.5, fake_items: int = 0, seed: int | None = 0,
                  verbose: bool = False) -> None:
         self.factors = factors
@@ -386,6 +549,8 @@ class PFedRec(FederatedRanker):
         self.eta = eta
         self.reg = reg
         self.init_std = init_std
+        self.backbone = backbone
+        self.tower_layers = tower_layers
         self.privacy = privacy
         self.epsilon = epsilon
         self.delta = delta
@@ -401,8 +566,8 @@ class PFedRec(FederatedRanker):
         return LocalTraining(factors=int(self.factors), local_epochs=int(self.local_epochs),
                              negatives=int(self.negatives), batch_size=int(self.batch_size), optimizer="sgd",
                              lr_user=lr, lr_item=lr * train.n_items * float(self.eta), reg_user=float(self.reg),
-                             reg_item=float(self.reg), threshold=0.0, use_bias=True, two_step=True,
-                             init_std=float(self.init_std))
+                             reg_item=float(self.reg), threshold=0.0, use_bias=not self._ncf, two_step=True,
+                             init_std=float(self.init_std), **self._backbone_settings())
 
     def _strategy(self):
         from ...federated.aggregation import PFedRec as Strategy
