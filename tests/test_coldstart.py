@@ -4,6 +4,8 @@ text beating collaborative filtering on cold items, new releases, cold users, TO
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -15,8 +17,10 @@ from recseek.evaluation.coldstart import (
     cold_users_split,
     evaluate_cold_items,
     evaluate_cold_users,
+    evaluate_review_releases,
     evaluate_split,
     new_release_split,
+    review_release_split,
 )
 from recseek.evaluation.experiment import run_experiment
 from recseek.testing.conformance import single_thread
@@ -69,13 +73,15 @@ class _Fixed:
         self.seen = train.matrix
         return self
 
-    def recommend(self, users, k, candidates=None, exclude_seen=True):
+    def recommend(self, users, k, candidates=None, exclude_seen=True, exclude=None):
         from recseek.models._topk import topk
 
         scores = np.tile(-np.arange(self.n_items, dtype=np.float32), (len(users), 1))
         allowed = np.zeros_like(scores, dtype=bool)
         allowed[:, np.arange(self.n_items) if candidates is None else candidates] = True
         allowed &= self.seen[users].toarray() == 0
+        if exclude is not None:
+            allowed &= exclude.toarray() == 0
         return topk(scores, k, allowed=allowed)
 
 
@@ -112,11 +118,13 @@ def test_metrics_match_a_direct_computation() -> None:
 
 def test_text_beats_cf_on_cold_items_of_planted_blocks() -> None:
     """Planted text: TextToCF and ItemTextKNN find each user's cold items, WRMF (no text)
-    cannot; warm accuracy of TextToCF stays that of WRMF; paired over folds x seeds."""
+    cannot; uncalibrated, TextToCF keeps WRMF's warm accuracy; calibration leaves the
+    cold-only ranking exactly as it was; paired over folds x seeds."""
     data = planted_blocks(side=True).for_task("ranking")[0]
     models = {
         "WRMF": ("WRMF", SMALL),
         "TextToCF": ("TextToCF", {"encoder": "hashing", "base_params": SMALL}),
+        "TextToCF-uncal": ("TextToCF", {"encoder": "hashing", "base_params": SMALL, "calibration": "none"}),
         "ItemTextKNN": ("ItemTextKNN", {"encoder": "hashing"}),
     }
     with single_thread():
@@ -127,7 +135,8 @@ def test_text_beats_cf_on_cold_items_of_planted_blocks() -> None:
     assert diff > 0.3 and p < 0.01
     diff, p = r.compare("ItemTextKNN", "WRMF", "cold_ndcg@5")
     assert diff > 0.3 and p < 0.01
-    assert r.mean("TextToCF", "warm_ndcg@5") > 0.9 * r.mean("WRMF", "warm_ndcg@5")
+    assert r.mean("TextToCF-uncal", "warm_ndcg@5") > 0.9 * r.mean("WRMF", "warm_ndcg@5")
+    np.testing.assert_array_equal(r.values["TextToCF"]["cold_ndcg@5"], r.values["TextToCF-uncal"]["cold_ndcg@5"])
     assert r.mean("WRMF", "cold_exposure@5") < r.mean("ItemTextKNN", "cold_exposure@5")
     rows = {row["model"]: row for row in r.table()}
     assert set(rows) == set(models) and rows["WRMF"]["seconds"] > 0
@@ -189,3 +198,90 @@ def test_toml_cold_items_split(tmp_path) -> None:
             run_experiment({**config, "split": {"method": "cold_items", "k": 3}}, progress=False)
         with pytest.raises(RecseekError, match=r"\[split\].*strata must be an integer >= 1"):
             run_experiment({**config, "split": {"method": "cold_items", "strata": 0}}, progress=False)
+
+
+# ---------------------------------------------------------------- review-only text
+def _with_reviews(data, words):
+    """``data`` with a word-id review per record: ``words(user, item)`` -> list of ints."""
+    users, items = data.user_index(), data.matrix.indices
+    comments = np.array([":".join(str(w) for w in words(int(u), int(i))) for u, i in zip(users, items, strict=True)],
+                        dtype=object)
+    return replace(data, meta={**(data.meta or {}), "comments": comments, "review_kind": "words"})
+
+
+def test_review_release_split_has_no_leak() -> None:
+    """Each item's text is one of its reviews (the earliest with timestamps); a cold
+    item's introduction record is neither trained on nor a target, only known; its
+    author is not among its targets; every record lands in exactly one part."""
+    data = _with_reviews(_data(), lambda u, i: [i, 1000 + u])  # the review names its item and author
+    s = review_release_split(data, ratio=0.2, seed=1, fold=2, warm_test_ratio=0.25)
+    assert 0.15 < s.cold.mean() < 0.25
+    total = s.train.matrix + s.cold_test.matrix + s.warm_test.matrix + s.known.matrix
+    assert total.nnz == data.nnz and total.max() == 1
+    assert not s.cold[s.train.matrix.indices].any()
+    np.testing.assert_array_equal(np.sort(s.known.matrix.indices), np.flatnonzero(s.cold))  # one per cold item
+    texts = s.train.item_data["text"].to_numpy()
+    first = np.full(data.n_items, np.inf)
+    np.minimum.at(first, data.matrix.indices, data.timestamps)
+    author = np.array([int(t.split()[1][1:]) - 1000 for t in texts])
+    assert all(t.split()[0] == f"w{i}" for i, t in enumerate(texts))
+    for i in range(data.n_items):
+        # the introduction is the item's earliest record, by its author
+        users_i = np.flatnonzero(data.matrix[:, [i]].toarray().ravel())
+        ts = {int(u): data.timestamps[data.matrix.indptr[u] + np.flatnonzero(
+            data.matrix.indices[data.matrix.indptr[u]:data.matrix.indptr[u + 1]] == i)[0]] for u in users_i}
+        assert ts[author[i]] == first[i]
+        if s.cold[i]:
+            assert s.known.matrix[author[i], i] == 1
+            assert s.cold_test.matrix[author[i], i] == 0
+            assert s.cold_test.matrix[:, [i]].nnz == len(users_i) - 1
+        else:  # a warm item's introduction stays in training
+            assert s.train.matrix[author[i], i] == 1
+    # no timestamps: a seeded random introduction
+    plain = replace(data, timestamps=None)
+    a = review_release_split(plain, ratio=0.2, seed=1, fold=0)
+    b = review_release_split(plain, ratio=0.2, seed=1, fold=0)
+    c = review_release_split(plain, ratio=0.2, seed=2, fold=0)
+    assert (a.train.item_data["text"] == b.train.item_data["text"]).all()
+    assert (a.train.item_data["text"] != c.train.item_data["text"]).any()
+    with pytest.raises(DataError, match="no reviews"):
+        review_release_split(_data(), ratio=0.2)
+    with pytest.raises(ParameterError, match="fold must be below 5"):
+        review_release_split(data, ratio=0.2, fold=5)
+
+
+def test_known_records_are_left_out_of_the_rankings() -> None:
+    """The introduction record is known: the fixed-order model must skip that item for
+    its author, in the cold and the mixed lists, and metrics follow a direct computation."""
+    data = _with_reviews(_data(), lambda u, i: [i, 1000 + u])
+    s = review_release_split(data, ratio=0.2, seed=0, fold=1)
+    k = 5
+    r = evaluate_split({"fixed": lambda: _Fixed(data.n_items)}, s, k=k)
+    cold = np.flatnonzero(s.cold)
+    exposure = []
+    for u in range(data.n_users):
+        if len(s.test.items_of(u)):
+            hidden = set(s.train.items_of(u)) | set(s.known.items_of(u))
+            ranked = [j for j in range(data.n_items) if j not in hidden][:k]
+            exposure.append(np.isin(ranked, cold).sum() / k)
+    np.testing.assert_allclose(r.values["fixed"][f"cold_exposure@{k}"], exposure, rtol=1e-9)
+
+
+def test_review_text_beats_cf_on_cold_items() -> None:
+    """Planted blocks whose reviews carry the block's word: introduced by one review, the
+    cold items are found by TextToCF and TF-IDF KNN and not by WRMF (paired, folds x seeds)."""
+    blocks = planted_blocks(side=True)
+    data = blocks.for_task("ranking")[0]
+    rng = np.random.default_rng(0)
+    data = _with_reviews(data, lambda u, i: [100 + int(blocks.item_block[i]), int(rng.integers(0, 50))])
+    models = {
+        "WRMF": ("WRMF", SMALL),
+        "TextToCF": ("TextToCF", {"encoder": "tfidf", "base_params": SMALL}),
+        "TF-IDF KNN": ("ItemTextKNN", {"encoder": "tfidf"}),
+    }
+    with single_thread():
+        r = evaluate_review_releases(models, data, folds=4, seeds=(0, 1), k=5, strata=1)
+    assert r.units == 8
+    for name in ("TextToCF", "TF-IDF KNN"):
+        diff, p = r.compare(name, "WRMF", "cold_ndcg@5")
+        assert r.mean(name, "cold_ndcg@5") > 0.6 and diff > 0.3 and p < 0.01, (name, r.mean(name, "cold_ndcg@5"))

@@ -13,7 +13,7 @@ import pytest
 from recseek.errors import DataError, ParameterError
 from recseek.testing.fixtures import synthetic
 from recseek.text import HashingEncoder, TextEncoder, item_texts
-from recseek.text.encoder import HASHING_DIM
+from recseek.text.encoder import HASHING_DIM, sentence_model_key
 
 
 def _by_hand(text: str, dim: int = HASHING_DIM, idf: np.ndarray | None = None) -> np.ndarray:
@@ -39,6 +39,33 @@ def test_hashing_matches_hand_derivation() -> None:
     assert got.dtype == np.float32 and not got[3].any()
     # a second encoder (a new process would be the same: CRC-32, not Python's salted hash)
     np.testing.assert_array_equal(HashingEncoder().encode(texts), got)
+
+
+def test_hashing_adds_colliding_words() -> None:
+    """Distinct words hashed to one bucket each add their own signed 1 + log(tf), with
+    the same sign or opposite ones (a per-bucket count would merge or drop them)."""
+    seen: dict[int, list[str]] = {}
+    same = opposite = None
+    for j in range(20_000):
+        w = f"w{j}"
+        h = zlib.crc32(w.encode())
+        for other in seen.get(h % HASHING_DIM, []):
+            same_sign = ((zlib.crc32(other.encode()) >> 16) & 1) == ((h >> 16) & 1)
+            if same_sign and same is None:
+                same = (other, w)
+            if not same_sign and opposite is None:
+                opposite = (other, w)
+        seen.setdefault(h % HASHING_DIM, []).append(w)
+        if same and opposite:
+            break
+    texts = [f"{same[0]} {same[1]} {same[1]}", f"{opposite[0]} {opposite[0]} {opposite[1]} zebra",
+             f"{same[0]} {opposite[1]}"]
+    enc = HashingEncoder()
+    for t, row in zip(texts, enc.encode(texts), strict=True):
+        np.testing.assert_allclose(row, _by_hand(t), rtol=1e-5, atol=1e-6)
+    idf = enc.fit_idf(texts)
+    bucket = zlib.crc32(same[0].encode()) % HASHING_DIM
+    assert idf[bucket] == pytest.approx(np.log(4 / 3) + 1, rel=1e-6)  # in texts 0 and 2: df = 2
 
 
 def test_tfidf_idf_formula() -> None:
@@ -94,11 +121,44 @@ def test_sentence_model_cache_and_meaning(tmp_path, monkeypatch) -> None:
     again = TextEncoder("sentence", cache_dir=tmp_path)
 
     def refuse(*args, **kwargs):
-        raise AssertionError("the model ran although every text was cached")
+        raise AssertionError("the model was loaded although every text was cached")
 
-    again.encode(["x"])  # load the model (and its cache key) first
-    monkeypatch.setattr(again._dense, "_encode_batches", refuse)
+    # the cache key needs no model: a fully cached encoding never loads it
+    monkeypatch.setattr(TextEncoder, "_retriever", refuse)
     np.testing.assert_allclose(again.encode(texts), e, rtol=1e-6, atol=1e-7)
-    # queries are not cached: they do run the model
-    with pytest.raises(AssertionError, match="the model ran"):
+    assert not again.model_loaded
+    # queries are not cached, and a new text misses: both need the model
+    with pytest.raises(AssertionError, match="was loaded"):
         again.encode(["A light romantic comedy"], query=True)
+    with pytest.raises(AssertionError, match="was loaded"):
+        again.encode(["A text nobody embedded before", texts[0]])
+    monkeypatch.undo()
+    mixed = again.encode(["A text nobody embedded before", texts[0]])
+    np.testing.assert_allclose(mixed[1], e[0], rtol=1e-6, atol=1e-7)
+    assert again.model_loaded
+
+
+def test_model_key_follows_the_files_not_a_loaded_model(tmp_path) -> None:
+    """The cache key of a model folder changes with any config or weights file and with
+    the folder, and is computed without sentence-transformers loading anything."""
+    folder = tmp_path / "m"
+    (folder / "1_Pooling").mkdir(parents=True)
+    (folder / "config.json").write_text('{"hidden": 8}')
+    (folder / "sentence_bert_config.json").write_text('{"max_seq_length": 256}')
+    (folder / "model.safetensors").write_bytes(b"\x00" * 64)
+    (folder / "1_Pooling" / "config.json").write_text('{"mean": true}')
+    (folder / "README.md").write_text("notes")
+    key = sentence_model_key(folder)
+    assert key == sentence_model_key(str(folder)) and len(key) == 16
+    (folder / "README.md").write_text("other notes")  # not part of the model
+    assert sentence_model_key(folder) == key
+    (folder / "sentence_bert_config.json").write_text('{"max_seq_length": 128}')
+    k2 = sentence_model_key(folder)
+    assert k2 != key
+    (folder / "model.safetensors").write_bytes(b"\x01" * 64)
+    k3 = sentence_model_key(folder)
+    assert k3 not in (key, k2)
+    (folder / "1_Pooling" / "config.json").write_text('{"mean": false}')
+    assert sentence_model_key(folder) not in (key, k2, k3)
+    # a hub name is named by itself (and the library version), never resolved by loading
+    assert sentence_model_key("org/some-model") != sentence_model_key("org/other-model")

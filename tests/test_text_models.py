@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import recseek.models.content.text as text_module
 from recseek.errors import DataError, ParameterError
 from recseek.models import registry
 from recseek.models.base import Recommender
-from recseek.models.content.text import _ridge, mlp_loss_grad
+from recseek.models.content.text import _apply_map_params, _ridge, mlp_loss_grad, platt
 from recseek.testing.conformance import single_thread
 from recseek.testing.fixtures import planted_blocks, synthetic
 
@@ -71,8 +72,8 @@ def test_mlp_map_fits_a_nonlinear_target() -> None:
     x = rng.normal(size=(300, 4)).astype(np.float32)
     y = np.abs(x[:, :2]).astype(np.float32)
     model = registry.create("TextToCF", mapping="mlp", hidden=32, epochs=400, learning_rate=0.02, reg=0.0, seed=0)
-    model._fit_mlp(x, y)
-    mlp_err = np.mean((model._apply_map(x) - y) ** 2)
+    params = model._fit_mlp(x, y)
+    mlp_err = np.mean((_apply_map_params(x, params) - y) ** 2)
     w, b = _ridge(x, y, 0.0)
     ridge_err = np.mean((x @ w + b - y) ** 2)
     assert mlp_err < 0.3 * ridge_err, (mlp_err, ridge_err)
@@ -96,6 +97,19 @@ def test_itemtextknn_scores_by_definition(variant: str) -> None:
         np.testing.assert_allclose(got[row], want, rtol=1e-5, atol=1e-6)
     # fold-in of a training user's own items gives that user's scores
     np.testing.assert_allclose(m._score_new(sp.csr_array(m.profile_[users])), got, rtol=1e-6)
+
+
+def test_max_similarity_in_blocks_of_items(monkeypatch) -> None:
+    """A catalogue too large for one similarity table is scored block by block of the
+    profile items; the running maximum equals the one-table result."""
+    data = synthetic(seed=3, side=True)
+    m = registry.create("ItemTextKNN", variant="max", encoder="hashing").fit(data)
+    users = np.arange(data.n_users)
+    whole = m.score(users)
+    monkeypatch.setattr(text_module, "_BLOCK_BYTES", 4 * data.n_items * 3)  # three items per block
+    np.testing.assert_array_equal(m.score(users), whole)
+    cols = np.arange(0, data.n_items, 2)
+    np.testing.assert_array_equal(m.score(users, cols), whole[:, cols])
 
 
 def test_text_query_finds_the_group(blocks) -> None:
@@ -276,3 +290,74 @@ def test_bpr_item_bias_becomes_a_factor(blocks) -> None:
     cold_idx = np.flatnonzero(cold)
     r = m.recommend(np.arange(train.n_users), k=3, candidates=cold_idx).ids
     assert (data.item_block[r] == data.user_block[:, None]).mean() > 0.8
+
+
+# ---------------------------------------------------------------- calibration of mapped items
+def test_platt_recovers_a_logistic_model() -> None:
+    """Newton's Platt fit recovers the slope and intercept that generated the labels
+    (Platt's smoothed targets move them by O(1/n) only)."""
+    rng = np.random.default_rng(0)
+    s = rng.normal(3.0, 0.5, size=200_000) * 1e-3  # scores on a tiny scale, as WRMF's are
+    y = rng.random(s.size) < 1.0 / (1.0 + np.exp(-(4000.0 * s - 14.0)))
+    a, b = platt(s, y)
+    assert a == pytest.approx(4000.0, rel=0.03) and b == pytest.approx(-14.0, rel=0.03)
+    # separable labels keep a finite, positive slope
+    a, b = platt(np.arange(10.0), np.arange(10) >= 5)
+    assert np.isfinite(a) and np.isfinite(b) and a > 0
+
+
+@pytest.mark.parametrize("calibration", ["scores", "relevance"])
+def test_calibration_keeps_the_cold_ranking_and_the_warm_scores(blocks, calibration: str) -> None:
+    """Calibration changes mapped items' scores by one positive scale and one shift:
+    the cold-only ranking and every warm item's score are those of calibration='none'."""
+    train, cold = _cold_blocks(blocks)
+    with single_thread():
+        cal = registry.create("TextToCF", encoder="hashing", base_params=SMALL, calibration=calibration).fit(train)
+        raw = registry.create("TextToCF", encoder="hashing", base_params=SMALL, calibration="none").fit(train)
+    assert cal.cold_scale_ > 0 and (cal.cold_scale_, cal.cold_shift_) != (1.0, 0.0)
+    assert raw.cold_scale_ == 1.0 and raw.cold_shift_ == 0.0
+    users = np.arange(train.n_users)
+    s_cal, s_raw = cal.score(users), raw.score(users)
+    np.testing.assert_array_equal(s_cal[:, ~cold], s_raw[:, ~cold])
+    np.testing.assert_allclose(s_cal[:, cold], cal.cold_scale_ * s_raw[:, cold] + cal.cold_shift_, rtol=1e-5,
+                               atol=1e-6 * np.abs(s_cal[:, cold]).max())
+    cold_idx = np.flatnonzero(cold)
+    a = cal.recommend(users, k=5, candidates=cold_idx)
+    b = raw.recommend(users, k=5, candidates=cold_idx)
+    np.testing.assert_array_equal(a.ids, b.ids)
+    # fold-in and text users go through the same calibration
+    rows = sp.csr_array(train.matrix[np.arange(4)])
+    np.testing.assert_allclose(cal._score_new(rows)[:, cold],
+                               cal.cold_scale_ * raw._score_new(rows)[:, cold] + cal.cold_shift_, rtol=1e-4,
+                               atol=1e-6 * np.abs(cal._score_new(rows)[:, cold]).max())
+
+
+def test_score_calibration_is_the_least_squares_line(blocks) -> None:
+    """The 'scores' calibration is the least-squares line from the pseudo-cold items'
+    mapped scores (a map refitted without them) onto the model's own scores of those
+    items, over each user's 50 best-mapped unseen ones: re-derived here item by item
+    from the definition in the docstring."""
+    data, train, _ = blocks
+    with single_thread():
+        m = registry.create("TextToCF", encoder="hashing", base_params=SMALL, reg=30.0).fit(train)
+    pseudo = m._pseudo_cold(train)
+    rest = m.cf_known_ & m.has_text_ & ~pseudo
+    x_w, x_b = _ridge(m.text_embeddings_[rest], m.item_factors_[rest], 30.0)
+    items = np.flatnonzero(pseudo)
+    u = m.user_factors_.astype(np.float64)
+    mapped = u @ (m.text_embeddings_[items] @ x_w + x_b).T
+    own = u @ m.item_factors_[items].T.astype(np.float64)
+    xs, ys = [], []
+    seen = train.matrix.toarray()[:, items] > 0
+    for r in range(train.n_users):  # per user, its 50 best-mapped unseen pseudo-cold items
+        cand = np.flatnonzero(~seen[r])
+        top = cand[np.argsort(-mapped[r, cand], kind="stable")[:50]]
+        xs.append(mapped[r, top])
+        ys.append(own[r, top])
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    slope, intercept = np.polyfit(x, y, 1)
+    assert m.calibration_details["slope"] == pytest.approx(slope, rel=1e-3)
+    assert m.cold_scale_ == pytest.approx(slope, rel=1e-3)
+    # the calibrated mapped scores are closer to the model's own than the raw ones
+    assert np.mean((slope * x + intercept - y) ** 2) < np.mean((x - y) ** 2)
+    assert m.cold_shift_ == pytest.approx(intercept, rel=1e-3, abs=1e-6 * np.abs(y).max())

@@ -25,6 +25,24 @@ New releases (:func:`new_release_split`)
     The latest ``ratio`` of the items by release (a date column of ``item_data``, else
     the item's first interaction) are the cold items of one split, evaluated as above.
 
+Review-only text (:func:`review_release_split`, :func:`evaluate_review_releases`)
+    When an item's only text is its reviews (``musical_instruments``), a cold item
+    would have no text at all once its records are held out. The protocol treats each
+    item as a new release introduced by one review: the item's *introduction review*
+    (its earliest record when the data has timestamps, else one of its records drawn
+    at random with the split's seed -- record order in a file is no release order)
+    plays the part of its description, and for every item the item text is that one
+    review. Items are cut into popularity-stratified folds as above. For a cold item
+    the introduction record is in neither training nor the targets: it is a known
+    interaction of its reviewer, so that user is never asked to find the item (it is
+    left out of that user's rankings, as a seen item is) and the text never describes
+    a target of its own author; the item's other records are its cold targets. For a
+    warm item the introduction record stays in training (it is never held out), and
+    ``warm_test_ratio`` of each user's other warm records are the warm targets. Every
+    model therefore sees, for every item, one review and the training records, the
+    same kind of text for the items that train a text-to-factor map and for the cold
+    items it is applied to.
+
 Cold users (:func:`cold_users_split`, :func:`evaluate_cold_users`)
     A stratified-free random ``ratio`` of the users is removed from training; each gives
     ``given`` of its records (random) to the model at recommendation time
@@ -39,7 +57,7 @@ returning a fresh model) so that each fold trains its own.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -57,7 +75,10 @@ __all__ = [
     "cold_users_split",
     "evaluate_cold_items",
     "evaluate_cold_users",
+    "evaluate_review_releases",
     "new_release_split",
+    "review_release_split",
+    "review_texts",
 ]
 
 ModelFactory = Callable[[], Any]
@@ -95,13 +116,17 @@ class ColdItemSplit:
     """One cold-item split: ``train`` has no record of a ``cold`` item.
 
     ``cold_test`` holds every record of the cold items, ``warm_test`` the held-out
-    records of warm items, ``test`` both.
+    records of warm items, ``test`` both. ``known`` (optional) holds records that are
+    neither trained on nor targets but known at recommendation time (the introduction
+    reviews of :func:`review_release_split`): they are left out of the rankings like
+    seen items.
     """
 
     train: Interactions
     cold_test: Interactions
     warm_test: Interactions
     cold: np.ndarray
+    known: Interactions | None = None
 
     @property
     def test(self) -> Interactions:
@@ -227,6 +252,77 @@ def new_release_split(data: Interactions, ratio: float = 0.1, date_column: str |
     return _split_on_cold(data, cold, float(warm_test_ratio), seed)
 
 
+def review_texts(data: Interactions) -> np.ndarray:
+    """One text per record (aligned with ``data.matrix.data``) from its review:
+    ``meta["comments"]`` of :func:`recseek.data.readers.read_reviews`; word-id reviews
+    (``12:7:40``) become words ``w12 w7 w40``."""
+    comments = (data.meta or {}).get("comments")
+    if comments is None:
+        raise DataError("review_release_split: the data has no reviews (meta['comments'] of read_reviews)")
+    comments = np.asarray(comments, dtype=object)
+    if comments.shape[0] != data.nnz:
+        raise DataError(f"review_release_split: {comments.shape[0]} reviews for {data.nnz} records")
+    kind = (data.meta or {}).get("review_kind")
+    if kind == "words":
+        return np.array([" ".join("w" + w for w in str(c).split(":") if w) for c in comments], dtype=object)
+    return np.array([str(c).replace(":", " ") for c in comments], dtype=object)
+
+
+def _introductions(data: Interactions, rng: np.random.Generator) -> np.ndarray:
+    """Mask (nnz,) of one record per item: the earliest (timestamps) or a random one."""
+    items = data.matrix.indices
+    key = rng.random(data.nnz)
+    first = np.lexsort((key, data.timestamps, items)) if data.timestamps is not None else np.lexsort((key, items))
+    starts = np.flatnonzero(np.r_[True, items[first][1:] != items[first][:-1]])
+    out = np.zeros(data.nnz, dtype=bool)
+    out[first[starts]] = True
+    return out
+
+
+def review_release_split(data: Interactions, ratio: float = 0.2, seed: int = 0, fold: int = 0, strata: int = 10,
+                         warm_test_ratio: float = 0.2, texts: Sequence[str] | np.ndarray | None = None
+                         ) -> ColdItemSplit:
+    """Cold items whose only text is one review (see the module docstring).
+
+    ``texts`` gives one text per record (aligned with ``data.matrix.data``); by default
+    :func:`review_texts`. Fold ``fold`` of the ``round(1 / ratio)`` popularity-stratified
+    item folds is cold. The returned ``train`` (and the test parts) carry
+    ``item_data`` with one column ``text``: each item's introduction review. ``known``
+    holds the cold items' introduction records.
+    """
+    import pandas as pd
+
+    where = "review_release_split"
+    _check_data(data, where)
+    ratio = _ratio(ratio, "ratio", where)
+    seed = _seed(seed, where)
+    folds = max(2, round(1 / ratio))
+    fold = _int(fold, "fold", where, 0)
+    if fold >= folds:
+        raise ParameterError(f"{where}: fold must be below {folds} (1 / ratio), got {fold}")
+    if not 0 < warm_test_ratio < 1:
+        raise ParameterError(f"{where}: warm_test_ratio must be between 0 and 1, got {warm_test_ratio!r}")
+    per_record = review_texts(data) if texts is None else np.asarray(texts, dtype=object)
+    if per_record.shape != (data.nnz,):
+        raise DataError(f"{where}: texts must hold one text per record ({data.nnz}), got shape {per_record.shape}")
+    rng = np.random.default_rng(seed)
+    intro = _introductions(data, rng)
+    item_text = np.full(data.n_items, "", dtype=object)
+    item_text[data.matrix.indices[intro]] = per_record[intro]
+    cold = cold_item_folds(data, folds, seed, strata) == fold
+    on_cold = cold[data.matrix.indices]
+    warm_out = _holdout_per_user(data, ~on_cold & ~intro, float(warm_test_ratio), rng)
+    frame = pd.DataFrame({"text": item_text.astype(str)})
+    keep_train = ~on_cold & ~warm_out
+    if not keep_train.any():
+        raise DataError(f"{where}: the split leaves no training interactions")
+
+    def part(mask: np.ndarray) -> Interactions:
+        return replace(data.subset(mask), item_data=frame)
+
+    return ColdItemSplit(part(keep_train), part(on_cold & ~intro), part(warm_out), cold, known=part(on_cold & intro))
+
+
 def cold_users_split(data: Interactions, ratio: float = 0.2, given: int = 5, seed: int = 0
                      ) -> tuple[Interactions, np.ndarray, Interactions, Interactions]:
     """``(train, cold_users, given, test)``: the cold users' records are out of ``train``;
@@ -343,12 +439,15 @@ def evaluate_split(models: Mapping[str, Any], split: ColdItemSplit, k: int = 10,
     mixed_users = np.flatnonzero(np.diff(test.matrix.indptr) > 0)
     warm_rel = _rows(split.warm_test, mixed_users)
     has_warm = np.diff(warm_rel.indptr) > 0
+    extra_cold = extra_mixed = None
+    if split.known is not None and split.known.nnz:
+        extra_cold, extra_mixed = _rows(split.known, cold_users), _rows(split.known, mixed_users)
     for label, make in factories.items():
         t0 = time.perf_counter()
         model = make()
         model.fit(split.train)
-        cold_list = model.recommend(cold_users, k, candidates=cold_items).ids
-        mixed_list = model.recommend(mixed_users, k).ids
+        cold_list = model.recommend(cold_users, k, candidates=cold_items, exclude=extra_cold).ids
+        mixed_list = model.recommend(mixed_users, k, exclude=extra_mixed).ids
         report.seconds[label] = report.seconds.get(label, 0.0) + time.perf_counter() - t0
         n, r = _list_metrics(cold_list, _rows(split.cold_test, cold_users), k)
         report.add(label, f"cold_ndcg@{k}", n)
@@ -384,6 +483,21 @@ def evaluate_cold_items(models: Mapping[str, Any], data: Interactions, *, folds:
         assignment = cold_item_folds(data, folds, seed, strata)
         split = _split_on_cold(data, assignment == f, warm_test_ratio, seed)
         evaluate_split(models, split, k, report)
+    return report
+
+
+def evaluate_review_releases(models: Mapping[str, Any], data: Interactions, *, folds: int = 5,
+                             seeds: Iterable[int] = (0,), k: int = 10, strata: int = 10,
+                             warm_test_ratio: float = 0.2) -> ColdStartReport:
+    """The review-only cold-item protocol (:func:`review_release_split`) over every
+    fold x seed, scored as :func:`evaluate_cold_items`."""
+    k = _int(k, "k", "evaluate_review_releases", 1)
+    folds = _int(folds, "folds", "evaluate_review_releases", 2)
+    report = ColdStartReport(k)
+    for seed in seeds:
+        for f in range(folds):
+            split = review_release_split(data, 1.0 / folds, seed, f, strata, warm_test_ratio)
+            evaluate_split(models, split, k, report)
     return report
 
 

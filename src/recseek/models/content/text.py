@@ -22,8 +22,11 @@ nineties").
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -200,28 +203,49 @@ def _centroid_scores(profile: sp.csr_array, emb: np.ndarray, cols: np.ndarray) -
 def _max_scores(profile: sp.csr_array, emb: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Per profile row, the largest similarity of each ``emb[cols]`` to any profile item.
 
-    Vectorised per block of rows: the similarity rows of all (row, profile item) pairs of
-    the block, then ``np.maximum.reduceat`` over each row's pairs.
+    The similarities of the distinct profile items to the candidates are computed once
+    (in blocks of profile items when that table would exceed ``_BLOCK_BYTES``); each
+    row then takes ``np.maximum.reduceat`` over its items' rows of the table.
     """
-    target = emb[cols]
+    target = emb[cols].astype(np.float64)
     n, n_cols = profile.shape[0], target.shape[0]
     out = np.zeros((n, n_cols), dtype=np.float32)
     counts = np.diff(profile.indptr)
-    per_pair = max(1, 4 * n_cols)
-    limit = max(1, _BLOCK_BYTES // per_pair)
-    start = 0
-    while start < n:
-        # grow the block while its pairs fit (always at least one row)
-        csum = np.cumsum(counts[start:])
-        end = start + max(1, int(np.searchsorted(csum, limit, side="right")))
-        lo, hi = int(profile.indptr[start]), int(profile.indptr[end])
-        if hi > lo:
-            sims = (emb[profile.indices[lo:hi]].astype(np.float64) @ target.T.astype(np.float64)).astype(np.float32)
-            rows = np.arange(start, end)
-            nonempty = rows[counts[start:end] > 0]
-            offsets = profile.indptr[nonempty] - lo
-            out[nonempty] = np.maximum.reduceat(sims, offsets, axis=0)
-        start = end
+    nonempty = np.flatnonzero(counts > 0)
+    if not nonempty.size or not n_cols:
+        return out
+    items, inverse = np.unique(profile.indices[profile.indptr[0]:profile.indptr[-1]], return_inverse=True)
+    inverse = inverse.ravel()
+    per_item = max(1, 4 * n_cols)
+    step = max(1, _BLOCK_BYTES // per_item)
+    if items.size <= step:
+        # one table (distinct profile items x candidates), gathered per row
+        table = (emb[items].astype(np.float64) @ target.T).astype(np.float32)
+        start = 0
+        while start < n:
+            csum = np.cumsum(counts[start:])
+            end = start + max(1, int(np.searchsorted(csum, step, side="right")))
+            lo, hi = int(profile.indptr[start]), int(profile.indptr[end])
+            if hi > lo:
+                rows = np.arange(start, end)
+                full = rows[counts[start:end] > 0]
+                out[full] = np.maximum.reduceat(table[inverse[lo:hi]], profile.indptr[full] - lo, axis=0)
+            start = end
+        return out
+    # a large catalogue: the running maximum over blocks of distinct items
+    out[nonempty] = -np.inf
+    user_of = np.repeat(np.arange(n), counts)
+    for b0 in range(0, items.size, step):
+        block = (emb[items[b0:b0 + step]].astype(np.float64) @ target.T).astype(np.float32)
+        mine = (inverse >= b0) & (inverse < b0 + step)
+        pair_users, pair_items = user_of[mine], inverse[mine] - b0
+        order = np.argsort(pair_users, kind="stable")
+        pair_users, pair_items = pair_users[order], pair_items[order]
+        if not pair_users.size:
+            continue
+        starts = np.flatnonzero(np.r_[True, pair_users[1:] != pair_users[:-1]])
+        who = pair_users[starts]
+        out[who] = np.maximum(out[who], np.maximum.reduceat(block[pair_items], starts, axis=0))
     return out
 
 
@@ -308,6 +332,50 @@ class ItemTextKNN(_TextModel):
 
 
 # ---------------------------------------------------------------- factor models underneath
+#: Fitted factor models by (name, settings, training data), while :func:`shared_base_fits` is active.
+_BASE_FITS: dict[tuple[str, str, str], Any] | None = None
+
+
+@contextlib.contextmanager
+def shared_base_fits() -> Iterator[dict[tuple[str, str, str], Any]]:
+    """Within the block, a factor model fitted with the same registry name and settings on
+    the same training data (same users, items and records) is trained once and reused:
+    by every text model's ``base`` (TextToCF's validation fit included) and by
+    :func:`fit_base_model`. A reused model is bit for bit the one a fresh fit gives
+    (fixed seed), so an evaluation that trains WRMF alone and TextToCF over WRMF on one
+    split trains it once. Outside the block every fit is fresh."""
+    global _BASE_FITS
+    outer = _BASE_FITS
+    _BASE_FITS = {} if outer is None else outer
+    try:
+        yield _BASE_FITS
+    finally:
+        _BASE_FITS = outer
+
+
+def _data_digest(train: Interactions) -> str:
+    m = train.matrix
+    h = hashlib.sha1(repr(m.shape).encode())
+    for a in (m.indptr, m.indices, m.data):
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(json.dumps([len(train.users), len(train.items)]).encode())
+    return h.hexdigest()
+
+
+def fit_base_model(name: str, params: dict[str, Any], train: Interactions) -> Any:
+    """A fitted registry model ``name(**params)`` on ``train``; reused inside
+    :func:`shared_base_fits` (callers must not modify its arrays)."""
+    from .. import registry
+
+    if _BASE_FITS is None:
+        return registry.create(name, **params).fit(train)
+    key = (name, json.dumps(params, sort_keys=True, default=repr), _data_digest(train))
+    model = _BASE_FITS.get(key)
+    if model is None:
+        model = _BASE_FITS[key] = registry.create(name, **params).fit(train)
+    return model
+
+
 class _FactorBacked(_TextModel):
     """A trained factor model's user and item factors, with ALS fold-in (not registered)."""
 
@@ -320,6 +388,17 @@ class _FactorBacked(_TextModel):
     }
 
     def _fit_base(self, train: Interactions) -> None:
+        u, v, model = self._base_factors(train)
+        self.user_factors_ = u
+        self.item_factors_ = v
+        self.item_counts_ = np.bincount(train.matrix.indices, minlength=train.n_items).astype(np.int64)
+        used = model.get_params()
+        self.foldin_alpha_ = float(self.alpha if self.alpha is not None else _number(used.get("alpha"), 1.0))
+        self.foldin_reg_ = float(self.foldin_reg if self.foldin_reg is not None else _number(used.get("reg"), 1.0))
+
+    def _base_factors(self, train: Interactions) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``(user factors, item factors, fitted model)`` of the base model on ``train``
+        (an item bias as one more factor)."""
         from .. import registry
 
         params = dict(self.base_params or {})
@@ -330,11 +409,11 @@ class _FactorBacked(_TextModel):
         for key, value in (("seed", self.seed), ("verbose", self.verbose)):
             if key in names:
                 params.setdefault(key, value)
-        model = registry.create(self.base, **params)
-        model.fit(train)
+        model = fit_base_model(self.base, params, train)
         try:
-            u = np.ascontiguousarray(model.user_vectors(), dtype=np.float32)
-            v = np.ascontiguousarray(model.item_vectors(), dtype=np.float32)
+            # copies: the arrays are changed below (mapped cold items) and a shared fit is reused
+            u = np.array(model.user_vectors(), dtype=np.float32, order="C")
+            v = np.array(model.item_vectors(), dtype=np.float32, order="C")
         except Exception as e:  # noqa: BLE001 - any model without vectors is refused the same way
             raise ParameterError(f"{self.display_name}: base {cls.name} has no user and item factors ({e})") from None
         probe = np.arange(min(8, train.n_users))
@@ -353,12 +432,7 @@ class _FactorBacked(_TextModel):
             raise ParameterError(f"{self.display_name}: base {cls.name} does not score by the dot product of its "
                                  "user and item factors (plus an item bias); use WRMF, BPR, IALSPlusPlus, EALS or "
                                  "another such model")
-        self.user_factors_ = u
-        self.item_factors_ = v
-        self.item_counts_ = np.bincount(train.matrix.indices, minlength=train.n_items).astype(np.int64)
-        used = model.get_params()
-        self.foldin_alpha_ = float(self.alpha if self.alpha is not None else _number(used.get("alpha"), 1.0))
-        self.foldin_reg_ = float(self.foldin_reg if self.foldin_reg is not None else _number(used.get("reg"), 1.0))
+        return u, v, model
 
     def _fold_in(self, rows: sp.csr_array, extra: np.ndarray | None = None) -> np.ndarray:
         """User factors minimising the WRMF objective over ``rows`` with the item factors fixed:
@@ -409,6 +483,14 @@ def _ridge(x: np.ndarray, y: np.ndarray, reg: float) -> tuple[np.ndarray, np.nda
     return w.astype(np.float32), (my - mx @ w).astype(np.float32)
 
 
+def _apply_map_params(emb: np.ndarray, params: list[np.ndarray]) -> np.ndarray:
+    """``e W + b`` (``params = [W, b]``) or ``relu(e W1 + b1) W2 + b2`` (``[W1, b1, W2, b2]``)."""
+    e = np.asarray(emb, dtype=np.float32)
+    if len(params) == 4:
+        e = np.maximum(e @ params[0] + params[1], 0.0)
+    return np.ascontiguousarray(e @ params[-2] + params[-1], dtype=np.float32)
+
+
 def mlp_loss_grad(params: list[np.ndarray], x: np.ndarray, y: np.ndarray, reg: float) -> tuple[float, list[np.ndarray]]:
     """Loss and gradients of the one-hidden-layer ReLU map ``relu(x W1 + b1) W2 + b2``.
 
@@ -428,6 +510,73 @@ def mlp_loss_grad(params: list[np.ndarray], x: np.ndarray, y: np.ndarray, reg: f
     g_w1 = x.T @ g_h + 2.0 * reg * w1 / n
     g_b1 = g_h.sum(axis=0)
     return loss, [g_w1, g_b1, g_w2, g_b2]
+
+
+#: Share of the eligible items held out as pseudo-cold items by TextToCF's validation split.
+VALIDATION_ITEMS = 0.2
+#: Share of each user's remaining records held out as warm validation targets.
+VALIDATION_RECORDS = 0.2
+#: Per validation user, the top-scored warm and the top-scored cold candidates the calibration is fitted on.
+CALIBRATION_DEPTH = 50
+#: Smallest spread of calibrated mapped scores, as a share of the warm scores' spread
+#: (so that float32 scores still resolve the mapped items' order).
+MIN_COLD_SPREAD = 0.1
+
+
+def platt(scores: np.ndarray, labels: np.ndarray, reg: float = 1e-6, iterations: int = 100) -> tuple[float, float]:
+    """``(a, b)`` of the logistic model ``P(relevant | s) = 1 / (1 + exp(-(a s + b)))``
+    fitted by Newton's method with step halving (Platt, "Probabilistic Outputs for
+    Support Vector Machines", 1999): the targets are Platt's smoothed labels
+    ``(N+ + 1) / (N+ + 2)`` for a relevant pair and ``1 / (N- + 2)`` for the others, so
+    that separable data keeps a finite slope, plus a ``reg`` ridge on ``a`` and ``b``."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    if s.size != y.size or not s.size:
+        raise DataError(f"platt: {s.size} scores but {y.size} labels")
+    n_pos = float(y.sum())
+    t = np.where(y > 0, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (y.size - n_pos + 2.0))
+    # standardised scores: the Newton steps are then well scaled whatever the score range
+    mu, sd = float(s.mean()), float(s.std()) or 1.0
+    x = np.stack([(s - mu) / sd, np.ones_like(s)], axis=1)
+
+    def loss(w: np.ndarray) -> float:
+        m = x @ w
+        # -sum t log p + (1 - t) log(1 - p), with log(1 + e^m) computed stably
+        return float(np.sum(np.logaddexp(0.0, m) - t * m) + 0.5 * reg * w @ w)
+
+    w = np.array([0.0, np.log(t.mean() / (1.0 - t.mean()))])
+    current = loss(w)
+    for _ in range(iterations):
+        p = 0.5 * (1.0 + np.tanh(0.5 * (x @ w)))
+        grad = x.T @ (p - t) + reg * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + (reg + 1e-12) * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        lr = 1.0
+        while lr > 1e-8:
+            trial = w - lr * step
+            value = loss(trial)
+            if value <= current:
+                break
+            lr *= 0.5
+        else:
+            break
+        w, done = trial, current - value < 1e-12 * max(1.0, abs(current))
+        current = value
+        if done:
+            break
+    a = w[0] / sd
+    return float(a), float(w[1] - a * mu)
+
+
+def _top_pairs(scores: np.ndarray, labels: sp.csr_array, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and 0/1 labels of each row's ``depth`` best-scored columns (-inf = not a candidate)."""
+    depth = min(depth, scores.shape[1])
+    top = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
+    s = np.take_along_axis(scores, top, axis=1)
+    y = np.asarray(labels.todense(), dtype=bool)
+    y = np.take_along_axis(y, top, axis=1)
+    ok = np.isfinite(s)
+    return s[ok], y[ok].astype(np.float64)
 
 
 @register
@@ -452,9 +601,42 @@ class TextToCF(_FactorBacked):
       full-batch Adam (``epochs`` steps of ``learning_rate``).
 
     Items with fewer than ``min_count`` interactions (and text) take ``f(e_i)`` as their
-    factors; scores are ``u . v``. A new user's factors come from the WRMF objective
-    with the item factors fixed (``recommend_new``); a text-only user is folded in with
-    the text mapped to a pseudo-item (``recommend_text``).
+    factors (the mapped items). A new user's factors come from the WRMF objective with
+    the item factors fixed (``recommend_new``); a text-only user is folded in with the
+    text mapped to a pseudo-item (``recommend_text``).
+
+    Scores: ``u . v`` for an item with its own factors, ``c_scale (u . f(e)) + c_shift``
+    for a mapped item, so that a cold item enters a top-k of warm items only when its
+    score is comparable to theirs. Both numbers come from the training data alone:
+    ``VALIDATION_ITEMS`` = 20% of the items that train the map (popularity strata,
+    seeded) are held out as pseudo-cold items, and for each user the
+    ``CALIBRATION_DEPTH`` = 50 best-scored of them it has not interacted with are the
+    validation pairs. ``calibration`` says what the scores are made comparable to:
+
+    - ``"scores"`` (default): to the base model's own scores. The map is refitted
+      without the pseudo-cold items and gives them factors ``f'(e_i)``; ``c_scale`` and
+      ``c_shift`` are the least-squares line ``u . v_i ~ c_scale (u . f'(e_i)) +
+      c_shift`` over the validation pairs (``v_i`` the item's own factors): a cold
+      item's score is the base model's expected score for it had it been warm. Costs
+      one more map fit.
+    - ``"relevance"``: to the probability of relevance. The pseudo-cold items also lose
+      their records, ``VALIDATION_RECORDS`` = 20% of each user's other records are held
+      out, the base model and the map are refitted on what remains, and a logistic
+      model ``P(relevant | s) = sigma(a s + b)`` (Platt 1999) is fitted on the
+      validation users' 50 best-scored warm candidates against their held-out warm
+      records (``a_w, b_w``) and on their 50 best-scored pseudo-cold items against those
+      items' records (``a_c, b_c``); equal probabilities give equal scores with
+      ``c_scale = a_c / a_w``, ``c_shift = (b_c - b_w) / a_w``. The probabilities carry
+      the split's own base rates (every record of a cold item is a target, a fifth of a
+      warm item's), which can favour cold items heavily. Costs a second base-model fit.
+    - ``"none"``: ``c_scale = 1``, ``c_shift = 0``.
+
+    ``c_scale`` is kept positive and large enough that the calibrated mapped scores
+    spread at least ``MIN_COLD_SPREAD`` = 10% as widely as the warm ones over the
+    validation pairs (at that floor the shift keeps the median mapped score where the
+    fitted line puts it), so within the mapped items -- the cold-item ranking -- the
+    order is that of ``u . f(e)`` whatever the calibration, and float32 still resolves
+    it.
 
     Parameters
     ----------
@@ -475,6 +657,8 @@ class TextToCF(_FactorBacked):
     min_count : int
         Fewest training interactions of an item whose own factors are kept (and that
         trains the map).
+    calibration : {"scores", "relevance", "none"}
+        How mapped items' scores are put on the warm items' scale (see above).
     alpha : float, optional
         Fold-in confidence ``1 + alpha`` of an observed item; None: the base model's
         ``alpha`` (1 when it has none).
@@ -489,7 +673,10 @@ class TextToCF(_FactorBacked):
     Learned state: ``user_factors_`` (n_users, r), ``item_factors_`` (n_items, r),
     ``cf_known_`` (n_items,) bool (the item kept its own factors), ``map_weights_``
     (dim or hidden, r), ``map_bias_`` (r,), for the MLP ``map_hidden_weights_``
-    (dim, hidden) and ``map_hidden_bias_`` (hidden,), plus the text embeddings.
+    (dim, hidden) and ``map_hidden_bias_`` (hidden,), ``cold_scale_`` and
+    ``cold_shift_`` (``c_scale``, ``c_shift``), plus the text embeddings. After
+    ``fit``, :attr:`calibration_details` (not saved) holds the calibration's fitted
+    slopes, intercepts and pair counts.
     """
 
     name = "TextToCF"
@@ -498,8 +685,8 @@ class TextToCF(_FactorBacked):
              "CB2CF: A Neural Multiview Content-to-Collaborative Filtering Model for Completely Cold Item "
              "Recommendations, RecSys 2019")
     rules = {**_TEXT_RULES, "mapping": Choice(("ridge", "mlp")), "base_params": _OptionalDict(),
-             "hidden": Int(lo=1), "min_count": Int(lo=1), "alpha": Float(lo=0.0, none_ok=True),
-             "foldin_reg": Float(lo=0.0, none_ok=True)}
+             "hidden": Int(lo=1), "min_count": Int(lo=1), "calibration": Choice(("scores", "relevance", "none")),
+             "alpha": Float(lo=0.0, none_ok=True), "foldin_reg": Float(lo=0.0, none_ok=True)}
     test_params = {"encoder": "hashing", "base_params": {"factors": 8, "epochs": 5}}
     state: ClassVar[dict[str, StateSpec]] = {
         "cf_known_": Array("bool", ("n_items",)),
@@ -507,6 +694,8 @@ class TextToCF(_FactorBacked):
         "map_bias_": Array("float32", ("rank",)),
         "map_hidden_weights_": Array("float32", ("dim", "hidden"), optional=True),
         "map_hidden_bias_": Array("float32", ("hidden",), optional=True),
+        "cold_scale_": Scalar(float),
+        "cold_shift_": Scalar(float),
     }
     required_when: ClassVar[dict[str, tuple[str, tuple[Any, ...]]]] = {
         "idf_": ("encoder", ("tfidf",)),
@@ -516,9 +705,10 @@ class TextToCF(_FactorBacked):
 
     def __init__(self, base: str = "WRMF", base_params: dict[str, Any] | None = None, mapping: str = "ridge",
                  reg: float = 1.0, hidden: int = 256, epochs: int = 200, learning_rate: float = 0.01,
-                 min_count: int = 1, alpha: float | None = None, foldin_reg: float | None = None,
-                 text_columns: str | list[str] | None = None, encoder: str = "sentence",
-                 text_model: str | None = None, seed: int = 0, verbose: bool = False) -> None:
+                 min_count: int = 1, calibration: str = "scores", alpha: float | None = None,
+                 foldin_reg: float | None = None, text_columns: str | list[str] | None = None,
+                 encoder: str = "sentence", text_model: str | None = None, seed: int = 0,
+                 verbose: bool = False) -> None:
         self.base = base
         self.base_params = base_params
         self.mapping = mapping
@@ -527,6 +717,7 @@ class TextToCF(_FactorBacked):
         self.epochs = epochs
         self.learning_rate = learning_rate
         self.min_count = min_count
+        self.calibration = calibration
         self.alpha = alpha
         self.foldin_reg = foldin_reg
         self.text_columns = text_columns
@@ -545,17 +736,130 @@ class TextToCF(_FactorBacked):
                             f"min_count={self.min_count} interactions; the map cannot be fitted")
         for name in ("map_hidden_weights_", "map_hidden_bias_"):
             self.__dict__.pop(name, None)
-        x, y = self.text_embeddings_[warm], self.item_factors_[warm]
-        if self.mapping == "ridge":
-            self.map_weights_, self.map_bias_ = _ridge(x, y, float(self.reg))
-        else:
-            self._fit_mlp(x, y)
+        params = self._fit_map(self.text_embeddings_[warm], self.item_factors_[warm])
+        self.map_weights_, self.map_bias_ = params[-2], params[-1]
+        if len(params) == 4:
+            self.map_hidden_weights_, self.map_hidden_bias_ = params[0], params[1]
         self.cf_known_ = self.item_counts_ >= int(self.min_count)
         cold = ~self.cf_known_ & self.has_text_
         if cold.any():
             self.item_factors_[cold] = self._apply_map(self.text_embeddings_[cold])
+        self.cold_scale_, self.cold_shift_ = 1.0, 0.0
+        self._calibration_fit: dict[str, float] = {}
+        if self.calibration == "relevance":
+            self.cold_scale_, self.cold_shift_ = self._calibrate_relevance(train)
+        elif self.calibration == "scores":
+            self.cold_scale_, self.cold_shift_ = self._calibrate_scores(train)
 
-    def _fit_mlp(self, x: np.ndarray, y: np.ndarray) -> None:
+    @property
+    def calibration_details(self) -> dict[str, float]:
+        """The last fit's calibration: the fitted line (``"scores"``) or the Platt slopes
+        and intercepts of warm and cold validation pairs (``"relevance"``), with the
+        numbers of pairs (empty without calibration or after load)."""
+        return dict(getattr(self, "_calibration_fit", {}))
+
+    def _fit_map(self, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+        """The map's parameters: ``[W, b]`` (ridge) or ``[W1, b1, W2, b2]`` (MLP)."""
+        if self.mapping == "ridge":
+            return list(_ridge(x, y, float(self.reg)))
+        return self._fit_mlp(x, y)
+
+    def _pseudo_cold(self, train: Interactions) -> np.ndarray:
+        """Mask of the validation's pseudo-cold items (popularity-stratified, seeded)."""
+        from ...evaluation.coldstart import cold_item_folds
+
+        eligible = (self.item_counts_ >= int(self.min_count)) & self.has_text_
+        folds = max(2, round(1 / VALIDATION_ITEMS))
+        if eligible.sum() < 2 * folds:
+            raise DataError(f"{self.display_name}: only {int(eligible.sum())} items can train the map, too few to "
+                            "carve a validation split for the calibration; use calibration='none'")
+        return (cold_item_folds(train, folds, int(self.seed), 10) == 0) & eligible
+
+    def _calibrate_scores(self, train: Interactions) -> tuple[float, float]:
+        """``(c_scale, c_shift)``: mapped scores regressed onto the model's own (see the class docstring)."""
+        pseudo = self._pseudo_cold(train)
+        rest = (self.item_counts_ >= int(self.min_count)) & self.has_text_ & ~pseudo
+        if rest.sum() < 2:
+            raise DataError(f"{self.display_name}: the calibration leaves fewer than two items to train the map; use "
+                            "calibration='none'")
+        params = self._fit_map(self.text_embeddings_[rest], self.item_factors_[rest])
+        items = np.flatnonzero(pseudo)
+        u = self.user_factors_.astype(np.float64)
+        mapped = u @ _apply_map_params(self.text_embeddings_[items], params).T.astype(np.float64)
+        own = u @ self.item_factors_[items].T.astype(np.float64)
+        seen = sp.csr_array(self.seen_[:, items])
+        r, c = seen.nonzero()
+        mapped[r, c] = -np.inf
+        depth = min(CALIBRATION_DEPTH, items.size)
+        top = np.argpartition(-mapped, depth - 1, axis=1)[:, :depth]
+        x = np.take_along_axis(mapped, top, axis=1).ravel()
+        y = np.take_along_axis(own, top, axis=1).ravel()
+        ok = np.isfinite(x)
+        x, y = x[ok], y[ok]
+        if x.size < 2 or not np.std(x) > 0:
+            raise DataError(f"{self.display_name}: the calibration found no spread of mapped scores to fit; use "
+                            "calibration='none'")
+        slope = float(np.cov(x, y, bias=True)[0, 1] / np.var(x))
+        intercept = float(y.mean() - slope * x.mean())
+        self._calibration_fit = {"slope": slope, "intercept": intercept, "pairs": float(x.size),
+                                 "r2": float(np.corrcoef(x, y)[0, 1] ** 2)}
+        return self._floored(slope, intercept, float(np.std(y)), x)
+
+    def _floored(self, scale: float, shift: float, warm_sd: float, cold: np.ndarray) -> tuple[float, float]:
+        """``(scale, shift)`` with the scale at least the floor ``MIN_COLD_SPREAD * warm_sd / sd(cold)``
+        (at the floor, the median ``cold`` score keeps its fitted value)."""
+        floor = MIN_COLD_SPREAD * warm_sd / max(float(np.std(cold)), 1e-30)
+        if scale >= floor:
+            return float(scale), float(shift)
+        mid = float(np.median(cold))
+        return float(floor), float(scale * mid + shift - floor * mid)
+
+    def _calibrate_relevance(self, train: Interactions) -> tuple[float, float]:
+        """``(c_scale, c_shift)`` from Platt fits on a validation split (see the class docstring)."""
+        from ...evaluation.coldstart import _split_on_cold
+
+        pseudo = self._pseudo_cold(train)
+        try:
+            val = _split_on_cold(train, pseudo, VALIDATION_RECORDS, int(self.seed))
+        except DataError as e:
+            raise DataError(f"{self.display_name}: cannot carve the calibration's validation split ({e}); use "
+                            "calibration='none'") from None
+        u, v, _ = self._base_factors(val.train)
+        counts = np.bincount(val.train.matrix.indices, minlength=train.n_items)
+        warm = (counts >= int(self.min_count)) & self.has_text_
+        if warm.sum() < 2:
+            raise DataError(f"{self.display_name}: the calibration's validation split leaves fewer than two items to "
+                            "train the map; use calibration='none'")
+        params = self._fit_map(self.text_embeddings_[warm], v[warm])
+        cold_items = np.flatnonzero(pseudo)
+        warm_items = np.flatnonzero(counts >= int(self.min_count))
+        held = sp.csr_array(val.cold_test.matrix + val.warm_test.matrix)
+        users = np.flatnonzero(np.diff(held.indptr) > 0)
+        sw = (u[users].astype(np.float64) @ v[warm_items].T.astype(np.float64))
+        seen = sp.csr_array(val.train.matrix[users][:, warm_items])
+        r, c = seen.nonzero()
+        sw[r, c] = -np.inf
+        f = _apply_map_params(self.text_embeddings_[cold_items], params)
+        sc = u[users].astype(np.float64) @ f.T.astype(np.float64)
+        warm_rel = sp.csr_array(val.warm_test.matrix[users][:, warm_items])
+        cold_rel = sp.csr_array(val.cold_test.matrix[users][:, cold_items])
+        s_w, y_w = _top_pairs(sw, warm_rel, CALIBRATION_DEPTH)
+        s_c, y_c = _top_pairs(sc, cold_rel, CALIBRATION_DEPTH)
+        if not y_w.any() or not y_c.any():
+            raise DataError(f"{self.display_name}: the calibration's validation split has no relevant "
+                            f"{'warm' if not y_w.any() else 'cold'} item among the top candidates; use "
+                            "calibration='none'")
+        a_w, b_w = platt(s_w, y_w)
+        a_c, b_c = platt(s_c, y_c)
+        self._calibration_fit = {"warm_slope": a_w, "warm_intercept": b_w, "cold_slope": a_c, "cold_intercept": b_c,
+                            "warm_pairs": float(y_w.size), "cold_pairs": float(y_c.size),
+                            "warm_relevant": float(y_w.sum()), "cold_relevant": float(y_c.sum())}
+        if not a_w > 0:
+            raise DataError(f"{self.display_name}: on the calibration's validation split the base model's scores do "
+                            f"not rise with relevance (slope {a_w:.3g}); use calibration='none'")
+        return self._floored(a_c / a_w, (b_c - b_w) / a_w, float(np.std(s_w)), s_c)
+
+    def _fit_mlp(self, x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
         rng = np.random.default_rng(self.seed)
         d, r, h = x.shape[1], y.shape[1], int(self.hidden)
         params = [
@@ -581,7 +885,7 @@ class TextToCF(_FactorBacked):
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{loss:.4g}")
         self._check_finite(int(self.epochs), *params)
-        self.map_hidden_weights_, self.map_hidden_bias_, self.map_weights_, self.map_bias_ = params
+        return params
 
     # ------------------------------------------------------------ the map
     def map_text(self, emb: np.ndarray) -> np.ndarray:
@@ -590,10 +894,26 @@ class TextToCF(_FactorBacked):
         return self._apply_map(emb)
 
     def _apply_map(self, emb: np.ndarray) -> np.ndarray:
-        e = np.asarray(emb, dtype=np.float32)
+        params = [self.map_weights_, self.map_bias_]
         if getattr(self, "map_hidden_weights_", None) is not None:
-            e = np.maximum(e @ self.map_hidden_weights_ + self.map_hidden_bias_, 0.0)
-        return np.ascontiguousarray(e @ self.map_weights_ + self.map_bias_, dtype=np.float32)
+            params = [self.map_hidden_weights_, self.map_hidden_bias_, *params]
+        return _apply_map_params(emb, params)
+
+    def _calibrated(self, s: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        """``s`` with the mapped items' scores turned into ``c_scale s + c_shift``."""
+        scale, shift = float(self.cold_scale_), float(self.cold_shift_)
+        if scale == 1.0 and shift == 0.0:
+            return s
+        mapped = ~self.cf_known_ & self.has_text_
+        if items is not None:
+            mapped = mapped[items]
+        if mapped.any():
+            s = np.array(s, dtype=np.float32)
+            s[:, mapped] = scale * s[:, mapped] + shift
+        return s
+
+    def _score(self, users: np.ndarray, items: np.ndarray | None) -> np.ndarray:
+        return self._calibrated(super()._score(users, items), items)
 
     def _grow_items(self, emb: np.ndarray) -> None:
         self.item_factors_ = np.vstack([self.item_factors_, self.map_text(emb)]).astype(np.float32)
@@ -602,13 +922,13 @@ class TextToCF(_FactorBacked):
 
     # ------------------------------------------------------------ new users
     def _score_new(self, rows: sp.csr_array) -> np.ndarray:
-        return self._fold_in(rows) @ self.item_factors_.T
+        return self._calibrated(self._fold_in(rows) @ self.item_factors_.T, None)
 
     def _score_query(self, q: np.ndarray) -> np.ndarray:
         n = q.shape[0]
         rows = sp.csr_array((np.ones(n, dtype=np.float32), np.arange(self.n_items_, self.n_items_ + n),
                              np.arange(n + 1)), shape=(n, self.n_items_ + n))
-        return self._fold_in(rows, extra=self.map_text(q)) @ self.item_factors_.T
+        return self._calibrated(self._fold_in(rows, extra=self.map_text(q)) @ self.item_factors_.T, None)
 
 
 @register
@@ -713,4 +1033,4 @@ def _standardise(s: np.ndarray) -> np.ndarray:
     return (s - mean) / np.where(sd > 1e-12, sd, 1.0)
 
 
-__all__ = ["HybridText", "ItemTextKNN", "TextToCF", "mlp_loss_grad"]
+__all__ = ["HybridText", "ItemTextKNN", "TextToCF", "fit_base_model", "mlp_loss_grad", "platt", "shared_base_fits"]
