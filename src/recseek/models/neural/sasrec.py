@@ -53,7 +53,7 @@ def numpy_forward(weights: list[np.ndarray], seq: np.ndarray, heads: int) -> np.
     """Last-step hidden states (batch, factors) of left-padded index sequences (0 = padding),
     the network of :func:`_build` in eval mode (no dropout) recomputed with numpy.
 
-    Per block (pre-norm): ``x += MHA(LN1(x))`` with the causal mask, ``x += W2 relu(W1
+    Per block (pre-norm): ``x += MHA(LN1(x))`` with the causal and padding mask, ``x += W2 relu(W1
     LN2(x) + b1) + b2``, padding positions zeroed; then the final layer norm.
     """
     emb, pos = weights[0], weights[1]
@@ -62,7 +62,8 @@ def numpy_forward(weights: list[np.ndarray], seq: np.ndarray, heads: int) -> np.
     dh = d // heads
     keep = (seq > 0)[..., None].astype(np.float32)
     x = (emb[seq] * np.float32(np.sqrt(d)) + pos[:length]) * keep
-    future = np.triu(np.ones((length, length), dtype=bool), 1)
+    blocked = np.triu(np.ones((length, length), dtype=bool), 1)[None] | (
+        (seq == 0)[:, None, :] & ~np.eye(length, dtype=bool)[None])
     n_blocks = (len(weights) - 4) // 12
     for b in range(n_blocks):
         w_in, b_in, w_out, b_out, w1, b1, w2, b2, n1w, n1b, n2w, n2b = weights[2 + 12 * b: 14 + 12 * b]
@@ -71,7 +72,7 @@ def numpy_forward(weights: list[np.ndarray], seq: np.ndarray, heads: int) -> np.
         q, k, v = (qkv[..., j * d:(j + 1) * d].reshape(batch, length, heads, dh).transpose(0, 2, 1, 3)
                    for j in range(3))
         att = (q / np.float32(np.sqrt(dh))) @ k.transpose(0, 1, 3, 2)
-        att[:, :, future] = -np.inf
+        att[np.broadcast_to(blocked[:, None], att.shape)] = -np.inf
         att -= att.max(axis=-1, keepdims=True)
         np.exp(att, out=att)
         att /= att.sum(axis=-1, keepdims=True)
@@ -105,10 +106,15 @@ def _build(t: Any, n_items: int, factors: int, blocks: int, heads: int, max_leng
         def forward(self, seq: Any) -> Any:
             """Hidden states (batch, max_length, factors) of left-padded item sequences (0 = padding)."""
             keep = (seq > 0).unsqueeze(-1).to(self.items.weight.dtype)
-            pos = t.arange(seq.shape[1], device=seq.device)
+            length = seq.shape[1]
+            pos = t.arange(length, device=seq.device)
             x = self.drop(self.items(seq) * (self.items.embedding_dim ** 0.5) + self.positions(pos)) * keep
+            # no step attends to a later step or to padding (a padding step attends to itself
+            # only, so that no row of the mask is empty; its output is zeroed)
+            pad = (seq == 0).unsqueeze(1) & ~t.eye(length, dtype=t.bool, device=seq.device)
+            mask = (self.causal[:length, :length] | pad).repeat_interleave(heads, dim=0)
             for block in self.blocks:
-                x = block(x, src_mask=self.causal[: seq.shape[1], : seq.shape[1]]) * keep
+                x = block(x, src_mask=mask) * keep
             return self.norm(x)
 
     return SASRecNet()
@@ -119,8 +125,9 @@ class SASRec(NeuralModel, Recommender):
     """SASRec: a causal Transformer over each user's items in time order predicts the next item.
 
     A user's history ``s_1 .. s_n`` (the most recent ``max_length``) is embedded as item
-    plus position embeddings and passed through ``blocks`` self-attention blocks (causal
-    multi-head attention and a point-wise feed-forward layer, each with layer
+    plus position embeddings and passed through ``blocks`` self-attention blocks (multi-head
+    attention that sees neither later steps nor the padding of a short history, as in
+    the paper and RecBole, and a point-wise feed-forward layer, each with layer
     normalisation, dropout and a residual connection); the hidden state ``F_t`` at step
     t scores item ``i`` by ``F_t . M_i`` with the shared item embedding ``M``. Training
     minimises the cross-entropy of the next item over the whole catalogue at every step
