@@ -1,25 +1,50 @@
 """The Ray backend on this machine: batch scoring with 1 vs 2 Ray workers, and a 16-trial
-tuning sweep on Ray (trials in batches of 2, one per worker) vs the same sweep run locally
-one trial after another.
+tuning sweep on 2 Ray workers vs the same sweep run locally one trial after another.
+
+Every configuration runs in a fresh Python process (what a user's command costs, cold),
+and each one reports where its time went, so that start-up and steady state are printed
+side by side:
 
 Scoring: WRMF (64 factors, 3 epochs) fitted on the 100,000-user synthetic power-law set of
 ``bench_scale_als.py`` (20,000 items; ``--nnz`` records, default 2,000,000 here to keep the
-fit short), saved, then the top-10 of every user written by ``recseek score`` with
-``--backend ray --workers 1`` and ``--workers 2`` (each with its own private Ray instance; the
-time includes starting Ray and loading the model in every actor, reported separately by a
-run with 1,000 users). The local path (no Ray) is shown beside them.
+fit short), saved, then the top-10 of every user written by
+:func:`recseek.evaluation.batch.score_file` (what ``recseek score`` runs):
+
+- ``local``: the normal local path with its normal threads (numba and OpenBLAS on every
+  core; the counts are printed). This is the baseline.
+- ``Ray 1 worker`` / ``Ray 2 workers``: ``backend="ray"`` with a private Ray instance of 1
+  or 2 CPUs; every actor holds one CPU and runs on one thread.
+- ``local, 1 thread`` (reference only, not a baseline): the local path with numba and
+  OpenBLAS on one thread, i.e. the work one Ray actor does, without Ray.
+
+Columns: ``process`` the whole process (Python start, imports, Ray start, reading, scoring,
+writing: the first-run figure); ``ray start`` starting the private instance; ``actors up``
+from submitting the pipeline to the first batch (actor processes, imports, model load and
+verification, numba cache); ``steady`` from the first batch to the last (scoring with warm
+actors; locally the scoring step itself); ``write`` the CSV; ``CPU s`` the CPU seconds of
+the steady scoring (the actors', or the local process's on all its threads) and ``cores``
+that over ``steady``: the part of the machine the scoring was given. The ratio target (>= 1.6x) is
+printed for the whole process and for the steady state. ``CPU s`` lists the CPU seconds of
+the actors' scoring, of the driver while the pipeline ran, and of Ray's own processes
+(GCS, raylet, monitors, agents, idle workers) over the whole run.
 
 Sweep: EASE on ML-100K (ratings >= 4, per-user random 80/20, seed 0), ``reg`` log-uniform
-in [1, 10^4], 16 trials of TPE with ``batch = 2``: locally (sequential) and with
-``--backend ray --workers 2``; both give the same trials (checked here).
+in [1, 10^4], 16 trials of TPE with ``batch = 2``: locally (sequential, normal threads)
+and with ``backend="ray", workers=2`` (two long-lived one-CPU actors that read the data
+once); both give the same trials (checked here). ``search`` is the wall time of the whole
+search; ``steady`` the trials after the first batch (locally their sum, on Ray the sum
+over batches of the slower trial of each pair).
 
-    .venv/bin/python benchmarks/bench_ray.py [--nnz 2000000] [--data ../shared/data/ml-100k]
+Other users of the machine slow every figure; the load averages are printed beside them.
+
+    .venv/bin/python benchmarks/bench_ray.py [--nnz 2000000] [--users 100000] [--only scoring|sweep]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,13 +54,149 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+TICK = os.sysconf("SC_CLK_TCK")
+#: The environment as started: bench_scale_als (imported to make the data) pins BLAS to one
+#: thread in this process, which the measured processes must not inherit.
+_ENV0 = dict(os.environ)
 
 
-def _score(model: Path, users: Path, out: Path, *extra: str) -> float:
+# ------------------------------------------------------------------ measuring helpers
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _descendants(root: int) -> dict[int, tuple[str, float]]:
+    """{pid: (command, CPU seconds)} of every living descendant of ``root`` (from /proc)."""
+    parent: dict[int, int] = {}
+    info: dict[int, tuple[str, float]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        parent[int(d.name)] = int(fields[1])
+        info[int(d.name)] = (cmd or stat[stat.index("(") + 1:stat.rindex(")")], (int(fields[11]) + int(fields[12])) / TICK)
+    out, todo = {}, [root]
+    while todo:
+        p = todo.pop()
+        for c, pp in parent.items():
+            if pp == p and c not in out:
+                out[c] = info[c]
+                todo.append(c)
+    return out
+
+
+def _ray_process_cpu(exclude: set[int]) -> dict[str, float]:
+    """CPU seconds of this process's Ray processes, by kind, leaving out ``exclude`` (actors)."""
+    kinds: dict[str, float] = {}
+    for pid, (cmd, cpu) in _descendants(os.getpid()).items():
+        if pid in exclude or "MapWorker" in cmd:  # the scoring actors (counted apart)
+            continue
+        name = cmd.split()[0].rsplit("/", 1)[-1]
+        if name.startswith("python"):
+            script = next((w for w in cmd.split()[1:] if w.endswith(".py")), name)
+            name = script.rsplit("/", 1)[-1]
+        kinds[name] = kinds.get(name, 0.0) + cpu
+    return kinds
+
+
+def _threads() -> dict[str, int]:
+    """numba and BLAS thread counts of this process."""
+    from recseek._numba import get_num_threads
+
+    out = {"numba": get_num_threads()}
+    try:
+        import threadpoolctl
+
+        blas = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p.get("user_api") == "blas"]
+        out["blas"] = max(blas) if blas else -1
+    except ImportError:
+        out["blas"] = -1
+    return out
+
+
+def _worker_threads(ray) -> dict[str, int]:
+    """Thread counts inside a one-CPU Ray worker after recseek's one-thread set-up."""
+
+    def probe() -> dict[str, object]:
+        from recseek.distributed import _one_thread
+
+        _one_thread()
+        return {**_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+
+    return ray.get(ray.remote(num_cpus=1)(probe).remote())
+
+
+# ------------------------------------------------------------------ child processes
+def child_score(args: argparse.Namespace) -> dict:
+    from recseek.evaluation.batch import score_file
+
+    out: dict = {"threads": _threads()}
+    t: dict = {}
+    if args.backend == "local":
+        score_file(args.model, args.users_file, args.out, 10, timings=t)
+    else:
+        from recseek.distributed import ray_session
+
+        t0 = time.perf_counter()
+        with ray_session(args.workers) as ray:
+            out["ray_start"] = time.perf_counter() - t0
+            out["worker_threads"] = _worker_threads(ray)  # before the actors take every CPU
+            score_file(args.model, args.users_file, args.out, 10, backend="ray", workers=args.workers, timings=t)
+            out["ray_cpu"] = _ray_process_cpu({a["pid"] for a in t["ray"]["per_actor"]})
+    out["timings"] = t
+    return out
+
+
+def _config(data: Path) -> dict:
+    return {
+        "data": {"path": str(data), "format": "recbole", "min_rating": 4, "binarize": True},
+        "split": {"method": "ratio", "ratio": 0.8, "order": "random", "seed": 0},
+        "evaluation": {"task": "ranking", "k": 10, "metrics": ["ndcg"]},
+        "models": [{"name": "EASE", "reg": {"log_uniform": [1.0, 10000.0]}}],
+        "tuning": {"trials": 16, "seed": 0, "batch": 2},
+    }
+
+
+def child_sweep(args: argparse.Namespace) -> dict:
+    from recseek.evaluation.experiment import run_experiment
+
+    out: dict = {"threads": _threads()}
+    cfg = _config(args.data)
+    t0, c0 = time.perf_counter(), time.process_time()
+    if args.backend == "local":
+        result = run_experiment(cfg, progress=False)[0]
+    else:
+        from recseek.distributed import ray_session
+
+        with ray_session(args.workers) as ray:
+            out["ray_start"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            out["worker_threads"] = _worker_threads(ray)  # before the sweep's actors take every CPU
+            out["probe"] = time.perf_counter() - t1
+            result = run_experiment(cfg, progress=False, backend="ray", workers=args.workers)[0]
+            out["ray_cpu"] = _ray_process_cpu(set())
+    out["run"] = time.perf_counter() - t0 - out.get("ray_start", 0.0) - out.get("probe", 0.0)
+    out["cpu"] = time.process_time() - c0 + sum(out.get("ray_cpu", {}).values())
+    search = result["tuning"][0]
+    out["search"] = search["seconds"]
+    out["trials"] = [{k: t[k] for k in ("params", "value", "seconds")} for t in search["trials"]]
+    out["chosen"] = result["params"]
+    return out
+
+
+def _run_child(kind: str, *extra: str, env: dict | None = None) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "recseek", "score", str(model), "--users", str(users), "--out", str(out),
-                    *extra], check=True, capture_output=True)
-    return time.perf_counter() - t0
+    p = subprocess.run([sys.executable, __file__, "--child", kind, *extra], capture_output=True, text=True,
+                       env={**_ENV0, **(env or {})})
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"{kind} child failed:\n{p.stderr[-3000:]}")
+    return wall, json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def _same_lists(a: Path, b: Path) -> str:
@@ -49,7 +210,8 @@ def _same_lists(a: Path, b: Path) -> str:
     return f"yes (largest score difference {gap:.1e})"
 
 
-def scoring(nnz: int, tmp: Path) -> None:
+# ------------------------------------------------------------------ the two jobs
+def scoring(nnz: int, n_users: int, tmp: Path) -> None:
     sys.path.insert(0, str(HERE))
     from bench_scale_als import generate
     from recseek.data import Interactions
@@ -59,57 +221,112 @@ def scoring(nnz: int, tmp: Path) -> None:
     data = Interactions.from_arrays(u, i)
     model = create("WRMF", factors=64, epochs=3, verbose=False).fit(data)
     path = model.save(tmp / "wrmf")
-    everyone, few = tmp / "users.txt", tmp / "few.txt"
-    ids = [str(x) for x in data.users.ids]
-    everyone.write_text("\n".join(ids) + "\n")
-    few.write_text("\n".join(ids[:1000]) + "\n")
-    local = _score(path, everyone, tmp / "local.csv")
-    rows = {}
-    for w in (1, 2):
-        start = _score(path, few, tmp / f"few{w}.csv", "--backend", "ray", "--workers", str(w))
-        full = _score(path, everyone, tmp / f"ray{w}.csv", "--backend", "ray", "--workers", str(w))
-        rows[w] = (start, full)
-        same = _same_lists(tmp / f"ray{w}.csv", tmp / "local.csv")
-        print(f"score 100,000 users, Ray {w} worker(s): {full:7.1f} s (1,000 users: {start:5.1f} s, "
-              f"start-up and model loading); same lists as the local path: {same}")
-    print(f"score 100,000 users, local (no Ray): {local:7.1f} s")
-    print(f"ratio 1 worker / 2 workers: {rows[1][0 + 1] / rows[2][1]:.2f}x (target >= 1.6x); "
-          f"net of start-up: {(rows[1][1] - rows[1][0]) / max(rows[2][1] - rows[2][0], 1e-9):.2f}x")
+    users = tmp / "users.txt"
+    users.write_text("\n".join(str(x) for x in data.users.ids[:n_users]) + "\n")
+    runs = [("local", "local", None, None), ("local, 1 thread (reference)", "local", None,
+                                              {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                                               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}),
+            ("Ray 1 worker", "ray", 1, None), ("Ray 2 workers", "ray", 2, None)]
+    print(f"scoring {n_users:,} users, top-10, WRMF 64 factors x 20,000 items ({nnz:,} training records)")
+    print(f"{'':52s} {'process':>8s} {'ray start':>9s} {'actors up':>9s} {'steady':>8s} {'write':>6s}"
+          f" {'users/s':>8s} {'CPU s':>6s} {'cores':>5s}  load average")
+    got: dict[str, tuple[float, dict]] = {}
+    for label, backend, w, env in runs:
+        out = tmp / f"{label.split(',')[0].replace(' ', '_')}{w or ''}.csv"
+        extra = ["--backend", backend, "--model", str(path), "--users-file", str(users), "--out", str(out)]
+        if w:
+            extra += ["--workers", str(w)]
+        wall, r = _run_child("score", *extra, env=env)
+        got[label] = (wall, r)
+        t = r["timings"]
+        if backend == "ray":
+            s = t["ray"]
+            start, up, steady = r["ray_start"], s["startup_s"], s["steady_s"]
+            cpu = sum(a["cpu_s"] for a in s["per_actor"])
+            label_full = label
+        else:
+            start, up, steady, cpu = 0.0, 0.0, t["score"], t["score_cpu"]
+            label_full = f"{label} [numba {r['threads']['numba']}, BLAS {r['threads']['blas']} threads]"
+        # cores: CPU seconds of the scoring over its wall time, i.e. the share of the machine it got
+        print(f"{label_full:52s} {wall:8.1f} {start:9.1f} {up:9.1f} {steady:8.1f} {t['write']:6.1f}"
+              f" {n_users / steady:8.0f} {cpu:6.1f} {cpu / steady:5.2f}  {_load()}")
+        if backend == "ray":
+            busy = ", ".join(f"{a['batches']} blocks {a['busy_s']:.1f} s busy / {a['cpu_s']:.1f} CPU s"
+                             for a in s["per_actor"])
+            ray_cpu = sum(r["ray_cpu"].values())
+            top = ", ".join(f"{k} {v:.1f}" for k, v in sorted(r["ray_cpu"].items(), key=lambda kv: -kv[1])[:6])
+            print(f"    actors: {busy}; actor start-up {max(a['startup_s'] for a in s['per_actor']):.1f} s; "
+                  f"driver CPU during the pipeline {s['driver_cpu_s']:.1f} s")
+            print(f"    Ray's own processes: {ray_cpu:.1f} CPU s ({top}); a one-CPU worker runs numba "
+                  f"{r['worker_threads']['numba']} / BLAS {r['worker_threads']['blas']} thread(s) "
+                  f"(OMP_NUM_THREADS={r['worker_threads']['OMP_NUM_THREADS']})")
+            print(f"    same lists as the local path: {_same_lists(out, tmp / 'local.csv')}")
+    (w1, r1), (w2, r2) = got["Ray 1 worker"], got["Ray 2 workers"]
+    s1, s2 = r1["timings"]["ray"]["steady_s"], r2["timings"]["ray"]["steady_s"]
+    local = got["local"][1]["timings"]["score"]
+    one = got["local, 1 thread (reference)"][1]["timings"]["score"]
+    print(f"ratio 1 worker / 2 workers: whole process {w1 / w2:.2f}x, steady scoring {s1 / s2:.2f}x (target >= 1.6x)")
+    print(f"local scoring on its normal threads vs on 1 thread: {one / local:.2f}x faster; "
+          f"Ray 2 workers steady vs local steady: {local / s2:.2f}x; Ray 1 worker steady vs local 1 thread: "
+          f"{one / s1:.2f}x")
 
 
-def sweep(data: Path, tmp: Path) -> None:
-    from recseek.evaluation.experiment import run_experiment
-
-    cfg = {
-        "data": {"path": str(data), "format": "recbole", "min_rating": 4, "binarize": True},
-        "split": {"method": "ratio", "ratio": 0.8, "order": "random", "seed": 0},
-        "evaluation": {"task": "ranking", "k": 10, "metrics": ["ndcg"]},
-        "models": [{"name": "EASE", "reg": {"log_uniform": [1.0, 10000.0]}}],
-        "tuning": {"trials": 16, "seed": 0, "batch": 2},
-    }
-    t0 = time.perf_counter()
-    local = run_experiment(cfg, progress=False)[0]
-    t1 = time.perf_counter()
-    remote = run_experiment(cfg, progress=False, backend="ray", workers=2)[0]
-    t2 = time.perf_counter()
-    same = [t["params"] for t in local["tuning"][0]["trials"]] == [t["params"] for t in remote["tuning"][0]["trials"]]
-    print(f"16-trial sweep, local sequential: {t1 - t0:6.1f} s; Ray 2 workers: {t2 - t1:6.1f} s; "
-          f"ratio {(t2 - t1) / (t1 - t0):.2f}x (target <= 0.6x); same trials: {same}; "
-          f"chosen reg {json.dumps(local['params'])}")
+def sweep(data: Path) -> None:
+    print("sweep: EASE reg on ML-100K, 16 TPE trials in batches of 2")
+    print(f"{'':34s} {'process':>8s} {'ray start':>9s} {'run':>6s} {'search':>7s} {'steady':>7s} {'CPU s':>6s}"
+          f"  load average")
+    got = {}
+    for label, backend, w in (("local, sequential", "local", None), ("Ray 2 workers", "ray", 2)):
+        extra = ["--backend", backend, "--data", str(data)] + (["--workers", str(w)] if w else [])
+        wall, r = _run_child("sweep", *extra)
+        secs = [t["seconds"] for t in r["trials"]]
+        steady = sum(secs[2:]) if backend == "local" else sum(max(secs[j:j + 2]) for j in range(2, len(secs), 2))
+        r["steady"] = steady
+        got[backend] = (wall, r)
+        name = label if backend == "ray" else f"{label} [numba {r['threads']['numba']}, BLAS {r['threads']['blas']}]"
+        print(f"{name:34s} {wall:8.1f} {r.get('ray_start', 0.0):9.1f} {r['run']:6.1f} {r['search']:7.1f}"
+              f" {steady:7.1f} {r['cpu']:6.1f}  {_load()}")
+        if backend == "ray":
+            top = ", ".join(f"{k} {v:.1f}" for k, v in sorted(r["ray_cpu"].items(), key=lambda kv: -kv[1])[:6])
+            print(f"    Ray's processes (the two actors included): {sum(r['ray_cpu'].values()):.1f} CPU s ({top})")
+            print(f"    first batch (actors reading the data, kernel cache): search {r['search']:.1f} s of which "
+                  f"the trials after the first batch {steady:.1f} s")
+    (wl, rl), (wr, rr) = got["local"], got["ray"]
+    same = [t["params"] for t in rl["trials"]] == [t["params"] for t in rr["trials"]]
+    print(f"ratio Ray / local: whole process {wr / wl:.2f}x, search {rr['search'] / rl['search']:.2f}x, "
+          f"steady trials {rr['steady'] / rl['steady']:.2f}x (target <= 0.6x); same trials: {same}; "
+          f"chosen {json.dumps(rl['chosen'])}")
+    print(f"one trial: local {np.median([t['seconds'] for t in rl['trials']]):.2f} s (normal threads), "
+          f"Ray actor {np.median([t['seconds'] for t in rr['trials']]):.2f} s (one thread), median")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nnz", type=int, default=2_000_000)
+    ap.add_argument("--users", type=int, default=100_000, help="users scored (the first N of the set)")
     ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "ml-100k")
     ap.add_argument("--only", choices=["scoring", "sweep"], default=None)
+    ap.add_argument("--child", choices=["score", "sweep"], help=argparse.SUPPRESS)
+    ap.add_argument("--backend", default="local", help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--users-file", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child_score(args) if args.child == "score" else child_sweep(args), default=float))
+        return
     np.random.seed(0)
+    auto = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    group = "on" if auto.exists() and auto.read_text().strip() == "1" else "off"
+    print(f"{os.cpu_count()} CPUs; load average at the start {_load()}; Linux autogroup scheduling {group} "
+          "(when on, busy CPUs are shared fairly between sessions, so one command's processes, Ray's "
+          "included, share one session's part)")
     with tempfile.TemporaryDirectory() as d:
         if args.only in (None, "scoring"):
-            scoring(args.nnz, Path(d))
+            scoring(args.nnz, args.users, Path(d))
         if args.only in (None, "sweep"):
-            sweep(args.data, Path(d))
+            sweep(args.data)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ identical tuning search."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from recseek.cli import cli
+from recseek.data._vocab import Vocabulary
+from recseek.distributed import _POOLS, ray_session
 from recseek.errors import DataError
-from recseek.evaluation.batch import read_user_ids, score_file
+from recseek.evaluation.batch import BLOCK_USERS, read_user_ids, score_file, write_rankings
 from recseek.evaluation.experiment import run_experiment
 from recseek.models import create
 from recseek.testing.fixtures import ml100k_sample
@@ -84,15 +87,39 @@ def test_score_command(saved, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "does not exist" in res.output and "Traceback" not in res.output
 
 
+def test_rankings_file_quotes_ids_and_numbers_ranks_per_user(tmp_path: Path) -> None:
+    """Ids holding the delimiter or a quote survive a CSV reader; short rows keep their ranks."""
+    items = Vocabulary(["plain", "a,b", 'say "x"', "tab\there"], name="item")
+    ids = np.array([[1, 0, 3], [2, -1, -1], [-1, -1, -1]])
+    scores = np.array([[3.5, 2.25, 1.0], [0.125, -np.inf, -np.inf], [-np.inf] * 3], dtype=np.float32)
+    out = tmp_path / "top.csv"
+    rows = write_rankings(out, ["u1", "u,2", "u3"], ids, scores, items)
+    with out.open(newline="", encoding="utf-8") as f:
+        got = list(csv.reader(f))
+    assert rows == 4 and got == [["user", "rank", "item", "score"], ["u1", "1", "a,b", "3.5"], ["u1", "2", "plain", "2.25"],
+                                 ["u1", "3", "tab\there", "1.0"], ["u,2", "1", 'say "x"', "0.125"]]
+    tsv = tmp_path / "top.tsv"
+    write_rankings(tsv, ["u1", "u,2", "u3"], ids, scores, items)
+    with tsv.open(newline="", encoding="utf-8") as f:
+        assert [r[2] for r in csv.reader(f, delimiter="\t")][1:] == ["a,b", "plain", "tab\there", 'say "x"']
+
+
 @pytest.mark.slow
 def test_ray_scoring_equals_local(saved, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="the ray extra is not installed")
     path, model, users = saved
     local, remote = tmp_path / "local.csv", tmp_path / "ray.csv"
     score_file(path, users, local, k=10)
-    info = score_file(path, users, remote, k=10, backend="ray", workers=2)
+    timings: dict = {}
+    info = score_file(path, users, remote, k=10, backend="ray", workers=2, timings=timings)
     assert info["backend"] == "ray"
     assert local.read_bytes() == remote.read_bytes()
+    # every block was scored once, by at most the two actors asked for
+    stats = timings["ray"]
+    n = len(read_user_ids(users))
+    assert stats["users"] == n and stats["workers"] == 2 and 1 <= stats["actors"] <= 2
+    assert sum(a["batches"] for a in stats["per_actor"]) == -(-n // BLOCK_USERS)
+    assert stats["steady_s"] >= 0 and stats["startup_s"] >= 0 and set(timings) >= {"read", "load", "score", "write"}
 
 
 @pytest.mark.slow
@@ -111,7 +138,11 @@ def test_ray_sweep_equals_local(tmp_path: Path) -> None:
         "tuning": {"trials": 6, "seed": 1, "batch": 2, "sampler": "tpe"},
     }
     local = run_experiment(cfg, progress=False)[0]
-    remote = run_experiment(cfg, progress=False, backend="ray", workers=2)[0]
+    with ray_session(2) as ray:  # a session opened by the caller is joined, not restarted
+        remote = run_experiment(cfg, progress=False, backend="ray", workers=2)[0]
+        # one pool of two long-lived actors served every batch of the search
+        assert [len(p) for p in _POOLS.values()] == [2] and ray.get_runtime_context().get_job_id() in _POOLS
+    assert not _POOLS
     strip = [{k: t[k] for k in ("number", "params", "value")} for t in local["tuning"][0]["trials"]]
     assert strip == [{k: t[k] for k in ("number", "params", "value")} for t in remote["tuning"][0]["trials"]]
     assert local["metrics"] == remote["metrics"] and local["params"] == remote["params"]

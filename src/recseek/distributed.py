@@ -138,7 +138,7 @@ def _scoring_stats(rows: list[dict[str, float]], submitted: float, finished: flo
     """Start-up and steady-state figures of one scoring pipeline from its batches' timings."""
     actors: dict[int, dict[str, float]] = {}
     for r in rows:
-        a = actors.setdefault(int(r["pid"]), {"batches": 0, "busy_s": 0.0, "cpu_s": 0.0, "first": r["t_start"],
+        a = actors.setdefault(int(r["pid"]), {"pid": int(r["pid"]), "batches": 0, "busy_s": 0.0, "cpu_s": 0.0, "first": r["t_start"],
                                               "last": r["t_end"], "startup_s": r["startup_wall"],
                                               "startup_cpu_s": r["startup_cpu"]})
         a["batches"] += 1

@@ -112,7 +112,8 @@ def score_file(model_dir: str | Path, users_file: str | Path, out: str | Path, k
 
     Returns ``{"users", "rows", "backend"}``. See the module docstring for the formats.
     ``timings``, when given, receives the wall seconds of each step (``read``, ``load``,
-    ``score``, ``write``) and, with Ray, where the scoring time went (``ray``: see
+    ``score``, ``write``), this process's CPU seconds while scoring (``score_cpu``, every
+    thread) and, with Ray, where the scoring time went (``ray``: see
     :func:`recseek.distributed.ray_recommend`).
     """
     from ..models.base import Recommender, check_k
@@ -126,7 +127,7 @@ def score_file(model_dir: str | Path, users_file: str | Path, out: str | Path, k
     t1 = time.perf_counter()
     model = Recommender.load(model_dir)
     known, idx = user_indices(model, raw, skip_unknown, str(users_file))
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     if backend == "ray":
         from ..distributed import ray_recommend
 
@@ -135,9 +136,9 @@ def score_file(model_dir: str | Path, users_file: str | Path, out: str | Path, k
                                       stats=steps["ray"] if timings is not None else None)
     else:
         items, scores = recommend_blocks(model, idx, k, exclude_seen)
-    t3 = time.perf_counter()
+    t3, c3 = time.perf_counter(), time.process_time()
     rows = write_rankings(out, known, items, scores, model.items_)
     t4 = time.perf_counter()
     if timings is not None:
-        timings.update(steps, read=t1 - t0, load=t2 - t1, score=t3 - t2, write=t4 - t3)
+        timings.update(steps, read=t1 - t0, load=t2 - t1, score=t3 - t2, write=t4 - t3, score_cpu=c3 - c2)
     return {"users": len(known), "rows": rows, "backend": backend}
