@@ -67,6 +67,11 @@ SETTINGS = {
     "PFedRec": {"factors": 32, "local_epochs": 1, "learning_rate": 0.1, "eta": 80.0, "negatives": 4},
     "FCF": {"factors": 16, "learning_rate": 0.05, "reg": 1.0, "alpha": 10.0},
 }
+#: ``--backbone ncf``: FedCA's FedNCF settings (mlp_layers [32, 16, 8, 1], lr_structure 0.01,
+#: weight_decay 0.001); PFedRec's head is its score function, stepped like it
+NCF = {"FedAvg": {"backbone": "ncf", "tower_layers": 2, "mlp_learning_rate": 0.01, "mlp_reg": 0.001},
+       "FedCA": {"backbone": "ncf", "tower_layers": 2, "mlp_learning_rate": 0.01, "mlp_reg": 0.001},
+       "PFedRec": {"backbone": "ncf", "tower_layers": 2}}
 
 
 def load(name: str, filmtrust: str | None):
@@ -133,6 +138,8 @@ def main(argv=None) -> None:
                     help="draw local negatives outside the training row only (default: outside every "
                          "interaction, validation and test included, as the authors' code does)")
     ap.add_argument("--privacy", action="store_true", help="measure the privacy options on FedAvg instead")
+    ap.add_argument("--backbone", choices=["pmf", "ncf"], default="pmf",
+                    help="the clients' score function (FCF has only the dot product and is left out with ncf)")
     ap.add_argument("--out", help="write the figures as JSON here")
     args = ap.parse_args(argv)
     rows = []
@@ -147,7 +154,8 @@ def main(argv=None) -> None:
                 print(f"{name:34s} {fmt(f)}", flush=True)
                 rows.append({"data": ds, "order": order, "model": name, "hr": f.hr, "ndcg": f.ndcg,
                              "full_hr": f.full_hr, "full_ndcg": f.full_ndcg})
-            variants = [(m, None) for m in args.methods]
+            variants = [(m, NCF[m] if args.backbone == "ncf" else None) for m in args.methods
+                        if args.backbone == "pmf" or m in NCF]
             if args.privacy:
                 variants = [("FedAvg", None), ("FedAvg", {"privacy": "laplace", "epsilon": 1.0, "clip": 0.1}),
                             ("FedAvg", {"privacy": "gaussian", "epsilon": 1.0, "delta": 1e-5, "clip": 0.1}),
@@ -159,12 +167,14 @@ def main(argv=None) -> None:
                         for k in ("hr", "ndcg", "full_hr", "full_ndcg")}
                 spr = float(np.mean([r["seconds_per_round"] for r in runs]))
                 label = method if not extra else f"{method} [{runs[0]['privacy']}]"
+                if extra and "backbone" in extra:
+                    label = f"{method} (NCF)"
                 rnd = [r["best"]["round"] for r in runs]
                 print(f"{label[:34]:34s} {mean['hr']:.3f} / {mean['ndcg']:.3f}   {mean['full_hr']:.3f} / "
                       f"{mean['full_ndcg']:.3f}   best round {rnd}, {spr:.2f} s/round "
                       f"(authors' code: {AUTHORS_SECONDS_PER_ROUND[0] / spr:.0f}-"
                       f"{AUTHORS_SECONDS_PER_ROUND[1] / spr:.0f}x slower)", flush=True)
-                if extra:
+                if extra and "backbone" not in extra:
                     print(f"{'':34s} {runs[0]['privacy']}")
                 rows.append({"data": ds, "order": order, "model": label, **mean, "best_round": rnd,
                              "seconds_per_round": spr,
