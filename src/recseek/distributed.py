@@ -55,7 +55,16 @@ def _ray() -> Any:
 @contextlib.contextmanager
 def ray_session(workers: int | None = None, address: str | None = None) -> Iterator[Any]:
     """Connect to Ray (``address``) or start a local instance with ``workers`` CPUs; yields
-    the ``ray`` module and shuts down only an instance it started."""
+    the ``ray`` module and shuts down only an instance it started.
+
+    A local instance is started lean (no dashboard, no log forwarding to the driver), but
+    ``ray.init`` still starts the GCS, the raylet and five Python daemons (API server,
+    autoscaler monitor, log monitor, dashboard and runtime-env agents) and pre-starts one
+    worker per CPU: about 7 CPU seconds on a two-core machine, and a Ray Data pipeline
+    adds three internal actors (statistics, autoscaling coordinator, actor locations) of
+    about 8 more (``benchmarks/bench_ray.py`` prints them). Ray's public API has no switch
+    for the monitors; a job that runs for seconds on one machine pays this once per command.
+    """
     ray = _ray()
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ParameterError(f"workers must be a positive integer, got {workers!r}")
