@@ -131,8 +131,18 @@ class LightGCN(NeuralModel, Recommender):
     the penalty on the free embeddings of the batch, as in the paper's code.
 
     The fitted model reduces to the final embeddings: scoring, ``similar_items`` and
-    saved files need numpy only. New users cannot be folded in (their embedding would
-    change the graph normalisation of every neighbour).
+    saved files need numpy only. New users are folded in by adding them to the graph
+    (:meth:`fold_in`): their embedding is the propagation of their row through the
+    training graph's item layers, without the free embedding they never trained.
+
+    The defaults are the paper's (3 layers, 64 dimensions, Adam with step 1e-3, batches of
+    2048 triples, reg 1e-4, initial deviation 0.1 as in the authors' PyTorch code).
+    RecBole 1.2.1's LightGCN has 2 layers, reg 1e-5 on the unsquared norm of the batch's
+    free embeddings, and Xavier-uniform initial embeddings.
+
+    An epoch is one pass over the training pairs; each batch propagates the whole graph
+    (one sparse product per layer with the normalised adjacency, built once; numba on the
+    CPU) and back, and each epoch draws its negatives at once.
 
     Parameters
     ----------
@@ -153,7 +163,9 @@ class LightGCN(NeuralModel, Recommender):
         See :class:`~recseek.models.neural.multvae.MultVAE`.
 
     Learned state: ``user_factors_`` (n_users, factors), ``item_factors_`` (n_items,
-    factors), the propagated embeddings.
+    factors), the propagated embeddings; for the fold-in, ``item_layers_`` (n_items,
+    factors), the sum ``e_i^(0) + ... + e_i^(K-1)`` of each item's layers but the last,
+    and ``item_degree_`` (n_items,), the items' training degrees.
 
     Reference: He, Deng, Wang, Li, Zhang, Wang, "LightGCN: Simplifying and Powering
     Graph Convolution Network for Recommendation", SIGIR 2020.
