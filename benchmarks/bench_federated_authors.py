@@ -14,6 +14,11 @@ shared by validation and test (as the authors' code draws them), and local negat
 drawn outside all of a user's interactions (``Federation.fit(never_negative=...)``, what
 the authors' code does). The negatives and the random streams differ between the two
 codes, so figures agree in distribution, not draw for draw: compare means over seeds.
+By default recseek starts from the authors' initial model of each seed (torch's draws,
+mapped to recseek's item indices): on this split one item is the test item of a third of
+the users, so in the first rounds HR hinges on how that item's initial row happens to
+align with the shared initial user vector, a seed effect larger than any difference
+between the codes (``--own-init`` turns this off).
 
 recseek is scored here as the authors' models score: float32 sigmoid probabilities, which
 saturate to exactly 1.0 for logits above about 17 (likely with torch's N(0, 1) embeddings
@@ -107,12 +112,57 @@ def never_negative(split: LeaveOneOut) -> sp.csr_array:
     return sp.csr_array((np.ones(2 * n, np.float32), (rows, cols)), shape=split.train.shape)
 
 
-def run_recseek(method: str, backbone: str, data, rounds: int, seed: int) -> list[dict[str, float]]:
+def authors_item_order(path: Path) -> dict[int, int]:
+    """The authors' item index of each raw item id: the order in which items first appear
+    in the file among the users with at least 10 ratings (their loader's reindexing)."""
+    raw = np.loadtxt(path, usecols=(0, 1), dtype=np.int64)
+    users, counts = np.unique(raw[:, 0], return_counts=True)
+    keep = np.isin(raw[:, 0], users[counts >= 10])
+    mids = raw[keep, 1]
+    _, first = np.unique(mids, return_index=True)
+    ordered = mids[np.sort(first)]
+    return {int(m): k for k, m in enumerate(ordered)}
+
+
+def authors_initial_model(seed: int, n_items: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """The authors' initial item table and shared user vector for ``seed`` (torch's draws in
+    the order their ``train.py`` makes them: the model's item and user embeddings, then the
+    item table every client starts from; PMF backbone)."""
+    import torch
+
+    torch.manual_seed(seed)
+    torch.nn.Embedding(n_items, d)
+    u0 = torch.nn.Embedding(1, d).weight.detach().numpy()[0].copy()
+    V = torch.nn.Embedding(n_items, d).weight.detach().numpy().copy()
+    return V, u0
+
+
+def use_authors_init(fed, seed: int, order: dict[int, int]) -> None:
+    """Start ``fed`` from the authors' initial model (rows mapped to recseek's item indices)."""
+    plain = fed.init_state
+
+    def init_state(train, never_negative=None):
+        plain(train, never_negative)
+        V, u0 = authors_initial_model(seed, len(order), fed.local.factors)
+        rows = np.array([order.get(int(r), -1) for r in train.items.ids])
+        have = rows >= 0
+        fed.state.V[have] = V[rows[have]]
+        fed.state.U[:] = u0
+        if fed.state.tables is not None:
+            fed.state.tables[:] = fed.state.V[None]
+
+    fed.init_state = init_state
+
+
+def run_recseek(method: str, backbone: str, data, rounds: int, seed: int,
+                order: dict[int, int] | None = None) -> list[dict[str, float]]:
     """recseek's run: per round validation and test figures and seconds (training and
-    aggregation, as the authors' timer)."""
+    aggregation, as the authors' timer); ``order`` given: from the authors' initial model."""
     split = leave_one_out(data, order="item_first_seen", seed=seed, min_interactions=10, shared_negatives=True)
     params = {**SETTINGS[method], **BACKBONES[backbone][0], "rounds": rounds, "seed": seed}
     fed = registry.create(method, **params).federation(split.train)
+    if order is not None and backbone == "pmf":
+        use_authors_init(fed, seed, order)
     f_now = fed
     out: list[dict[str, float]] = []
 
@@ -155,9 +205,13 @@ def main(argv=None) -> None:
     ap.add_argument("--authors-dir", help="the authors' code folder: run it (slow)")
     ap.add_argument("--authors-python", default=sys.executable)
     ap.add_argument("--authors-timeout", type=int, default=6 * 3600)
+    ap.add_argument("--own-init", action="store_true",
+                    help="start recseek from its own initial draw (default: the authors' initial model for each "
+                         "seed, torch's draws mapped to recseek's item indices, so both codes start alike)")
     ap.add_argument("--out", help="write every figure as JSON here")
     args = ap.parse_args(argv)
     data = read_jstarcraft(Path(args.filmtrust))
+    order = None if args.own_init else authors_item_order(Path(args.filmtrust))
     report = {}
     print(f"FilmTrust (the authors' file), backbone {args.backbone}, {args.rounds} rounds, seeds {args.seeds}; "
           "test HR@10 / NDCG@10 over 1 + 99 (negatives shared with validation, as the authors draw them)")
@@ -165,7 +219,7 @@ def main(argv=None) -> None:
         ours = []
         for s in args.seeds:
             t0 = time.perf_counter()
-            ours.append(run_recseek(method, args.backbone, data, args.rounds, s))
+            ours.append(run_recseek(method, args.backbone, data, args.rounds, s, order))
             print(f"  recseek {method} seed {s}: {time.perf_counter() - t0:.1f} s", flush=True)
         theirs: dict[int, list[dict[str, float]]] = {}
         for s in args.seeds:
@@ -181,28 +235,30 @@ def main(argv=None) -> None:
                 if parsed:
                     theirs[s] = parsed
         a_runs = list(theirs.values())
-        a_rounds = min((len(r) for r in a_runs), default=0)
         print(f"\n== {method}: authors' seeds {sorted(theirs)} (rounds completed: "
-              f"{[len(r) for r in a_runs]}), recseek seeds {args.seeds}")
-        print(f"{'round':>5}  {'authors HR / NDCG':>18}  {'recseek HR / NDCG':>18}  {'diff HR / NDCG':>16}  "
-              f"{'s/round authors':>15}  {'recseek':>8}  {'ratio':>6}")
+              f"{[len(r) for r in a_runs]}), recseek seeds {args.seeds}; per round, both sides over the seeds "
+              "whose authors' run reached it")
+        print(f"{'round':>5}  {'seeds':>9}  {'authors HR / NDCG':>18}  {'recseek HR / NDCG':>18}  "
+              f"{'diff HR / NDCG':>16}  {'s/round authors':>15}  {'recseek':>8}  {'ratio':>6}  "
+              f"{'recseek, all seeds':>18}")
         rows = []
         for r in range(1, args.rounds + 1):
-            ahr, andcg = _mean(a_runs, r, "test_hr"), _mean(a_runs, r, "test_ndcg")
-            rhr, rndcg = _mean(ours, r, "test_hr"), _mean(ours, r, "test_ndcg")
-            asec, rsec = _mean(a_runs, r, "seconds"), _mean(ours, r, "seconds")
-            print(f"{r:>5}  {ahr:8.3f} / {andcg:.3f}  {rhr:8.3f} / {rndcg:.3f}  {rhr - ahr:+7.3f} / "
-                  f"{rndcg - andcg:+.3f}  {asec:15.1f}  {rsec:8.2f}  {asec / rsec:6.0f}x")
-            rows.append({"round": r, "authors_hr": ahr, "authors_ndcg": andcg, "recseek_hr": rhr,
-                         "recseek_ndcg": rndcg, "authors_seconds": asec, "recseek_seconds": rsec})
-        if a_rounds:
-            # the same seeds on both sides, where the authors' runs finished
-            same = [ours[args.seeds.index(s)] for s in sorted(theirs)]
-            r = a_rounds
-            print(f"  at round {r}, seeds {sorted(theirs)} on both sides: authors {_mean(a_runs, r, 'test_hr'):.3f} / "
-                  f"{_mean(a_runs, r, 'test_ndcg'):.3f}, recseek {_mean(same, r, 'test_hr'):.3f} / "
-                  f"{_mean(same, r, 'test_ndcg'):.3f}; recseek's seed spread (HR) "
-                  f"{np.ptp([run[r - 1]['test_hr'] for run in ours]):.3f}")
+            seeds = [s for s in sorted(theirs) if len(theirs[s]) >= r]
+            a = [theirs[s] for s in seeds]
+            o = [ours[args.seeds.index(s)] for s in seeds]
+            ahr, andcg = _mean(a, r, "test_hr"), _mean(a, r, "test_ndcg")
+            rhr, rndcg = _mean(o, r, "test_hr"), _mean(o, r, "test_ndcg")
+            asec, rsec = _mean(a, r, "seconds"), _mean(ours, r, "seconds")
+            print(f"{r:>5}  {str(seeds):>9}  {ahr:8.3f} / {andcg:.3f}  {rhr:8.3f} / {rndcg:.3f}  {rhr - ahr:+7.3f} / "
+                  f"{rndcg - andcg:+.3f}  {asec:15.1f}  {rsec:8.2f}  {asec / rsec:5.0f}x  "
+                  f"{_mean(ours, r, 'test_hr'):8.3f} / {_mean(ours, r, 'test_ndcg'):.3f}")
+            rows.append({"round": r, "seeds": seeds, "authors_hr": ahr, "authors_ndcg": andcg, "recseek_hr": rhr,
+                         "recseek_ndcg": rndcg, "authors_seconds": asec, "recseek_seconds": rsec,
+                         "recseek_all_hr": _mean(ours, r, "test_hr"), "recseek_all_ndcg": _mean(ours, r, "test_ndcg")})
+        for s in args.seeds:
+            line = "  ".join(f"{x['test_hr']:.3f}/{x['test_ndcg']:.3f}" for x in ours[args.seeds.index(s)])
+            other = "  ".join(f"{x['test_hr']:.3f}/{x['test_ndcg']:.3f}" for x in theirs.get(s, []))
+            print(f"  seed {s}: recseek {line}   authors {other or '-'}")
         report[method] = {"rounds": rows, "recseek_runs": ours, "authors_runs": theirs}
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1, default=float))

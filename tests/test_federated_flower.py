@@ -28,13 +28,14 @@ def _small_split(n_users: int = 12):
     return leave_one_out(small, order="random", negatives=10, min_interactions=5, seed=0)
 
 
-def _both(strategy, privacy=None, rounds=3):
+def _both(strategy, privacy=None, rounds=3, **local):
     from recseek.federated.flower import run_flower_simulation
 
     split = _small_split()
 
     def make():
-        return Federation(strategy, LocalTraining(factors=4, local_epochs=2, init_std=0.1, confidence=2.0),
+        return Federation(strategy, LocalTraining(**{"factors": 4, "local_epochs": 2, "init_std": 0.1,
+                                                     "confidence": 2.0, **local}),
                           rounds=rounds, clients_per_round=0.75, privacy=privacy, seed=5)
 
     sim = make().fit(split.train)
@@ -81,3 +82,20 @@ def test_only_own_row_reaches_a_client():
     rows = np.flatnonzero(np.diff(m.indptr))
     assert rows.tolist() == [3]
     np.testing.assert_array_equal(np.sort(shadow.indices), np.sort(split.train.items_of(3)))
+
+
+@pytest.mark.slow  # Ray start-up and 12 supernodes per method
+@pytest.mark.parametrize("name", ["FedAvg", "FedCA", "PFedRec+laplace"])
+def test_flower_ncf_backbone_matches_the_simulator(name):
+    """The NCF backbone: the server's head travels with the item table, FedCA's clients keep
+    and mix their heads, PFedRec's heads never leave the clients."""
+    strategy = {"FedAvg": FedAvg(), "FedCA": FedCA(aggregated_share=0.5, interpolation=0.5),
+                "PFedRec+laplace": PFedRec()}[name]
+    privacy = Privacy("laplace", epsilon=5.0, clip=0.5) if "laplace" in name else None
+    local = dict(backbone="ncf", mlp_layers=(4,), init_std=1.0, lr_user=0.05, lr_item=0.05, lr_head=0.05)
+    if name.startswith("PFedRec"):
+        local.update(optimizer="sgd", two_step=True)
+    split, sim, ref, res = _both(strategy, privacy, **local)
+    np.testing.assert_allclose(res.scores, ref, atol=1e-4)
+    np.testing.assert_allclose(res.round_loss, [h["loss"] for h in sim.history], rtol=1e-6)
+    _same_metrics(split, ref, res.scores)

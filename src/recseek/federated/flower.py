@@ -9,9 +9,10 @@ federation run on Flower gives the simulator's model for the same seed and setti
 
 Messages: a ``query`` handshake (each client names its client index and whether it has
 training data), then per round one ``train`` message to each sampled client (the server's
-item table, the client's pending FedCA aggregate) and its reply (changed item rows, or the
-full table for FedCA, or item gradients for FCF, after the privacy mechanism, and the
-sample count), and a final ``query`` in which every client folds in its last aggregate and
+item table, the client's pending FedCA aggregate; with the NCF backbone also the server's
+MLP head and the pending aggregate of the client's head) and its reply (changed item rows,
+or the full table for FedCA, or item gradients for FCF, after the privacy mechanism, the
+trained head where the method shares it, and the sample count), and a final ``query`` in which every client folds in its last aggregate and
 scores the catalogue on the device (the scores come back for evaluation; in production a
 client would keep them).
 
@@ -30,6 +31,7 @@ import scipy.sparse as sp
 from ..data._interactions import Interactions
 from ..errors import ParameterError, UnsupportedError
 from .aggregation import FedCA, RoundUploads
+from .ncf import init_head
 from .simulator import Federation, FederationState, participants_per_round
 
 _KEY = "recseek"
@@ -102,27 +104,38 @@ class FlowerFederation:
 
         def load(context: Context, fed: Federation, c: int, content: RecordDict) -> None:
             arrays = content["arrays"]
-            fed.state.V[:] = arrays["V"].numpy()
+            st = fed.state
+            st.V[:] = arrays["V"].numpy()
+            if st.head is not None:
+                st.head[:] = arrays["head"].numpy()
             if _KEY in context.state:
                 mine = context.state[_KEY]
-                fed.state.U[c] = mine["u"].numpy()
-                fed.state.ub[c] = float(mine["ub"].numpy()[0])
-                if fed.state.tables is not None:
-                    fed.state.tables[c] = mine["table"].numpy()
+                st.U[c] = mine["u"].numpy()
+                st.ub[c] = float(mine["ub"].numpy()[0])
+                if st.tables is not None:
+                    st.tables[c] = mine["table"].numpy()
+                if st.heads is not None:
+                    st.heads[c] = mine["head"].numpy()
             else:
-                fed.state.U[c] = arrays["u0"].numpy()
-                if fed.state.tables is not None:
-                    fed.state.tables[c] = arrays["V"].numpy()
-            if fed.state.joined is not None:
-                fed.state.joined[c] = True  # its table is set above (the server's on first contact)
+                st.U[c] = arrays["u0"].numpy()
+                if st.tables is not None:
+                    st.tables[c] = arrays["V"].numpy()
+                if st.heads is not None:
+                    st.heads[c] = arrays["head"].numpy()
+            if st.joined is not None:
+                st.joined[c] = True  # its table is set above (the server's on first contact)
             if "aggregate" in arrays and isinstance(fed.strategy, FedCA):
                 lam = np.float32(fed.strategy.interpolation)
-                fed.state.tables[c] = lam * fed.state.tables[c] + (1.0 - lam) * arrays["aggregate"].numpy()
+                st.tables[c] = lam * st.tables[c] + (1.0 - lam) * arrays["aggregate"].numpy()
+                if st.heads is not None:
+                    st.heads[c] = lam * st.heads[c] + (1.0 - lam) * arrays["aggregate_head"].numpy()
 
         def store(context: Context, fed: Federation, c: int) -> None:
             mine = {"u": Array(fed.state.U[c].copy()), "ub": Array(np.array([fed.state.ub[c]], dtype=np.float32))}
             if fed.state.tables is not None:
                 mine["table"] = Array(fed.state.tables[c].copy())
+            if fed.state.heads is not None:
+                mine["head"] = Array(fed.state.heads[c].copy())
             context.state[_KEY] = ArrayRecord(array_dict=mine)
 
         @app.query()
@@ -165,6 +178,8 @@ class FlowerFederation:
                     out["table"] = Array(table)
                 if up.bases is not None:
                     out["bases"] = Array(up.bases[0])
+                if up.heads is not None:
+                    out["head"] = Array(np.ascontiguousarray(up.heads[0]))
             store(context, fed, c)
             return Message(RecordDict({"arrays": ArrayRecord(array_dict=out),
                                        "config": ConfigRecord({"client": c, "n_samples": n, "loss": loss})}),
@@ -211,13 +226,21 @@ class FlowerFederation:
             V = rng0.standard_normal((n_items, d), dtype=np.float32) * std
             u0 = rng0.standard_normal((1, d), dtype=np.float32)[0] * std
             state = FederationState(V, np.zeros((0, d), np.float32), np.zeros(0, np.float32))
+            if fed.local.ncf:
+                # the server's initial head: drawn after V and u0, as the simulator draws it
+                state.head = init_head(rng0, fed.local.head_layout()[0])
             pending: dict[int, np.ndarray] = {}
+            pending_head: dict[int, np.ndarray] = {}
             n_part = participants_per_round(fed.clients_per_round, len(clients))
 
             def payload(c: int, extra: dict[str, Any]) -> RecordDict:
                 arrays = {"V": Array(state.V), "u0": Array(u0)}
+                if state.head is not None:
+                    arrays["head"] = Array(state.head)
                 if c in pending:
                     arrays["aggregate"] = Array(pending.pop(c))
+                if c in pending_head:
+                    arrays["aggregate_head"] = Array(pending_head.pop(c))
                 return RecordDict({"arrays": ArrayRecord(array_dict=arrays), "config": ConfigRecord(extra)})
 
             for r in range(fed.rounds):
@@ -238,6 +261,8 @@ class FlowerFederation:
                 items = [m.content["arrays"]["items"].numpy() for m in got]
                 owner = np.repeat(np.arange(len(parts)), [len(x) for x in items])
                 deltas = np.concatenate([m.content["arrays"]["deltas"].numpy() for m in got])
+                heads = (np.stack([m.content["arrays"]["head"].numpy() for m in got])
+                         if "head" in got[0].content["arrays"] else None)
                 if isinstance(fed.strategy, FedCA):
                     uploaded = np.stack([m.content["arrays"]["table"].numpy() for m in got])
                     bases = (np.stack([m.content["arrays"]["bases"].numpy() for m in got])
@@ -247,8 +272,13 @@ class FlowerFederation:
                         pending[int(parts[j])] = row
                     if len(pick):
                         state.V[:] = np.tensordot(p.astype(np.float32), uploaded[pick], axes=1)
+                        if heads is not None:
+                            picked, mixed_heads = fed.strategy.mix_heads(heads[pick])
+                            state.head[:] = np.tensordot(p.astype(np.float32), picked, axes=1)
+                            for j, row in zip(pick, mixed_heads, strict=True):
+                                pending_head[int(parts[j])] = row
                 else:
-                    up = RoundUploads(parts, owner, np.concatenate(items), deltas, n_samples)
+                    up = RoundUploads(parts, owner, np.concatenate(items), deltas, n_samples, heads=heads)
                     fed.strategy.aggregate(state, up, rng)
             # every client folds in its last aggregate and scores the catalogue on the device
             final = [grid.create_message(payload(int(c), {"final": 1}), MessageType.QUERY, node_of[int(c)], "final")
