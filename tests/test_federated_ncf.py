@@ -250,15 +250,19 @@ def test_ncf_seeds_reproduce_threads_do_not_matter_and_privacy_perturbs_the_head
     assert not np.allclose(one, other)
     strat = _Recorder()
     strat.seen = []
-    Federation(strat, _local(), rounds=1, seed=2, privacy=Privacy("laplace", 1.0, clip=0.5)).fit(train)
+    Federation(strat, _local(), rounds=1, seed=2, privacy=Privacy("laplace", 1.0, clip=0.5, fake_items=3)).fit(train)
     up, start = strat.seen[0]
-    exact = Federation(_Recorder(), _local(), rounds=1, seed=2)
+    exact = Federation(_Recorder(), _local(), rounds=1, seed=2, privacy=Privacy(fake_items=3))
     exact.strategy.seen = []
     exact.fit(train)
     up_exact, _ = exact.strategy.seen[0]
-    # the same clients, samples and training: only the mechanism differs
+    # the same clients, samples (fake items labelled by the NCF head) and training: only the noise differs
     np.testing.assert_array_equal(up.clients, up_exact.clients)
+    np.testing.assert_array_equal(up.items, up_exact.items)
     assert np.isfinite(up.heads).all() and not np.allclose(up.heads, up_exact.heads)
+    for j, c in enumerate(up.clients[:10]):
+        sent, rated = set(up.items[up.owner == j].tolist()), set(train.items_of(c).tolist())
+        assert rated <= sent and len(sent - rated) >= 3
 
 
 def test_backbone_settings_are_checked():
