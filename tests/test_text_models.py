@@ -14,7 +14,14 @@ import recseek.models.content.text as text_module
 from recseek.errors import DataError, ParameterError
 from recseek.models import registry
 from recseek.models.base import Recommender
-from recseek.models.content.text import _apply_map_params, _ridge, mlp_loss_grad, platt
+from recseek.models.content.text import (
+    _apply_map_params,
+    _ridge,
+    fit_base_model,
+    mlp_loss_grad,
+    platt,
+    shared_base_fits,
+)
 from recseek.testing.conformance import single_thread
 from recseek.testing.fixtures import planted_blocks, synthetic
 
@@ -361,3 +368,30 @@ def test_score_calibration_is_the_least_squares_line(blocks) -> None:
     # the calibrated mapped scores are closer to the model's own than the raw ones
     assert np.mean((slope * x + intercept - y) ** 2) < np.mean((x - y) ** 2)
     assert m.cold_shift_ == pytest.approx(intercept, rel=1e-3, abs=1e-6 * np.abs(y).max())
+
+
+def test_shared_base_fits_reuse_one_fit_without_changing_it(blocks) -> None:
+    """Inside shared_base_fits, TextToCF, HybridText and fit_base_model share one WRMF fit
+    on the same data and settings; TextToCF's mapped cold factors never reach the shared
+    model, and every score equals that of fresh fits."""
+    train, cold = _cold_blocks(blocks)
+    params = {**SMALL, "seed": 0, "verbose": False}
+    with single_thread():
+        fresh_t = registry.create("TextToCF", encoder="hashing", base_params=SMALL).fit(train)
+        fresh_h = registry.create("HybridText", encoder="hashing", base_params=SMALL).fit(train)
+        fresh_w = registry.create("WRMF", **params).fit(train)
+        with shared_base_fits() as fits:
+            t = registry.create("TextToCF", encoder="hashing", base_params=SMALL).fit(train)
+            h = registry.create("HybridText", encoder="hashing", base_params=SMALL).fit(train)
+            w = fit_base_model("WRMF", params, train)
+            # TextToCF's calibration adds no base fit; its data and settings are HybridText's
+            assert len(fits) == 1 and w is next(iter(fits.values()))
+            other = fit_base_model("WRMF", {**params, "factors": 4}, train)
+            assert other is not w and len(fits) == 2
+        assert fit_base_model("WRMF", params, train) is not w  # outside the block: a fresh fit
+    users = np.arange(train.n_users)
+    np.testing.assert_array_equal(w.item_factors_, fresh_w.item_factors_)
+    np.testing.assert_array_equal(w.score(users), fresh_w.score(users))
+    np.testing.assert_array_equal(t.score(users), fresh_t.score(users))
+    np.testing.assert_array_equal(h.score(users), fresh_h.score(users))
+    assert not np.array_equal(t.item_factors_[cold], w.item_factors_[cold])
