@@ -255,8 +255,10 @@ def scoring(nnz: int, n_users: int, tmp: Path) -> None:
                              for a in s["per_actor"])
             ray_cpu = sum(r["ray_cpu"].values())
             top = ", ".join(f"{k} {v:.1f}" for k, v in sorted(r["ray_cpu"].items(), key=lambda kv: -kv[1])[:6])
-            print(f"    actors: {busy}; actor start-up {max(a['startup_s'] for a in s['per_actor']):.1f} s; "
-                  f"driver CPU during the pipeline {s['driver_cpu_s']:.1f} s")
+            print(f"    actors: {busy}; numba threads in the scoring calls "
+                  f"{sorted({a['numba_threads'] for a in s['per_actor']})}; actor start-up "
+                  f"{max(a['startup_s'] for a in s['per_actor']):.1f} s; driver CPU during the pipeline "
+                  f"{s['driver_cpu_s']:.1f} s")
             print(f"    Ray's own processes: {ray_cpu:.1f} CPU s ({top}); a one-CPU worker runs numba "
                   f"{r['worker_threads']['numba']} / BLAS {r['worker_threads']['blas']} thread(s) "
                   f"(OMP_NUM_THREADS={r['worker_threads']['OMP_NUM_THREADS']})")

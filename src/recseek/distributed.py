@@ -110,7 +110,8 @@ class _Scorer:
     The constructor also runs the scoring kernels once on one user, so that the numba
     cache is loaded before the first batch (start-up, not steady-state scoring). With
     ``timed`` every output batch carries, per row, the batch's start and end (wall clock),
-    the actor's CPU seconds for it, the actor's process id and its start-up seconds.
+    the actor's CPU seconds for it, the actor's process id, its start-up seconds and the
+    numba threads the batch ran on.
     """
 
     def __init__(self, model_dir: str, k: int, exclude_seen: bool, timed: bool = False) -> None:
@@ -128,8 +129,12 @@ class _Scorer:
         self.startup = (t1 - t0, c1 - c0)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from ._numba import get_num_threads
         from .evaluation.batch import recommend_blocks
 
+        # numba's thread count is per thread, and Ray Data calls this from another thread
+        # than the constructor's: without this the kernels ran on every core of the node
+        _one_thread()
         t0, c0 = _clock()
         ids, scores = recommend_blocks(self.model, batch["user"].astype(np.int64), self.k, self.exclude_seen)
         out = {"position": batch["position"], "ids": ids, "scores": scores}
@@ -137,7 +142,8 @@ class _Scorer:
             t1, c1 = _clock()
             n = len(ids)
             for key, value in (("t_start", t0), ("t_end", t1), ("cpu", c1 - c0), ("pid", float(os.getpid())),
-                               ("startup_wall", self.startup[0]), ("startup_cpu", self.startup[1])):
+                               ("startup_wall", self.startup[0]), ("startup_cpu", self.startup[1]),
+                               ("threads", float(get_num_threads()))):
                 out[key] = np.full(n, value, dtype=np.float64)
         return out
 
@@ -147,7 +153,7 @@ def _scoring_stats(rows: list[dict[str, float]], submitted: float, finished: flo
     """Start-up and steady-state figures of one scoring pipeline from its batches' timings."""
     actors: dict[int, dict[str, float]] = {}
     for r in rows:
-        a = actors.setdefault(int(r["pid"]), {"pid": int(r["pid"]), "batches": 0, "busy_s": 0.0, "cpu_s": 0.0, "first": r["t_start"],
+        a = actors.setdefault(int(r["pid"]), {"pid": int(r["pid"]), "numba_threads": int(r["threads"]), "batches": 0, "busy_s": 0.0, "cpu_s": 0.0, "first": r["t_start"],
                                               "last": r["t_end"], "startup_s": r["startup_wall"],
                                               "startup_cpu_s": r["startup_cpu"]})
         a["batches"] += 1
@@ -208,7 +214,7 @@ def ray_recommend(model_dir: str | Path, users: np.ndarray, k: int, *, workers: 
             ids[b["position"]] = b["ids"]
             scores[b["position"]] = b["scores"]
             if timed:
-                keys = ("t_start", "t_end", "cpu", "pid", "startup_wall", "startup_cpu")
+                keys = ("t_start", "t_end", "cpu", "pid", "startup_wall", "startup_cpu", "threads")
                 # a batch handed over may join several actor batches: one row per distinct batch
                 seen = np.unique(np.column_stack([b[key] for key in keys]), axis=0)
                 rows.extend(dict(zip(keys, s.tolist(), strict=True)) for s in seen)
@@ -253,6 +259,7 @@ class _TrialActor:
         from .evaluation.experiment import _evaluate
         from .evaluation.tuning import run_trial
 
+        _one_thread()  # per thread in numba: set where the trial runs
         fit_part, val_part = _parts(recipe)
         return run_trial(name, params, fit_part, val_part, ev, metric,
                          lambda m, tr, te, e: _evaluate(m, tr, te, e, False))
