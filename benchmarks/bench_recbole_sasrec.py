@@ -207,8 +207,6 @@ def rank_metrics(ranks: np.ndarray, k: int = 10) -> tuple[float, float]:
 
 
 def run_recseek(epochs: int, batch_size: int, train, valid, test) -> dict:
-    import scipy.sparse as sp
-
     from recseek.evaluation.sequential import evaluate_sequential
     from recseek.models.neural.sasrec import SASRec
 
@@ -222,16 +220,42 @@ def run_recseek(epochs: int, batch_size: int, train, valid, test) -> dict:
         res = evaluate_sequential(model, train, test, k=10, valid=valid, exclude_history=exclude)
         out[key] = (res["ndcg@10"], res["hitrate@10"])
     # ranks of the test item, as computed for RecBole: every item, or the input window left out
+    out.update(window_ranks(model.score_histories(input_windows(train, valid, test)), train, valid, test))
+    return out
+
+
+def input_windows(train, valid, test) -> list[np.ndarray]:
+    """The input each model reads for each test user: train then valid, the last ``MAX_LENGTH``."""
     users = np.flatnonzero(np.diff(test.matrix.indptr) > 0)
     tr, va = sequences(train), sequences(valid)
-    windows = [np.concatenate([tr[u], va[u]])[-MAX_LENGTH:] for u in users]
-    scores = model.score_histories(windows)
+    return [np.concatenate([tr[u], va[u]])[-MAX_LENGTH:] for u in users]
+
+
+def window_ranks(scores: np.ndarray, train, valid, test) -> dict:
+    """Rank-based figures of test-user score rows: every item, or the input window left out."""
+    import scipy.sparse as sp
+
+    users = np.flatnonzero(np.diff(test.matrix.indptr) > 0)
+    windows = input_windows(train, valid, test)
     target = test.matrix.indices[test.matrix.indptr[users]]
     own = scores[np.arange(len(users)), target][:, None]
-    out["rank_all"] = rank_metrics((scores > own).sum(axis=1))
     rows = np.repeat(np.arange(len(users)), [len(w) for w in windows])
     window = sp.csr_array((np.ones(len(rows)), (rows, np.concatenate(windows))), shape=scores.shape).toarray() > 0
-    out["window"] = rank_metrics(((scores > own) & ~window).sum(axis=1))
+    return {"rank_all": rank_metrics((scores > own).sum(axis=1)),
+            "window": rank_metrics(((scores > own) & ~window).sum(axis=1))}
+
+
+def popularity(train, valid, test) -> dict:
+    """MostPopular (training counts) on the same protocol, for scale."""
+    from recseek.evaluation.sequential import evaluate_sequential
+    from recseek.models import registry
+
+    pop = registry.create("MostPopular").fit(train)
+    users = np.flatnonzero(np.diff(test.matrix.indptr) > 0)
+    out = window_ranks(pop.score(users), train, valid, test)
+    out["all"] = out["rank_all"]
+    res = evaluate_sequential(pop, train, test, k=10, valid=valid)
+    out["history"] = (res["ndcg@10"], res["hitrate@10"])
     return out
 
 
@@ -282,8 +306,10 @@ def main() -> None:
     if mine is not None:
         print(f"recseek: rank-based figures (as computed for RecBole) {mine['rank_all'][0]:.4f} / "
               f"{mine['rank_all'][1]:.4f} against evaluate_sequential's {mine['all'][0]:.4f} / {mine['all'][1]:.4f}")
-    print("\n| items ranked | recseek NDCG@10 | RecBole NDCG@10 | ratio | recseek HR@10 | RecBole HR@10 | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    pop = popularity(train, valid, test)
+    print("\n| items ranked | recseek NDCG@10 | RecBole NDCG@10 | ratio | recseek HR@10 | RecBole HR@10 | ratio "
+          "| MostPopular NDCG@10 / HR@10 |")
+    print("|---|---|---|---|---|---|---|---|")
     nan = (float("nan"), float("nan"))
     for key, label in (("all", "every item (RecBole's protocol)"),
                        ("window", f"all but the input window (last {MAX_LENGTH} items)"),
@@ -291,7 +317,7 @@ def main() -> None:
         a = mine[key] if mine else nan
         b = theirs.get(key, nan) if theirs else nan
         print(f"| {label} | {a[0]:.4f} | {b[0]:.4f} | {a[0] / b[0]:.3f} | {a[1]:.4f} | {b[1]:.4f} | "
-              f"{a[1] / b[1]:.3f} |")
+              f"{a[1] / b[1]:.3f} | {pop[key][0]:.4f} / {pop[key][1]:.4f} |")
     fa = mine["fit_s"] if mine else float("nan")
     fb = theirs["fit_s"] if theirs else float("nan")
     ca = mine["cpu_s"] if mine else float("nan")
