@@ -124,8 +124,8 @@ class AutoRec(NeuralModel, RatingPredictor):
     the user's ratings through their own codes, which unrated items (input 0) never see.
     ``values`` passed to :meth:`recommend_new` are the ratings (1.0 when omitted). With a
     small ``reg`` and fewer ratings than hidden units the solution is close to the
-    minimum-norm fit of the user's ratings, so extreme scores are possible for such users
-    (as for a trained user with few ratings); ``reg`` governs both.
+    minimum-norm fit of the user's ratings, so extreme scores are possible for such users;
+    ``reg`` (the same weight as in training) controls it.
 
     Learned state: ``item_codes_`` (n_items, hidden), ``decoder_`` (n_users, hidden) W,
     ``decoder_bias_`` (n_users,) b.
