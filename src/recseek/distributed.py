@@ -62,7 +62,7 @@ def ray_session(workers: int | None = None, address: str | None = None) -> Itera
     autoscaler monitor, log monitor, dashboard and runtime-env agents) and pre-starts one
     worker per CPU: about 7 CPU seconds on a two-core machine, and a Ray Data pipeline
     adds three internal actors (statistics, autoscaling coordinator, actor locations) of
-    about 8 more (``benchmarks/bench_ray.py`` prints them). Ray's public API has no switch
+    about 7 more (``benchmarks/bench_ray.py`` prints them). Ray's public API has no switch
     for the monitors; a job that runs for seconds on one machine pays this once per command.
     """
     ray = _ray()
