@@ -211,3 +211,17 @@ def test_serial_and_parallel_kernels_agree():
     topk_rows_serial(scores, 25, *out[1])
     np.testing.assert_array_equal(out[0][0], out[1][0])
     np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
+def test_topk_ties_at_the_cut_on_long_rows():
+    # a full heap meets many entries equal to its worst: the lower column must keep its place
+    scores = np.random.default_rng(2).integers(0, 4, size=(30, 5000)).astype(np.float32)
+    scores[5, :4990] = np.nan
+    scores[6] = -np.inf
+    for k in (1, 20, 4999):
+        ranking = topk(scores.copy(), k)
+        for r in range(30):
+            ok = np.flatnonzero(np.isfinite(scores[r]))
+            expect = ok[np.lexsort((ok, -scores[r, ok]))][:k]
+            np.testing.assert_array_equal(ranking.ids[r][: expect.size], expect)
+            assert (ranking.ids[r][expect.size:] == -1).all()

@@ -67,14 +67,30 @@ def _drain(hv, hi, size, out_idx, out_val) -> None:
 
 @njit(inline="always")
 def _topk_row(row, k, out_idx, out_val) -> None:
-    """Best k entries of one row into ``out_idx``/``out_val`` (length k), best first."""
+    """Best k entries of one row into ``out_idx``/``out_val`` (length k), best first.
+
+    Once the heap is full, an entry enters only if its score is above the worst kept one
+    (a later column never wins a tie), compared against a local copy of the heap's root:
+    the compiler cannot prove the heap and the row apart, and reloading the root from
+    memory for every entry made this loop about ten times slower on one thread.
+    """
     hv = np.empty(k, dtype=row.dtype)
     hi = np.empty(k, dtype=np.int64)
+    n = row.shape[0]
     size = 0
-    for j in range(row.shape[0]):
+    j = 0
+    while j < n and size < k:
         v = row[j]
         if v > -np.inf:
             size = _offer(hv, hi, size, k, v, j)
+        j += 1
+    if size == k:
+        worst = hv[0]
+        for c in range(j, n):
+            v = row[c]
+            if v > worst:
+                _sift_down(hv, hi, size, v, c)
+                worst = hv[0]
     for t in range(size, k):
         out_idx[t] = -1
         out_val[t] = -np.inf
