@@ -45,7 +45,7 @@ RecBole runs its Transformer over a full ``max_length`` window for every augment
 (about 2.6 million positions per epoch here, against recseek's 47 thousand: one window per
 user, a loss at every step), which cost it about 130 CPU s per epoch on a 2-core machine;
 hence the few epochs (``--epochs``). MostPopular's figures on the same protocol are printed
-for scale: after few epochs both SASRecs are near them.
+for scale: after 2 epochs both SASRecs are still at them.
 
 Usage::
 
