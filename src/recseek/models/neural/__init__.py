@@ -1,5 +1,5 @@
 """Neural recommenders on torch (the optional ``neural`` extra: ``pip install 'recseek[neural]'``).
 
 Importing this package does not import torch; a model imports it when it is fitted. Saved
-models are npz + JSON like every other model, and score (and fold in new users) with numpy.
+models are npz + JSON like every other model, and score without torch.
 """
