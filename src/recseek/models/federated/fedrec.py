@@ -252,6 +252,17 @@ class FederatedRanker(Recommender):
         return ncf_logits(U, self.item_factors_, self.mlp_, sizes)
 
 
+#: The NCF head's settings, shared by the docstrings of the methods that train one.
+_NCF_HEAD_DOC = """    tower_layers : int
+        Hidden layers of the NCF head, a tower whose widths halve: ``2 factors ->
+        factors -> factors / 2 -> ... -> 1`` (2: FedCA's ``mlp_layers`` [32, 16, 8, 1] at
+        ``latent_dim`` 16; 0: one affine layer).
+    mlp_learning_rate : float
+        Adam step of the NCF head (``--lr_structure``).
+    mlp_reg : float
+        L2 weight decay of the NCF head, added to its gradient (``--weight_decay``).
+"""
+
 _COMMON_DOC = """
     privacy : {"none", "laplace", "gaussian"}
         Local differential privacy of every uploaded row (clipped to ``clip``, then
@@ -324,15 +335,7 @@ class FedAvg(_LocalSGD):
         Score function: "pmf" the dot product above; "ncf" ``sigmoid(f([u; v_i]))``
         with an MLP ``f`` (the tower below, ReLU between
         layers), FedCA's FedNCF backbone (:mod:`recseek.federated.ncf`).
-    tower_layers : int
-        Hidden layers of the NCF head, a tower whose widths halve: ``2 factors ->
-        factors -> factors / 2 -> ... -> 1`` (2: FedCA's ``mlp_layers`` [32, 16, 8, 1] at
-        ``latent_dim`` 16; 0: one affine layer).
-    mlp_learning_rate : float
-        Adam step of the NCF head (``--lr_structure``).
-    mlp_reg : float
-        L2 weight decay of the NCF head, added to its gradient (``--weight_decay``).
-""" + _COMMON_DOC + """
+""" + _NCF_HEAD_DOC + _COMMON_DOC + """
     Reference: McMahan, Moore, Ramage, Hampson, Aguera y Arcas. Communication-Efficient
     Learning of Deep Networks from Decentralized Data. AISTATS 2017.
     """
@@ -413,15 +416,7 @@ class FedCA(_LocalSGD):
         with an MLP ``f`` (the tower below, ReLU between
         layers), FedCA's FedNCF backbone; the heads are mixed with
         the same weights as the tables and interpolated likewise (:mod:`recseek.federated.ncf`).
-    tower_layers : int
-        Hidden layers of the NCF head, a tower whose widths halve: ``2 factors ->
-        factors -> factors / 2 -> ... -> 1`` (2: FedCA's ``mlp_layers`` [32, 16, 8, 1] at
-        ``latent_dim`` 16; 0: one affine layer).
-    mlp_learning_rate : float
-        Adam step of the NCF head (``--lr_structure``).
-    mlp_reg : float
-        L2 weight decay of the NCF head, added to its gradient (``--weight_decay``).
-""" + _COMMON_DOC + """
+""" + _NCF_HEAD_DOC + _COMMON_DOC + """
     Reference: Zhang, Long, Zhou, Zhang, Zhang, Yang. Beyond Similarity: Personalized
     Federated Recommendation with Composite Aggregation. arXiv:2406.03933, 2024.
     """
