@@ -184,27 +184,40 @@ def test_bm25_only_install_is_small_and_searches(tmp_path):
     """`pip install recseek[lexical]` into a fresh venv: under 300 MB, and index + search run."""
     import shutil
 
+    import os
+
+    # The fresh venv must see only what it installed: no search path or interpreter settings
+    # inherited from the environment that runs the tests (PYTHONPATH, PYTHONHOME, VIRTUAL_ENV ...).
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("PYTHON") or k.startswith("PIP_") or k in ("VIRTUAL_ENV", "CONDA_PREFIX"))}
+    env["PYTHONNOUSERSITE"] = "1"
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", str(venv)], check=True, timeout=300, env=env)
     pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-e", f"{ROOT}[lexical]"],
-                         capture_output=True, text=True, timeout=1800)
+                         capture_output=True, text=True, timeout=1800, env=env)
     assert pip.returncode == 0, pip.stderr[-2000:]
     site = next((venv / "lib").glob("python3*/site-packages"))
     size = sum(p.stat().st_size for p in site.rglob("*") if p.is_file() and not p.is_symlink())
     installed = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
     assert not installed & {"numba", "llvmlite", "pandas", "torch", "pyarrow"}, installed
     assert size < 300 * 2**20, f"BM25-only install is {size / 2**20:.0f} MB"
+    probe = subprocess.run([str(venv / "bin" / "python"), "-c",
+                            "import importlib.util, sys; s = importlib.util.find_spec('numba'); "
+                            "print(s.origin if s else '', sys.path)"],
+                           capture_output=True, text=True, timeout=60, env=env)
+    assert probe.stdout.split(" ", 1)[0] == "", f"numba is importable in the fresh venv: {probe.stdout}"
     docs = tmp_path / "docs.jsonl"
     docs.write_text('{"id": "1", "text": "wing flutter at supersonic speeds"}\n'
                     '{"id": "2", "text": "heat transfer in boundary layers"}\n')
     recseek = str(venv / "bin" / "recseek")
     built = subprocess.run([recseek, "index", str(docs), "--out", str(tmp_path / "idx")], capture_output=True,
-                           text=True, timeout=300)
+                           text=True, timeout=300, env=env)
     assert built.returncode == 0, built.stderr
     found = subprocess.run([recseek, "search", str(tmp_path / "idx"), "fluttering wings", "--json"],
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=300, env=env)
     assert found.returncode == 0, found.stderr
     assert [h["id"] for h in json.loads(found.stdout)] == ["1"]  # stemmed: flutter/wing match
-    demo = subprocess.run([recseek, "demo"], capture_output=True, text=True, timeout=300)
+    demo = subprocess.run([recseek, "demo"], capture_output=True, text=True, timeout=300, env=env)
     assert demo.returncode == 2 and "pip install 'recseek[models]'" in demo.stderr, demo.stderr
     shutil.rmtree(venv, ignore_errors=True)
