@@ -226,6 +226,36 @@ def test_multvae_noise_std_scales_the_sampling_of_the_latent_code():
     assert not np.allclose(a.user_latent_, c.user_latent_)
 
 
+def test_multvae_trains_on_all_threads_and_gives_the_same_model_on_one(monkeypatch):
+    """MultVAE (large_batches) runs torch on recseek's thread count, other neural models on
+    TORCH_THREADS; one and two threads give the same MultVAE to the last digit."""
+    import torch
+
+    from recseek import _numba
+
+    seen = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), real(n))[1])
+    data = synthetic(n_users=400, n_items=500, density=0.08, seed=4)
+
+    def fit(name, data, **params):
+        return registry.create(name, **{**registry.get(name).test_params, **params}).fit(data)
+
+    before = _numba.get_num_threads()
+    try:
+        _numba.set_num_threads(2)
+        two = fit("MultVAE", data, hidden_units=256, factors=32, batch_size=400, epochs=3, seed=3)
+        assert seen[0] == 2
+        fit("NeuMF", synthetic(seed=4), epochs=1, seed=3)
+        assert seen[2] == _train.TORCH_THREADS
+        _numba.set_num_threads(1)
+        one = fit("MultVAE", data, hidden_units=256, factors=32, batch_size=400, epochs=3, seed=3)
+    finally:
+        _numba.set_num_threads(before)
+    for key, value in two.get_parameters().items():
+        np.testing.assert_array_equal(value, one.get_parameters()[key], err_msg=key)
+
+
 def test_autorec_predicts_the_reconstruction_of_each_item_column():
     from recseek.models.neural.autorec import _build
 

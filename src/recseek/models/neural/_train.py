@@ -61,7 +61,9 @@ VALIDATION_SHARE = 0.1
 #: CPU threads torch uses while a neural model trains. The models' mini-batches are small,
 #: so torch's intra-op threads gain little, and on a machine whose cores are busy they
 #: cost several times the single-thread time (measured here: 5x for CDAE on 2 shared
-#: cores). Raise it for large batches on an idle many-core machine.
+#: cores). Raise it for large batches on an idle many-core machine. A model whose steps
+#: are large dense products (``large_batches = True``: MultVAE's softmax over the whole
+#: catalogue for hundreds of users) uses all of recseek's threads instead.
 TORCH_THREADS = 1
 
 
@@ -71,16 +73,20 @@ class NeuralModel:
     device: str
     seed: int | None
     verbose: bool
+    #: Steps are large dense products that torch's intra-op threads speed up.
+    large_batches = False
 
     def fit(self, train: Interactions) -> Any:
         """Fit with torch on :data:`TORCH_THREADS` CPU threads (at most recseek's thread
-        count, ``recseek._numba``), restored afterwards."""
+        count, ``recseek._numba``; all of them for ``large_batches`` models), restored
+        afterwards."""
         from ..._numba import get_num_threads
 
         self.check_params()  # type: ignore[attr-defined]
         t = self._torch()
         before = t.get_num_threads()
-        t.set_num_threads(max(1, min(TORCH_THREADS, get_num_threads())))
+        wanted = get_num_threads() if self.large_batches else min(TORCH_THREADS, get_num_threads())
+        t.set_num_threads(max(1, wanted))
         try:
             return super().fit(train)  # type: ignore[misc]
         finally:
