@@ -5,6 +5,7 @@ text beating collaborative filtering on cold items, new releases, cold users, TO
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -173,6 +174,28 @@ def test_cold_users_given_n() -> None:
     assert r.mean("ItemTextKNN", "given3_recall@5") > 0.8
     assert r.mean("TextToCF", "given3_recall@5") > 0.5
     assert len(r.values["TextToCF"]["given1_ndcg@5"]) == 24
+
+
+def test_cold_users_reach_the_model_in_time_order() -> None:
+    """The given items of a cold user are passed in the order of their timestamps (here the
+    reverse of item order), as a sequential model such as SASRec reads them."""
+    base = synthetic(n_users=60, n_items=40, density=0.25, seed=2).binarize()
+    # timestamps falling with the item index: time order is the reverse of index order
+    data = replace(base, timestamps=1000.0 - base.matrix.indices.astype(np.float64) + 0.1 * base.user_index())
+    seen: list[np.ndarray] = []
+
+    class Spy:
+        def fit(self, train):
+            self.n = train.n_items
+            return self
+
+        def recommend_new(self, items, k=10):
+            seen.extend(np.asarray(i) for i in items)
+            return SimpleNamespace(ids=np.tile(np.arange(k), (len(items), 1)))
+
+    evaluate_cold_users({"spy": Spy}, data, ratio=0.3, given=(4,), k=3)
+    assert seen and all(len(s) == 4 for s in seen)
+    assert all((np.diff(s) < 0).all() for s in seen), "given items not in time order"
 
 
 def test_toml_cold_items_split(tmp_path) -> None:

@@ -46,7 +46,9 @@ Review-only text (:func:`review_release_split`, :func:`evaluate_review_releases`
 Cold users (:func:`cold_users_split`, :func:`evaluate_cold_users`)
     A stratified-free random ``ratio`` of the users is removed from training; each gives
     ``given`` of its records (random) to the model at recommendation time
-    (``recommend_new``, fold-in) and the rest are the relevant items.
+    (``recommend_new``, fold-in) and the rest are the relevant items. The given items
+    reach the model in the order the user interacted with them (by timestamp, ties and
+    data without timestamps in input order), so sequential models read a real history.
 
 A model is anything with ``fit(train)`` and
 ``recommend(users, k, candidates=..., exclude_seen=True)`` (every
@@ -368,6 +370,19 @@ def _rows(m: Interactions, users: np.ndarray) -> sp.csr_array:
     return sp.csr_array(m.matrix[users])
 
 
+def _histories(m: Interactions, users: np.ndarray) -> list[np.ndarray]:
+    """Each user's items in the order of interaction: by timestamp, then input order
+    (records without either stay in item order)."""
+    indptr, indices = m.matrix.indptr, m.matrix.indices
+    out = []
+    for u in users:
+        lo, hi = int(indptr[u]), int(indptr[u + 1])
+        items = np.asarray(indices[lo:hi], dtype=np.int64)
+        keys = [k[lo:hi] for k in (m.order, m.timestamps) if k is not None]  # last key sorts first
+        out.append(items[np.lexsort(keys)] if keys else items)
+    return out
+
+
 @dataclass
 class ColdStartReport:
     """Per-user values of every model over folds x seeds (concatenated in the same order).
@@ -512,8 +527,7 @@ def evaluate_cold_users(models: Mapping[str, Any], data: Interactions, *, ratio:
     for seed in seeds:
         for n in given:
             train, users, shown, test = cold_users_split(data, ratio, n, seed)
-            given_rows = _rows(shown, users)
-            items = np.split(np.asarray(given_rows.indices, dtype=np.int64), given_rows.indptr[1:-1])
+            items = _histories(shown, users)
             rel = _rows(test, users)
             for label, make in factories.items():
                 model = make()
