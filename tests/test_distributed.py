@@ -4,7 +4,11 @@ identical tuning search."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import math
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -122,27 +126,107 @@ def test_ray_scoring_equals_local(saved, tmp_path: Path) -> None:
     assert stats["steady_s"] >= 0 and stats["startup_s"] >= 0 and set(timings) >= {"read", "load", "score", "write"}
 
 
-@pytest.mark.slow
-def test_ray_sweep_equals_local(tmp_path: Path) -> None:
-    pytest.importorskip("ray", reason="the ray extra is not installed")
+def _sweep_config(tmp_path: Path, engine: str) -> dict:
     data = ml100k_sample(150)
     u, i, v, t = data.to_coo()
     csv = tmp_path / "r.csv"
     pd.DataFrame({"user": data.users.ids[u], "item": data.items.ids[i], "rating": v, "timestamp": t}).to_csv(
         csv, index=False)
-    cfg = {
+    return {
         "data": {"path": str(csv), "format": "csv", "min_rating": 4, "binarize": True},
         "split": {"method": "ratio", "ratio": 0.8, "order": "random", "seed": 0},
         "evaluation": {"task": "ranking", "k": 10, "metrics": ["ndcg"]},
-        "models": [{"name": "EASE", "reg": {"log_uniform": [1.0, 10000.0]}}],
-        "tuning": {"trials": 6, "seed": 1, "batch": 2, "sampler": "tpe"},
+        # max_items = 10 cannot train on this catalogue (EASE raises a ParameterError in fit):
+        # such a trial is NaN on every path
+        "models": [{"name": "EASE", "reg": {"log_uniform": [1.0, 10000.0]}, "max_items": [50000, 10]}],
+        "tuning": {"trials": 6, "seed": 1, "batch": 2, "sampler": "tpe", "ray_engine": engine},
     }
+
+
+@contextlib.contextmanager
+def _tune_folders(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The temporary folders recseek makes for Ray Tune's storage (recorded as made)."""
+    made: list[str] = []
+    real = tempfile.mkdtemp
+
+    def record(*args, **kwargs):
+        path = real(*args, **kwargs)
+        if "recseek-tune-" in Path(path).name:
+            made.append(path)
+        return path
+
+    monkeypatch.setattr(tempfile, "mkdtemp", record)
+    yield made
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["tune", "actors"])
+def test_ray_sweep_equals_local(tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch,
+                                capfd: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    cfg = _sweep_config(tmp_path, engine)
     local = run_experiment(cfg, progress=False)[0]
-    with ray_session(2) as ray:  # a session opened by the caller is joined, not restarted
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))  # where Tune's default storage (~/ray_results) would go
+    capfd.readouterr()
+    with _tune_folders(monkeypatch) as made, ray_session(2) as ray:  # a session opened by the caller is joined
         remote = run_experiment(cfg, progress=False, backend="ray", workers=2)[0]
-        # one pool of two long-lived actors served every batch of the search
-        assert [len(p) for p in _POOLS.values()] == [2] and ray.get_runtime_context().get_job_id() in _POOLS
+        if engine == "actors":
+            # one pool of two long-lived actors served every batch of the search
+            assert [len(p) for p in _POOLS.values()] == [2] and ray.get_runtime_context().get_job_id() in _POOLS
+        else:
+            # Ray Tune ran the trials (no actor pool) with its storage in one temporary folder
+            assert not _POOLS and len(made) == 1
     assert not _POOLS
-    strip = [{k: t[k] for k in ("number", "params", "value")} for t in local["tuning"][0]["trials"]]
-    assert strip == [{k: t[k] for k in ("number", "params", "value")} for t in remote["tuning"][0]["trials"]]
+    # nothing left behind, nothing printed: no ~/ray_results, the storage folder removed, and
+    # neither Tune's progress tables nor its "View detailed results here" lines
+    assert not (home / "ray_results").exists() and not any(Path(m).exists() for m in made)
+    out, err = capfd.readouterr()
+    for noise in ("View detailed results", "Configuration for experiment", "Trial status", "ray_results", "Traceback"):
+        assert noise not in out + err
+    def strip(result):  # NaN as a string, so that equal searches compare equal
+        return [{"number": t["number"], "params": t["params"], "value": repr(t["value"])}
+                for t in result["tuning"][0]["trials"]]
+
+    assert strip(local) == strip(remote)
     assert local["metrics"] == remote["metrics"] and local["params"] == remote["params"]
+    # the untrainable setting was proposed and came back as NaN, the others trained
+    assert {t["params"]["max_items"] for t in remote["tuning"][0]["trials"]} == {10, 50000}
+    assert all(math.isnan(t["value"]) == (t["params"]["max_items"] == 10) for t in remote["tuning"][0]["trials"])
+
+
+@pytest.mark.slow
+def test_a_trial_that_raises_is_nan_and_the_sweep_goes_on() -> None:
+    """An exception in a Ray Tune trial (Tune's error path) makes that trial NaN, with the
+    error named, and the search carries on with the next batches."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    from recseek.distributed import tune_search
+    from recseek.evaluation.tuning import Proposer, Space
+
+    def trainable(config):
+        import json
+
+        from ray import tune
+
+        x = json.loads(config["settings"])["x"]
+        if x == 1:
+            raise ValueError(f"x = {x} does not fit")
+        tune.report({"value": float(x), "seconds": 0.5})
+
+    tuning = {"trials": 8, "seed": 0, "batch": 2, "sampler": "random"}
+    proposer = Proposer({"fixed": True}, {"x": Space("choice", choices=(0, 1, 2))}, tuning, "maximize")
+    local = Proposer({"fixed": True}, {"x": Space("choice", choices=(0, 1, 2))}, tuning, "maximize")
+    while settings := local.next_batch():
+        local.tell([(math.nan if s["x"] == 1 else float(s["x"]), 0.5) for s in settings])
+    with ray_session(2) as ray:
+        tune_search(ray, proposer, trainable, 2)
+    trials = proposer.trials
+    assert [t["number"] for t in trials] == list(range(8))
+    assert [t["params"] for t in trials] == [t["params"] for t in local.trials]
+    assert any(t["params"]["x"] == 1 for t in trials) and any(t["params"]["x"] != 1 for t in trials)
+    for t in trials:
+        if t["params"]["x"] == 1:
+            assert math.isnan(t["value"]) and t["error"] == "ValueError: x = 1 does not fit"
+        else:
+            assert t["value"] == t["params"]["x"] and t["seconds"] == 0.5 and "error" not in t

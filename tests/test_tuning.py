@@ -3,6 +3,7 @@ trial chosen by the validation metric, reproducibility from the seed, and the re
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -191,3 +192,62 @@ def test_missing_optuna_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(sys.modules, "optuna", None)  # what an environment without Optuna gives
     with pytest.raises(RecseekError, match=r"hyperparameter tuning needs optuna.*recseek\[tune\]"):
         run_experiment(_config(trials=2), progress=False)
+
+
+def test_unknown_ray_engine_is_one_sentence() -> None:
+    for engine in ("tune", "actors"):
+        load_experiment(_config(ray_engine=engine))
+    with pytest.raises(ParameterError, match=r"^<config>: \[tuning\] ray_engine must be 'tune' or 'actors', got 'pool'$"):
+        load_experiment(_config(ray_engine="pool"))
+
+
+def _objective(settings: dict[str, Any]) -> tuple[float, float]:
+    """A validation value that peaks at reg = 100, and NaN (a failed trial) above 30000."""
+    reg = float(settings["reg"])
+    return (math.nan if reg > 30000 else -abs(math.log10(reg) - 2.0)), 0.0
+
+
+class _WholeSearch:
+    """A runner that drives the whole search (as the Ray Tune engine does): it runs the
+    trials of each batch last to first, and tells the proposer their outcomes in order."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def search(self, proposer) -> None:
+        while settings := proposer.next_batch():
+            self.batches.append(len(settings))
+            with pytest.raises(RuntimeError, match="has not been told"):
+                proposer.next_batch()
+            with pytest.raises(RuntimeError, match="outcomes for a batch of"):
+                proposer.tell([(0.0, 0.0)] * (len(settings) + 1))
+            outcomes = [_objective(s) for s in reversed(settings)][::-1]
+            proposer.tell(outcomes)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_search_runner_gives_the_trials_of_the_batch_loop(batch: int) -> None:
+    """tune() hands a runner with ``search`` the same Optuna batches that the local loop runs."""
+    from recseek.evaluation.tuning import check_tuning, tune
+
+    data = ml100k_sample(60).binarize(4)
+    split = {"method": "ratio", "ratio": 0.8, "order": "random", "seed": 0}
+    ev = {"task": "ranking", "k": 10, "metrics": ["ndcg"]}
+    tuning = {"trials": 7, "seed": 2, "batch": batch}
+    check_tuning("exp", tuning, ev)
+    spaces = {"reg": Space("log_uniform", 1.0, 100000.0)}
+    seen: list[list[dict[str, Any]]] = []
+
+    def batch_runner(settings):
+        seen.append(settings)
+        return [_objective(s) for s in settings]
+
+    loop = tune("EASE", {"binary": True}, spaces, data, split, ev, tuning, None, runner=batch_runner)
+    whole = _WholeSearch()
+    driven = tune("EASE", {"binary": True}, spaces, data, split, ev, tuning, None, runner=whole)
+    assert whole.batches == [len(s) for s in seen] == [batch] * (7 // batch) + ([7 % batch] if 7 % batch else [])
+    assert all(s["binary"] is True for b in seen for s in b)
+    assert [t["number"] for t in loop["trials"]] == list(range(7))
+    strip = [{k: t[k] for k in ("number", "params", "value")} for t in loop["trials"]]
+    assert strip == [{k: t[k] for k in ("number", "params", "value")} for t in driven["trials"]]
+    assert loop["best_params"] == driven["best_params"] and loop["batch"] == driven["batch"] == batch

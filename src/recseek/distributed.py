@@ -43,7 +43,7 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["RayTrialRunner", "ray_recommend", "ray_session"]
+__all__ = ["RayTrialRunner", "ray_recommend", "ray_session", "tune_search"]
 
 
 def _ray() -> Any:
@@ -70,11 +70,16 @@ def ray_session(workers: int | None = None, address: str | None = None) -> Itera
         raise ParameterError(f"workers must be a positive integer, got {workers!r}")
     started = False
     if not ray.is_initialized():
+        import warnings
+
         kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-        if address:
-            ray.init(address=address, **kw)
-        else:
-            ray.init(num_cpus=workers or os.cpu_count() or 1, _node_ip_address="127.0.0.1", **kw)
+        with warnings.catch_warnings():
+            # a notice about how later versions of Ray will set GPU variables (no GPU is asked for)
+            warnings.filterwarnings("ignore", message=".*accelerator visible devices.*", category=FutureWarning)
+            if address:
+                ray.init(address=address, **kw)
+            else:
+                ray.init(num_cpus=workers or os.cpu_count() or 1, _node_ip_address="127.0.0.1", **kw)
         started = True
     try:
         yield ray
@@ -280,20 +285,223 @@ def _trial_pool(ray: Any, size: int) -> list[Any]:
     return pool[:size]
 
 
+def _tune_trial(config: dict[str, Any], recipe: str, name: str, ev: dict[str, Any], metric: str) -> None:
+    """The Ray Tune trainable of a sweep: one setting, fitted and scored in a trial process
+    on one thread; the data come from the process's ``_parts`` cache (read once per
+    process, and Tune reuses the processes). A :class:`~recseek.errors.RecseekError`
+    (settings that cannot train) reports NaN; any other exception goes to Tune as an
+    errored trial, which the searcher turns into NaN."""
+    from ray import tune
+
+    from .evaluation.experiment import _evaluate
+    from .evaluation.tuning import run_trial
+
+    _one_thread()  # Tune runs a function trainable in a thread of its own: set it there
+    fit_part, val_part = _parts(recipe)
+    value, seconds = run_trial(name, json.loads(config["settings"]), fit_part, val_part, ev, metric,
+                               lambda m, tr, te, e: _evaluate(m, tr, te, e, False))
+    tune.report({"value": float(value), "seconds": float(seconds), "pid": os.getpid()})
+
+
+def _trial_dirname(trial: Any) -> str:
+    return str(trial.trial_id)
+
+
+def _batch_searcher(proposer: Any) -> Any:
+    """A Ray Tune searcher that hands out the proposer's batches (see :class:`_BatchSearcher`)."""
+    from ray.tune.search import Searcher
+
+    class _BatchSearcher(Searcher):
+        """Ray Tune's view of a :class:`recseek.evaluation.tuning.Proposer`.
+
+        ``suggest`` returns the settings of the current batch one by one, then None while
+        any trial of that batch is still running; once all of them are back it tells the
+        proposer and starts the next batch, and it returns ``Searcher.FINISHED`` when the
+        budget is spent. A trial's config is ``{"number": Optuna's trial number,
+        "settings": the settings as JSON}``; an errored trial counts as NaN, with its
+        seconds measured here (from its suggestion to its end).
+        """
+
+        def __init__(self) -> None:
+            super().__init__(metric="value", mode="min" if proposer.study.direction.name == "MINIMIZE" else "max")
+            self.proposer = proposer
+            self.batch_no = 0
+            self.queue: list[tuple[int, int, dict[str, Any]]] = []
+            self.slots: dict[str, tuple[int, int, float]] = {}  # trial id -> (batch, slot, start)
+            self.outcomes: list[tuple[float, float, str] | None] = []
+            self.pids: set[int] = set()
+
+        def _told(self) -> bool:
+            """Tell the proposer the current batch if it is all back; True when nothing is out."""
+            if self.queue or any(o is None for o in self.outcomes):
+                return False
+            if self.outcomes:
+                self.proposer.tell(self.outcomes)
+                self.outcomes = []
+            return True
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+            import time
+
+            if not self.queue:
+                if not self._told():
+                    return None
+                settings = self.proposer.next_batch()
+                if not settings:
+                    return Searcher.FINISHED
+                self.batch_no += 1
+                self.queue = list(zip(range(len(settings)), self.proposer.numbers(), settings, strict=True))
+                self.outcomes = [None] * len(settings)
+            slot, number, setting = self.queue.pop(0)
+            self.slots[trial_id] = (self.batch_no, slot, time.perf_counter())
+            return {"number": number, "settings": json.dumps(setting, sort_keys=True)}
+
+        def _record(self, trial_id: str, outcome: tuple[float, float, str]) -> None:
+            batch, slot, _ = self.slots[trial_id]
+            if batch == self.batch_no and slot < len(self.outcomes) and self.outcomes[slot] is None:
+                self.outcomes[slot] = outcome
+
+        def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+            # the outcome counts as soon as the trial reports it, before its process is
+            # handed back: the next batch is then staged while the trials of this one are
+            # still ending, and Tune keeps their processes for it (it keeps at most one
+            # finished trial process when no trial is waiting)
+            if "value" in result:
+                self._record(trial_id, (float(result["value"]), float(result["seconds"]), ""))
+                self.pids.add(int(result.get("pid", -1)))
+
+        def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
+                              error: bool = False) -> None:
+            import time
+
+            if trial_id not in self.slots:
+                return
+            if error or not result or "value" not in result:
+                self._record(trial_id, (float("nan"), time.perf_counter() - self.slots[trial_id][2],
+                                        "the trial raised an exception"))
+            else:
+                self._record(trial_id, (float(result["value"]), float(result["seconds"]), ""))
+            del self.slots[trial_id]
+
+        def finish(self, messages: Mapping[int, str]) -> None:
+            """After ``Tuner.fit``: the error messages of the errored trials (by number) go
+            into the last batch's outcomes, and that batch is told; a trial Tune never
+            completed counts as failed."""
+            self.queue = []
+            for slot, out in enumerate(self.outcomes):
+                if out is None:
+                    self.outcomes[slot] = (float("nan"), float("nan"), "Ray Tune ended before the trial")
+            self._told()
+            for t in self.proposer.trials:
+                if t.get("error") and t["number"] in messages:
+                    t["error"] = messages[t["number"]]
+
+        def save(self, checkpoint_path: str) -> None:  # the search is not resumable: nothing to save
+            return None
+
+        def restore(self, checkpoint_path: str) -> None:
+            return None
+
+    return _BatchSearcher()
+
+
+@contextlib.contextmanager
+def _quiet_tune(concurrency: int) -> Iterator[str]:
+    """Settings of one Ray Tune run, undone afterwards: a temporary storage folder (yielded,
+    then removed), no per-trial result files, both trials of a batch started together,
+    and Tune's own logging (warnings about the files it does not write, errored trials'
+    tracebacks: recseek reports those) held back."""
+    import logging
+    import shutil
+    import tempfile
+
+    env = {
+        # Tune's CSV, JSON and TensorBoard loggers write every result to the storage folder
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+        # with a searcher Tune stages one trial at a time (waiting for its actor before it
+        # asks for the next): the trials of a batch would start one after another
+        "TUNE_MAX_PENDING_TRIALS_PG": str(max(1, concurrency)),
+        # the experiment state (a resumable snapshot) is written every few seconds
+        "TUNE_GLOBAL_CHECKPOINT_S": "100000",
+        # Tune's newer output engine prints a configuration box and "View detailed results
+        # here" even when told to be silent; the older one prints nothing at verbose=0
+        "RAY_AIR_NEW_OUTPUT": "0",
+    }
+    saved_env = {k: os.environ.get(k) for k in env}
+    loggers = [logging.getLogger(n) for n in ("ray.tune", "ray.train", "ray.air")]
+    levels = [lg.level for lg in loggers]
+    folder = tempfile.mkdtemp(prefix="recseek-tune-")
+    os.environ.update(env)
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield folder
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _error_message(error: BaseException) -> str:
+    """The last line of an errored trial's exception (Ray wraps it with the traceback)."""
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, BaseException):
+        error = cause
+    lines = [ln for ln in str(error).strip().splitlines() if ln.strip()]
+    text = lines[-1].strip() if lines else ""
+    kind = type(error).__name__
+    return text if text.startswith(kind) or ": " in text else f"{kind}: {text}"
+
+
+def tune_search(ray: Any, proposer: Any, trainable: Any, concurrency: int) -> None:
+    """Run every batch of ``proposer`` as Ray Tune trials of ``trainable`` (a function of a
+    config ``{"number", "settings"}`` that reports ``{"value", "seconds"}``), at most
+    ``concurrency`` at a time, each holding one CPU; the outcomes are told to ``proposer``.
+    """
+    from ray import tune
+
+    searcher = _batch_searcher(proposer)
+    concurrency = max(1, min(int(concurrency), _cpus(ray, None)))
+    with _quiet_tune(concurrency) as folder:
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": 1}),
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, max_concurrent_trials=concurrency,
+                                        reuse_actors=True, trial_dirname_creator=_trial_dirname,
+                                        trial_name_creator=_trial_dirname),
+            run_config=tune.RunConfig(name="sweep", storage_path=folder, verbose=0, log_to_file=False,
+                                      checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
+                                      failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)))
+        grid = tuner.fit()
+        messages = {}
+        for j in range(len(grid)):
+            r = grid[j]
+            if r.error is not None and r.config and "number" in r.config:
+                messages[int(r.config["number"])] = _error_message(r.error)
+    searcher.finish(messages)
+
+
 class RayTrialRunner:
-    """Runs a batch of tuning trials on long-lived Ray actors (the ``runner`` of
+    """Runs the trials of a search on Ray (the ``runner`` of
     :func:`recseek.evaluation.tuning.tune`).
 
     ``config`` is the experiment (a TOML path, or a table whose data path is absolute);
     ``fold`` the fold whose training part is tuned (None: all the data, for ``recseek train``).
-    ``tuning["batch"]`` actors (at most the cluster's CPUs) each read the data once; trial
-    ``j`` of a batch runs on actor ``j mod size``. The models and folds of one Ray job share
-    the actors.
+    Up to ``tuning["batch"]`` trials run at once (at most the cluster's CPUs), each on one
+    CPU and one thread, in processes that read the data once and keep it.
+
+    ``tuning["ray_engine"]`` picks how: ``"tune"`` (default) runs every trial as a Ray Tune
+    trial (:func:`tune_search`); ``"actors"`` runs trial ``j`` of a batch on actor ``j mod
+    size`` of a pool of long-lived actors that the models and folds of one Ray job share.
     """
 
     def __init__(self, ray: Any, config: str | Mapping[str, Any], data_path: str | None, fold: int | None,
                  name: str, evaluation: Mapping[str, Any], tuning: Mapping[str, Any]) -> None:
-        from .evaluation.tuning import trial_metrics
+        from .evaluation.tuning import RAY_ENGINES, trial_metrics
 
         self.ray = ray
         self.recipe = json.dumps({"config": config if isinstance(config, str) else dict(config),
@@ -302,15 +510,38 @@ class RayTrialRunner:
         self.name = name
         self.metric = str(tuning["metric"])
         self.ev = trial_metrics(evaluation, self.metric)
-        self.actors = _trial_pool(ray, int(tuning.get("batch", 1)))
-        # every actor starts reading the data now; its first trial queues behind that
-        self.loading = [a.load.remote(self.recipe) for a in self.actors]
+        self.engine = tuning.get("ray_engine", "tune")
+        if self.engine not in RAY_ENGINES:
+            raise ParameterError(f"[tuning] ray_engine must be 'tune' or 'actors', got {self.engine!r}")
+        self.batch = int(tuning.get("batch", 1))
+        self.actors: list[Any] = []
+        self.loading: list[Any] = []
+        if self.engine == "actors":
+            self.actors = _trial_pool(ray, self.batch)
+            # every actor starts reading the data now; its first trial queues behind that
+            self.loading = [a.load.remote(self.recipe) for a in self.actors]
 
     def load_seconds(self) -> list[tuple[float, float]]:
-        """(wall, CPU) seconds each actor took to read and split the data (waits for them)."""
+        """(wall, CPU) seconds each actor took to read and split the data (waits for them;
+        empty with the Tune engine)."""
         return [tuple(x) for x in self.ray.get(self.loading)]
 
+    def search(self, proposer: Any) -> None:
+        """Run the whole search of ``proposer`` (see :class:`recseek.evaluation.tuning.Proposer`)."""
+        if self.engine == "actors":
+            while settings := proposer.next_batch():
+                proposer.tell(self(settings))
+            return
+        from ray import tune
+
+        trainable = tune.with_parameters(_tune_trial, recipe=self.recipe, name=self.name, ev=self.ev,
+                                         metric=self.metric)
+        tune_search(self.ray, proposer, trainable, self.batch)
+
     def __call__(self, settings: list[dict[str, Any]]) -> list[tuple[float, float]]:
+        """One batch on the actor pool (the ``"actors"`` engine)."""
+        if not self.actors:
+            raise RuntimeError("RayTrialRunner runs batches on actors only with ray_engine = 'actors'")
         refs = [self.actors[j % len(self.actors)].run.remote(self.recipe, self.name, dict(p), self.ev, self.metric)
                 for j, p in enumerate(settings)]
         return [tuple(x) for x in self.ray.get(refs)]

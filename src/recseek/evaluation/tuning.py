@@ -18,6 +18,8 @@ A ``[[models]]`` table of an experiment may give search spaces instead of values
     # validation = 0.2   # share of each user's training records held out for validation
     # batch = 1          # trials proposed at once (default 1; with --backend ray: the
     #                    # number of workers, whose trials then run in parallel)
+    # ray_engine = "tune"  # with --backend ray: "tune" (Ray Tune trials, default) or
+    #                      # "actors" (a pool of long-lived Ray actors)
 
 Every fold is tuned on its own training part only: the part is split again (per user, by
 the experiment's ``order`` when it has one, else at random) into a fitting part and a
@@ -25,12 +27,13 @@ validation part, each trial fits on the first and is scored on the second, and t
 settings are then fitted on the whole training part and evaluated once on the test part.
 The test part is never seen during the search.
 
-Trials are proposed ``batch`` at a time (Optuna's ask-and-tell): the sampler sees the
-results of every earlier batch, never those of its own batch. Locally a batch runs one
-trial after another; with ``--backend ray`` (:mod:`recseek.distributed`) its trials run in
-parallel on Ray workers. Either way the proposals depend only on the seed and the earlier
-results, so for a seed and a batch size the search (and, with deterministic training,
-every figure) is the same on one core, on a Ray cluster or in between.
+Trials are proposed ``batch`` at a time (Optuna's ask-and-tell, :class:`Proposer`): the
+sampler sees the results of every earlier batch, never those of its own batch. Locally a
+batch runs one trial after another; with ``--backend ray`` (:mod:`recseek.distributed`) its
+trials run in parallel as Ray Tune trials (or, with ``ray_engine = "actors"``, on a pool of
+Ray actors). Either way the proposals depend only on the seed and the earlier results, so
+for a seed and a batch size the search (and, with deterministic training, every figure) is
+the same on one core, on a Ray cluster or in between.
 
 Optuna is an optional dependency (``pip install 'recseek[tune]'``).
 """
@@ -47,9 +50,11 @@ import numpy as np
 
 from ..errors import ParameterError
 
-__all__ = ["Space", "TUNING_KEYS", "check_tuning", "find_spaces", "first_point", "tune"]
+__all__ = ["Proposer", "Space", "TUNING_KEYS", "check_tuning", "find_spaces", "first_point", "tune"]
 
-TUNING_KEYS = {"trials", "metric", "sampler", "seed", "validation", "batch"}
+TUNING_KEYS = {"trials", "metric", "sampler", "seed", "validation", "batch", "ray_engine"}
+#: How ``--backend ray`` runs the trials: Ray Tune (the default) or recseek's actor pool.
+RAY_ENGINES = ("tune", "actors")
 _KINDS = ("uniform", "log_uniform", "int", "log_int", "choice")
 #: Metrics where lower is better.
 _LOWER_IS_BETTER = {"mae", "mse", "rmse", "mpe"}
@@ -142,6 +147,9 @@ def check_tuning(source: str, tuning: dict[str, Any], evaluation: Mapping[str, A
     batch = tuning.get("batch", 1)  # unset: 1 locally, the number of workers with the Ray backend
     if not (isinstance(batch, int) and not isinstance(batch, bool) and 1 <= batch <= 1024):
         raise ParameterError(f"{source}: [tuning] batch must be an integer from 1 to 1024, got {batch!r}")
+    engine = tuning.get("ray_engine", "tune")  # only read with --backend ray
+    if engine not in RAY_ENGINES:
+        raise ParameterError(f"{source}: [tuning] ray_engine must be 'tune' or 'actors', got {engine!r}")
     val = tuning.setdefault("validation", 0.2)
     if not (_num(val) and 0 < val < 1):
         raise ParameterError(f"{source}: [tuning] validation must be a number between 0 and 1, got {val!r}")
@@ -222,55 +230,117 @@ def run_trial(name: str, params: Mapping[str, Any], fit_part: Any, val_part: Any
     return value, time.perf_counter() - t0
 
 
+class Proposer:
+    """The settings of a search, ``batch`` at a time, from an Optuna study (ask-and-tell).
+
+    ``next_batch()`` asks the study for the next batch of trials and returns their settings
+    (``fixed`` merged with the proposed values), an empty list once ``tuning["trials"]``
+    have been proposed; ``tell(outcomes)`` gives back one ``(value, seconds)`` (or
+    ``(value, seconds, error message)``) per setting of that batch, in its order, before
+    the next batch can be asked for. A NaN value marks a failed trial (Optuna records it
+    as failed). Every engine (the local loop, Ray Tune's searcher, the actor pool) drives
+    the same object, so for a seed and a batch size the trials are the same everywhere.
+    """
+
+    def __init__(self, fixed: Mapping[str, Any], spaces: Mapping[str, Space], tuning: Mapping[str, Any],
+                 direction: str) -> None:
+        from .._optional import require
+
+        optuna = require("optuna", purpose="hyperparameter tuning")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self._optuna = optuna
+        seed = int(tuning["seed"])
+        if tuning["sampler"] == "tpe":
+            sampler = optuna.samplers.TPESampler(seed=seed)
+        else:
+            sampler = optuna.samplers.RandomSampler(seed=seed)
+        self.study = optuna.create_study(direction=direction, sampler=sampler)
+        self.fixed = dict(fixed)
+        self.spaces = dict(spaces)
+        self.budget = int(tuning["trials"])
+        self.batch = int(tuning.get("batch", 1))
+        #: every trial told so far: ``{"number", "params", "value", "seconds"}`` (and
+        #: ``"error"`` when the trial raised rather than returned a value)
+        self.trials: list[dict[str, Any]] = []
+        self._out: list[tuple[Any, dict[str, Any]]] = []
+
+    @property
+    def pending(self) -> int:
+        """Trials of the current batch not told yet."""
+        return len(self._out)
+
+    def next_batch(self) -> list[dict[str, Any]]:
+        """The settings of the next batch (empty when the budget is spent)."""
+        if self._out:
+            raise RuntimeError("the previous batch of trials has not been told yet")
+        n = min(self.batch, self.budget - len(self.trials))
+        asked = [self.study.ask() for _ in range(max(n, 0))]
+        self._out = [(t, suggest(t, self.spaces)) for t in asked]
+        return [{**self.fixed, **p} for _, p in self._out]
+
+    def numbers(self) -> list[int]:
+        """Optuna's trial numbers of the current batch."""
+        return [t.number for t, _ in self._out]
+
+    def tell(self, outcomes: list[tuple[Any, ...]]) -> None:
+        """The outcome of every trial of the current batch, in its order."""
+        if len(outcomes) != len(self._out):
+            raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(self._out)} trials")
+        for (t, p), outcome in zip(self._out, outcomes, strict=True):
+            value, seconds = float(outcome[0]), float(outcome[1])
+            record = {"number": t.number, "params": p, "value": value, "seconds": seconds}
+            if len(outcome) > 2 and outcome[2]:
+                record["error"] = str(outcome[2])
+            self.trials.append(record)
+            if math.isfinite(value):
+                self.study.tell(t, value)
+            else:
+                self.study.tell(t, state=self._optuna.trial.TrialState.FAIL)
+        self._out = []
+
+
 def tune(name: str, fixed: Mapping[str, Any], spaces: Mapping[str, Space], train: Any, split: Mapping[str, Any],
          evaluation: Mapping[str, Any], tuning: Mapping[str, Any], evaluate, runner=None) -> dict[str, Any]:
     """Search ``spaces`` for model ``name`` on a validation split of ``train``.
 
     ``evaluate(model, fit_part, validation_part, evaluation)`` returns the metrics dict.
-    ``runner(list of settings) -> list of (value, seconds)`` runs one batch of trials
-    (default: one after another here; :mod:`recseek.distributed` runs them on Ray).
-    Returns ``{"metric", "direction", "best_params", "best_value", "trials", "batch",
-    "seconds", "validation"}`` where ``seconds`` is the wall time of the search and every
-    trial is ``{"number", "params", "value", "seconds"}`` (value NaN when the settings
-    failed to train).
+    ``runner`` runs the trials: either a callable ``runner(list of settings) -> list of
+    (value, seconds)`` that runs one batch (default: one trial after another here), or an
+    object with a ``search(proposer)`` method that runs the whole search, taking batches
+    from the :class:`Proposer` and telling it their outcomes (:mod:`recseek.distributed`
+    runs them on Ray). Returns ``{"metric", "direction", "best_params", "best_value",
+    "trials", "batch", "seconds", "validation"}`` where ``seconds`` is the wall time of the
+    search and every trial is ``{"number", "params", "value", "seconds"}`` (value NaN when
+    the settings failed to train; ``"error"`` added when a Ray trial raised).
     """
-    from .._optional import require
-
-    optuna = require("optuna", purpose="hyperparameter tuning")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     metric = str(tuning["metric"])
     direction = "minimize" if metric.split("@", 1)[0] in _LOWER_IS_BETTER else "maximize"
     seed = int(tuning["seed"])
+    proposer = Proposer(fixed, spaces, tuning, direction)
     fit_part, val_part = validation_split(train, split, float(tuning["validation"]), seed)
     ev = trial_metrics(evaluation, metric)
     if runner is None:
         def runner(settings: list[dict[str, Any]]) -> list[tuple[float, float]]:
             return [run_trial(name, p, fit_part, val_part, ev, metric, evaluate) for p in settings]
-    if tuning["sampler"] == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=seed)
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    study = optuna.create_study(direction=direction, sampler=sampler)
     started = time.perf_counter()
-    trials: list[dict[str, Any]] = []
-    budget, batch = int(tuning["trials"]), int(tuning.get("batch", 1))
-    while len(trials) < budget:
-        asked = [study.ask() for _ in range(min(batch, budget - len(trials)))]
-        proposed = [suggest(t, spaces) for t in asked]
-        outcomes = runner([{**fixed, **p} for p in proposed])
-        for t, p, (value, seconds) in zip(asked, proposed, outcomes, strict=True):
-            trials.append({"number": t.number, "params": p, "value": float(value), "seconds": float(seconds)})
-            if math.isfinite(value):
-                study.tell(t, float(value))
-            else:
-                study.tell(t, state=optuna.trial.TrialState.FAIL)
+    search = getattr(runner, "search", None)
+    if search is not None:
+        search(proposer)
+    else:
+        while settings := proposer.next_batch():
+            proposer.tell(runner(settings))
+    trials = proposer.trials
+    if len(trials) != proposer.budget:
+        raise RuntimeError(f"[tuning] {name}: the search ran {len(trials)} of {proposer.budget} trials")
     done = [t for t in trials if math.isfinite(t["value"])]
     if not done:
-        raise ParameterError(f"[tuning] {name}: none of the {len(trials)} trials trained successfully")
+        errors = [t["error"] for t in trials if t.get("error")]
+        why = f" (first error: {errors[0]})" if errors else ""
+        raise ParameterError(f"[tuning] {name}: none of the {len(trials)} trials trained successfully{why}")
     pick = min if direction == "minimize" else max
     best = pick(done, key=lambda t: t["value"])
     return {"metric": metric, "direction": direction, "best_params": dict(best["params"]),
-            "best_value": float(best["value"]), "trials": trials, "batch": batch,
+            "best_value": float(best["value"]), "trials": trials, "batch": proposer.batch,
             "seconds": time.perf_counter() - started,
             "validation": {"fit_records": int(fit_part.nnz), "validation_records": int(val_part.nnz)}}
 
