@@ -162,11 +162,29 @@ def _config(data: Path) -> dict:
     }
 
 
+def _record_tells() -> list[float]:
+    """The wall clock of every batch told to the search (any engine), from now on."""
+    from recseek.evaluation import tuning
+
+    told: list[float] = []
+    tell = tuning.Proposer.tell
+
+    def timed(self, outcomes):
+        tell(self, outcomes)
+        told.append(time.perf_counter())
+
+    tuning.Proposer.tell = timed
+    return told
+
+
 def child_sweep(args: argparse.Namespace) -> dict:
     from recseek.evaluation.experiment import run_experiment
 
     out: dict = {"threads": _threads()}
     cfg = _config(args.data)
+    if args.engine:
+        cfg["tuning"]["ray_engine"] = args.engine
+    told = _record_tells()
     t0, c0 = time.perf_counter(), time.process_time()
     if args.backend == "local":
         result = run_experiment(cfg, progress=False)[0]
@@ -184,6 +202,9 @@ def child_sweep(args: argparse.Namespace) -> dict:
     out["cpu"] = time.process_time() - c0 + sum(out.get("ray_cpu", {}).values())
     search = result["tuning"][0]
     out["search"] = search["seconds"]
+    # batches 2..8: from the first batch told to the last (start-up excluded)
+    out["steady"] = told[-1] - told[0]
+    out["batches"] = len(told)
     out["trials"] = [{k: t[k] for k in ("params", "value", "seconds")} for t in search["trials"]]
     out["chosen"] = result["params"]
     return out
@@ -275,31 +296,82 @@ def scoring(nnz: int, n_users: int, tmp: Path) -> None:
 
 def sweep(data: Path) -> None:
     print("sweep: EASE reg on ML-100K, 16 TPE trials in batches of 2")
-    print(f"{'':34s} {'process':>8s} {'ray start':>9s} {'run':>6s} {'search':>7s} {'steady':>7s} {'CPU s':>6s}"
+    print(f"{'':40s} {'process':>8s} {'ray start':>9s} {'run':>6s} {'search':>7s} {'steady':>7s} {'CPU s':>6s}"
           f"  load average")
     got = {}
-    for label, backend, w in (("local, sequential", "local", None), ("Ray 2 workers", "ray", 2)):
-        extra = ["--backend", backend, "--data", str(data)] + (["--workers", str(w)] if w else [])
+    for label, backend, w, engine in (("local, sequential", "local", None, None),
+                                      ("Ray Tune, 2 workers", "ray", 2, "tune"),
+                                      ("Ray actor pool, 2 workers", "ray", 2, "actors")):
+        extra = ["--backend", backend, "--data", str(data)] + (["--workers", str(w), "--engine", engine] if w else [])
         wall, r = _run_child("sweep", *extra)
-        secs = [t["seconds"] for t in r["trials"]]
-        steady = sum(secs[2:]) if backend == "local" else sum(max(secs[j:j + 2]) for j in range(2, len(secs), 2))
-        r["steady"] = steady
-        got[backend] = (wall, r)
+        got[engine or "local"] = (wall, r)
         name = label if backend == "ray" else f"{label} [numba {r['threads']['numba']}, BLAS {r['threads']['blas']}]"
-        print(f"{name:34s} {wall:8.1f} {r.get('ray_start', 0.0):9.1f} {r['run']:6.1f} {r['search']:7.1f}"
-              f" {steady:7.1f} {r['cpu']:6.1f}  {_load()}")
+        print(f"{name:40s} {wall:8.1f} {r.get('ray_start', 0.0):9.1f} {r['run']:6.1f} {r['search']:7.1f}"
+              f" {r['steady']:7.1f} {r['cpu']:6.1f}  {_load()}")
         if backend == "ray":
             top = ", ".join(f"{k} {v:.1f}" for k, v in sorted(r["ray_cpu"].items(), key=lambda kv: -kv[1])[:6])
-            print(f"    Ray's processes (the two actors included): {sum(r['ray_cpu'].values()):.1f} CPU s ({top})")
-            print(f"    first batch (actors reading the data, kernel cache): search {r['search']:.1f} s of which "
-                  f"the trials after the first batch {steady:.1f} s")
-    (wl, rl), (wr, rr) = got["local"], got["ray"]
-    same = [t["params"] for t in rl["trials"]] == [t["params"] for t in rr["trials"]]
-    print(f"ratio Ray / local: whole process {wr / wl:.2f}x, search {rr['search'] / rl['search']:.2f}x, "
-          f"steady trials {rr['steady'] / rl['steady']:.2f}x (target <= 0.6x); same trials: {same}; "
+            print(f"    Ray's processes (the trial processes included): {sum(r['ray_cpu'].values()):.1f} CPU s ({top})")
+            print(f"    first batch (trial processes starting, reading the data, kernel cache): "
+                  f"{r['search'] - r['steady']:.1f} s of the {r['search']:.1f} s search")
+    (wl, rl) = got["local"]
+    for engine in ("tune", "actors"):
+        wr, rr = got[engine]
+        same = [t["params"] for t in rl["trials"]] == [t["params"] for t in rr["trials"]]
+        print(f"ratio {engine} / local: whole process {wr / wl:.2f}x, search {rr['search'] / rl['search']:.2f}x, "
+              f"steady (batches 2-8) {rr['steady'] / rl['steady']:.2f}x (target <= 0.6x); same trials: {same}")
+    rt, ra = got["tune"][1], got["actors"][1]
+    print(f"Tune / actor pool: search {rt['search'] / ra['search']:.2f}x, steady {rt['steady'] / ra['steady']:.2f}x; "
           f"chosen {json.dumps(rl['chosen'])}")
-    print(f"one trial: local {np.median([t['seconds'] for t in rl['trials']]):.2f} s (normal threads), "
-          f"Ray actor {np.median([t['seconds'] for t in rr['trials']]):.2f} s (one thread), median")
+    print(f"one trial, median: local {np.median([t['seconds'] for t in rl['trials']]):.2f} s (normal threads), "
+          f"Tune {np.median([t['seconds'] for t in rt['trials']]):.2f} s, actor "
+          f"{np.median([t['seconds'] for t in ra['trials']]):.2f} s (one thread)")
+
+
+# ------------------------------------------------------------------ Tune's own overhead
+def _sleep_trial(config: dict) -> None:
+    from ray import tune
+
+    time.sleep(SLEEP_S)
+    tune.report({"value": 1.0, "seconds": SLEEP_S})
+
+
+SLEEP_S = 1.0
+
+
+def child_overhead(args: argparse.Namespace) -> dict:
+    """16 trials that sleep one second, at most 2 at once, through the sweep's engine."""
+    from recseek.distributed import ray_session, tune_search
+    from recseek.evaluation.tuning import Proposer, Space
+
+    told = _record_tells()
+    proposer = Proposer({}, {"x": Space("uniform", 0.0, 1.0)},
+                        {"seed": 0, "sampler": "random", "trials": 16, "batch": 2}, "maximize")
+    with ray_session(2) as ray:
+        t0 = time.perf_counter()
+        if args.engine == "tune":
+            tune_search(ray, proposer, _sleep_trial, 2)
+        else:
+            @ray.remote(num_cpus=1)
+            class Sleeper:
+                def run(self, setting: dict) -> tuple[float, float]:
+                    time.sleep(SLEEP_S)
+                    return 1.0, SLEEP_S
+
+            pool = [Sleeper.remote() for _ in range(2)]  # the pool engine's batch loop, on sleepers
+            while settings := proposer.next_batch():
+                proposer.tell(ray.get([pool[j % 2].run.remote(p) for j, p in enumerate(settings)]))
+        total = time.perf_counter() - t0
+    return {"total": total, "first": told[0] - t0, "steady": told[-1] - told[0], "batches": len(told)}
+
+
+def overhead() -> None:
+    print(f"engine overhead: 16 trials that sleep {SLEEP_S:.0f} s, 2 at a time (ideal 8 s; 7 s after the first batch)")
+    print(f"{'':24s} {'total':>6s} {'1st batch':>9s} {'batches 2-8':>11s} {'per batch':>9s}  load average")
+    for engine in ("tune", "actors"):
+        wall, r = _run_child("overhead", "--engine", engine)
+        per = (r["steady"] - 7 * SLEEP_S) / 7
+        print(f"{'Ray Tune' if engine == 'tune' else 'actor pool':24s} {r['total']:6.1f} {r['first']:9.1f}"
+              f" {r['steady']:11.1f} {per:+9.2f}  {_load()}")
 
 
 def main() -> None:
@@ -307,8 +379,9 @@ def main() -> None:
     ap.add_argument("--nnz", type=int, default=2_000_000)
     ap.add_argument("--users", type=int, default=100_000, help="users scored (the first N of the set)")
     ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "ml-100k")
-    ap.add_argument("--only", choices=["scoring", "sweep"], default=None)
-    ap.add_argument("--child", choices=["score", "sweep"], help=argparse.SUPPRESS)
+    ap.add_argument("--only", choices=["scoring", "sweep", "overhead"], default=None)
+    ap.add_argument("--child", choices=["score", "sweep", "overhead"], help=argparse.SUPPRESS)
+    ap.add_argument("--engine", choices=["tune", "actors"], default=None, help=argparse.SUPPRESS)
     ap.add_argument("--backend", default="local", help=argparse.SUPPRESS)
     ap.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
@@ -316,7 +389,8 @@ def main() -> None:
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child_score(args) if args.child == "score" else child_sweep(args), default=float))
+        child = {"score": child_score, "sweep": child_sweep, "overhead": child_overhead}[args.child]
+        print(json.dumps(child(args), default=float))
         return
     np.random.seed(0)
     auto = Path("/proc/sys/kernel/sched_autogroup_enabled")
@@ -329,6 +403,8 @@ def main() -> None:
             scoring(args.nnz, args.users, Path(d))
         if args.only in (None, "sweep"):
             sweep(args.data)
+        if args.only in (None, "overhead"):
+            overhead()
 
 
 if __name__ == "__main__":

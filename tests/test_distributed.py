@@ -176,8 +176,12 @@ def test_ray_sweep_equals_local(tmp_path: Path, engine: str, monkeypatch: pytest
             # one pool of two long-lived actors served every batch of the search
             assert [len(p) for p in _POOLS.values()] == [2] and ray.get_runtime_context().get_job_id() in _POOLS
         else:
-            # Ray Tune ran the trials (no actor pool) with its storage in one temporary folder
+            # Ray Tune ran the trials (no actor pool) with its storage in one temporary folder,
+            # and its folders in Ray's session folder were removed
+            from ray.train.constants import _get_ray_train_session_dir
+
             assert not _POOLS and len(made) == 1
+            assert not list(Path(_get_ray_train_session_dir()).glob("*/recseek-sweep-*"))
     assert not _POOLS
     # nothing left behind, nothing printed: no ~/ray_results, the storage folder removed, and
     # neither Tune's progress tables nor its "View detailed results here" lines

@@ -1,14 +1,26 @@
 """Ray as the engine for the two jobs that outgrow one machine: sweeps and batch scoring.
 
-- **Hyperparameter sweeps** (``recseek run EXP.toml --backend ray``): each batch of
-  trials that the tuner proposes (:mod:`recseek.evaluation.tuning`, Optuna ask-and-tell)
-  runs on a pool of long-lived Ray actors, one CPU each, as many as the batch holds trials
-  (at most the cluster's CPUs). An actor receives only plain settings (the experiment file
-  or table, the fold, the hyperparameters); it reads the data once through recseek's
-  readers, rebuilds the split and keeps it for every later trial, so no arrays travel
-  between processes and the data a kernel sees is what the readers checked. The proposals
-  depend only on the seed and the earlier batches, so the search equals the local one for
-  the same ``batch``.
+- **Hyperparameter sweeps** (``recseek run EXP.toml --backend ray``): the trials are Ray
+  Tune trials (``ray.tune.Tuner`` over a function trainable, :func:`tune_search`). A
+  recseek searcher hands Tune the batches of the same Optuna ask-and-tell search as the
+  local loop (:class:`recseek.evaluation.tuning.Proposer`): it suggests the settings of
+  the current batch, then nothing until the whole batch is back, tells Optuna, and starts
+  the next one; so the search equals the local one for the same ``batch``. At most
+  ``batch`` trials run at once, each on one CPU and one thread, and Tune reuses the trial
+  processes (``reuse_actors``). A trial receives only plain settings (the experiment file
+  or table, the fold, the hyperparameters); its process reads the data once through
+  recseek's readers, rebuilds the split and keeps it for every later trial, so no arrays
+  travel between processes and the data a kernel sees is what the readers checked. A
+  trial that raises is an errored Tune trial and counts as NaN. Tune's storage is a
+  temporary folder removed afterwards, its progress output is off, and its per-trial
+  result files are not written. ``[tuning] ray_engine = "actors"`` runs the same batches
+  on a pool of long-lived Ray actors instead (:class:`RayTrialRunner`).
+
+  Two Tune defaults would serialise the trials of a batch, and are changed for the run:
+  with a searcher Tune starts one trial process at a time (``TUNE_MAX_PENDING_TRIALS_PG``,
+  set to the batch size), and between batches it keeps only one finished trial process
+  when no trial is waiting; the searcher therefore counts a trial's outcome when it is
+  reported, so the next batch is already waiting when the processes are handed back.
 - **Batch scoring** (``recseek score MODEL --users FILE --out FILE --backend ray``): a Ray
   Data pipeline over the user indices with a pool of actors, each holding the model loaded
   (and verified) from its npz bundle; the lists equal the local path's (scores to float32
@@ -447,6 +459,32 @@ def _quiet_tune(concurrency: int) -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _staging_removed() -> Iterator[str]:
+    """A unique experiment name (yielded) whose folders Tune makes in this node's Ray session
+    folder (``artifacts/<time>/<name>``: the driver's copy of the experiment state, the trials'
+    working folders) are removed afterwards. Ray keeps its session folders; a cluster's other
+    nodes keep their trials' (empty) working folders in theirs."""
+    import shutil
+    import uuid
+
+    name = f"recseek-sweep-{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        try:
+            from ray.train.constants import _get_ray_train_session_dir
+
+            root = Path(_get_ray_train_session_dir())
+        except Exception:  # a Ray without that helper: nothing known to remove
+            root = None
+        if root is not None and root.is_dir():
+            for d in root.glob(f"*/{name}"):
+                shutil.rmtree(d, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    d.parent.rmdir()  # the run's time-stamped folder, when nothing else is in it
+
+
 def _error_message(error: BaseException) -> str:
     """The last line of an errored trial's exception (Ray wraps it with the traceback)."""
     cause = getattr(error, "cause", None)
@@ -467,13 +505,13 @@ def tune_search(ray: Any, proposer: Any, trainable: Any, concurrency: int) -> No
 
     searcher = _batch_searcher(proposer)
     concurrency = max(1, min(int(concurrency), _cpus(ray, None)))
-    with _quiet_tune(concurrency) as folder:
+    with _quiet_tune(concurrency) as folder, _staging_removed() as name:
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, max_concurrent_trials=concurrency,
                                         reuse_actors=True, trial_dirname_creator=_trial_dirname,
                                         trial_name_creator=_trial_dirname),
-            run_config=tune.RunConfig(name="sweep", storage_path=folder, verbose=0, log_to_file=False,
+            run_config=tune.RunConfig(name=name, storage_path=folder, verbose=0, log_to_file=False,
                                       checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
                                       failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)))
         grid = tuner.fit()
