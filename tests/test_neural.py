@@ -370,6 +370,153 @@ def test_lightgcn_fold_in_ranks_like_the_trained_user():
     assert not set(ranking.ids[0]) & set(seen[[0]].indices)
 
 
+def _torch_lightgcn_steps(adj: sp.csr_array, ego0: np.ndarray, triples: tuple, orders: list[np.ndarray],
+                          batch: int, layers: int, reg: float, lr: float) -> tuple[list[float], np.ndarray, dict]:
+    """The paper's loss written with torch's dense autograd and stepped with torch's Adam,
+    one epoch per entry of ``orders``."""
+    a = torch.from_numpy(adj.toarray())
+    ego = torch.nn.Parameter(torch.from_numpy(ego0.copy()))
+    opt = torch.optim.Adam([ego], lr=lr)
+    users, pos, neg = triples
+    losses = []
+    batches = [order[start:start + batch] for order in orders for start in range(0, len(order), batch)]
+    for b in batches:
+        x, out = ego, ego
+        for _ in range(layers):
+            x = a @ x
+            out = out + x
+        f = out / (layers + 1)
+        nodes = np.concatenate([users[b], pos[b], neg[b]])
+        loss = (torch.nn.functional.softplus((f[users[b]] * (f[neg[b]] - f[pos[b]])).sum(1)).mean()
+                + reg * ego[nodes].pow(2).sum() / (2 * len(b)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses, ego.detach().numpy(), opt.state[ego]
+
+
+@pytest.mark.parametrize("layers", [0, 1, 3])
+def test_lightgcn_epoch_kernel_is_torch_autograd_and_adam(layers):
+    """One numba epoch (batches of 32 triples, the last one short, users repeated within a
+    batch) gives torch's losses, weights and Adam moments: the gradient through the
+    propagation, the penalty counted per occurrence and Adam's bias corrections are right."""
+    from recseek.models.neural._lightgcn_kernels import lightgcn_epoch
+    from recseek.models.neural.lightgcn import normalized_adjacency
+
+    rng = np.random.default_rng(0)
+    n_users, n_items, k = 30, 40, 8
+    r = sp.csr_array((rng.random((n_users, n_items)) < 0.2).astype(np.float32))
+    adj = normalized_adjacency(r)
+    ego0 = (rng.standard_normal((n_users + n_items, k)) * 0.3).astype(np.float32)
+    n = 100
+    triples = (rng.integers(0, n_users, n), n_users + rng.integers(0, n_items, n),
+               n_users + rng.integers(0, n_items, n))
+    order = rng.permutation(n)
+    reg, lr = 0.05, 0.05
+    want_losses, want, state = _torch_lightgcn_steps(adj, ego0, triples, [order], 32, layers, reg, lr)
+    ego, m, v = ego0.copy(), np.zeros_like(ego0), np.zeros_like(ego0)
+    losses = lightgcn_epoch(adj.indptr, adj.indices, adj.data, ego, m, v, 0, *triples, order, 32, layers, reg, lr,
+                            0.9, 0.999, 1e-8)
+    np.testing.assert_allclose(losses, want_losses, rtol=1e-5)
+    # Adam moves every weight by about lr per step whatever the gradient's size, so a
+    # rounding-level gradient can move a weight by up to lr in either direction; the
+    # tolerance is a few thousandths of lr, a wrong gradient shows as a difference of ~lr
+    assert np.abs(ego - ego0).max() > 0.1
+    np.testing.assert_allclose(ego, want, rtol=1e-4, atol=3e-4)
+    np.testing.assert_allclose(m, state["exp_avg"].numpy(), rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(v, state["exp_avg_sq"].numpy(), rtol=1e-3, atol=1e-9)
+    # the first step's moment is (1 - beta1) times the gradient itself: compared tightly
+    first, m1, v1 = ego0.copy(), np.zeros_like(ego0), np.zeros_like(ego0)
+    lightgcn_epoch(adj.indptr, adj.indices, adj.data, first, m1, v1, 0, *triples, order[:32], 32, layers, reg, lr,
+                   0.9, 0.999, 1e-8)
+    ref = torch.nn.Parameter(torch.from_numpy(ego0.copy()))
+    a = torch.from_numpy(adj.toarray())
+    x, out = ref, ref
+    for _ in range(layers):
+        x = a @ x
+        out = out + x
+    f = out / (layers + 1)
+    b = order[:32]
+    nodes = np.concatenate([triples[0][b], triples[1][b], triples[2][b]])
+    loss = (torch.nn.functional.softplus((f[triples[0][b]] * (f[triples[2][b]] - f[triples[1][b]])).sum(1)).mean()
+            + reg * ref[nodes].pow(2).sum() / 64)
+    loss.backward()
+    np.testing.assert_allclose(m1 / np.float32(0.1), ref.grad.numpy(), rtol=1e-4, atol=1e-8)
+    # a second epoch continues Adam's step count (bias corrections of steps 5-8, not 1-4)
+    second = rng.permutation(n)
+    _, want, _ = _torch_lightgcn_steps(adj, ego0, triples, [order, second], 32, layers, reg, lr)
+    lightgcn_epoch(adj.indptr, adj.indices, adj.data, ego, m, v, 4, *triples, second, 32, layers, reg, lr,
+                   0.9, 0.999, 1e-8)
+    np.testing.assert_allclose(ego, want, rtol=1e-4, atol=3e-4)  # a wrong step count moves them by ~0.1
+
+
+def test_lightgcn_cpu_kernel_fits_the_torch_model(monkeypatch):
+    """The numba training and torch's autograd training (as on an accelerator) give the
+    same model from one seed: the same batches, negatives and step count across epochs."""
+    from recseek.models.neural.lightgcn import LightGCN
+
+    data = synthetic(seed=5).binarize()
+    fast = _fit("LightGCN", data, epochs=4, batch_size=256, seed=2)
+    monkeypatch.setattr(LightGCN, "cpu_kernel", False)
+    slow = _fit("LightGCN", data, epochs=4, batch_size=256, seed=2)
+    assert np.abs(fast.user_factors_).max() > 0.05
+    for key in ("user_factors_", "item_factors_", "item_layers_"):
+        np.testing.assert_allclose(getattr(fast, key), getattr(slow, key), rtol=1e-3, atol=2e-5, err_msg=key)
+
+
+def test_lightgcn_kernel_gives_the_same_model_on_one_and_two_threads(monkeypatch):
+    from recseek import _numba
+    from recseek.models.neural import lightgcn
+
+    monkeypatch.setattr(lightgcn, "PARALLEL_WORK", 0)  # the threaded variant even for this small graph
+    data = synthetic(n_users=300, n_items=200, density=0.05, seed=8).binarize()
+    before = _numba.get_num_threads()
+    try:
+        _numba.set_num_threads(2)
+        assert lightgcn.lightgcn_epoch.variant(parallel=True) is lightgcn.lightgcn_epoch.parallel
+        two = registry.create("LightGCN", **{**registry.get("LightGCN").test_params, "epochs": 3}).fit(data)
+        _numba.set_num_threads(1)
+        one = registry.create("LightGCN", **{**registry.get("LightGCN").test_params, "epochs": 3}).fit(data)
+    finally:
+        _numba.set_num_threads(before)
+    for key, value in two.get_parameters().items():
+        np.testing.assert_array_equal(value, one.get_parameters()[key], err_msg=key)
+
+
+def test_lightgcn_divergence_names_the_model_and_epoch():
+    with pytest.raises(TrainingError, match="LightGCN: training diverged at epoch 0"):
+        _fit("LightGCN", init_std=1e19, epochs=2)
+
+
+def test_neumf_grouped_batch_is_the_pairwise_loss_and_gradient():
+    """A batch laid out as (positive, negatives) x users, each user's rows and first-layer
+    half computed once, has the loss and the gradient of the same pairs scored one by one."""
+    from recseek.models.neural.neumf import _build
+
+    torch.manual_seed(0)
+    net = _build(torch, 20, 30, 5, [8, 6, 4], 0.0, 0.3)
+    rng = np.random.default_rng(0)
+    users = torch.from_numpy(rng.integers(0, 20, 16))
+    items = torch.from_numpy(rng.integers(0, 30, (3, 16)))
+    labels = torch.zeros(3, 16)
+    labels[0] = 1.0
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    grads = []
+    for grouped in (True, False):
+        net.zero_grad()
+        if grouped:
+            loss = bce(net.grouped(users, items), labels)
+        else:
+            loss = bce(net(users.repeat(3), items.reshape(-1)), labels.reshape(-1))
+        loss.backward()
+        grads.append((float(loss), [p.grad.clone() for p in net.parameters()]))
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-6)
+    for a, b in zip(grads[0][1], grads[1][1], strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+    assert all(float(g.abs().sum()) > 0 for g in grads[0][1])
+
+
 # ---------------------------------------------------------------- training loop
 class _Dummy(_train.NeuralModel):
     display_name = "Dummy"

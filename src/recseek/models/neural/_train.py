@@ -36,7 +36,9 @@ __all__ = [
     "PATIENCE_RULE",
     "NeuralModel",
     "carve_validation",
+    "diverged",
     "pack",
+    "run_epochs",
     "sample_negatives",
     "train_epochs",
     "unpack",
@@ -130,16 +132,8 @@ def train_epochs(model: Any, net: Any, optimizer: Any, n_examples: int, batch_lo
     after ``patience`` epochs without improvement, and the best weights are restored.
     """
     t = model._torch()
-    losses: list[float] = []
-    bar = None
-    epoch_iter: Any = range(epochs)
-    if model.verbose:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(epoch_iter, total=epochs, desc=model.display_name, leave=False)
-        epoch_iter = bar
-    best, best_state, waited = -np.inf, None, 0
-    for epoch in epoch_iter:
+    def one_epoch(epoch: int) -> float:
         net.train()
         order = t.randperm(n_examples, generator=generator) if shuffle else t.arange(n_examples)
         total, batches = 0.0, 0
@@ -150,30 +144,65 @@ def train_epochs(model: Any, net: Any, optimizer: Any, n_examples: int, batch_lo
             optimizer.step()
             value = float(loss.detach())
             if not np.isfinite(value):
-                raise TrainingError(f"{model.display_name}: training diverged at epoch {epoch} (the loss is "
-                                    f"{value}); {model.divergence_hint}")
+                diverged(model, epoch, value)
             total += value
             batches += 1
-        mean = total / max(batches, 1)
+        return total / max(batches, 1)
+
+    def checked() -> float:
+        net.eval()
+        with t.no_grad():
+            return float(validate())  # type: ignore[misc]
+
+    losses = run_epochs(model, one_epoch, epochs=epochs, validate=checked if validate is not None else None,
+                        patience=patience, snapshot=lambda: {k: v.detach().clone() for k, v in net.state_dict().items()},
+                        restore=net.load_state_dict)
+    net.eval()
+    return losses
+
+
+def diverged(model: Any, epoch: int, value: float) -> None:
+    """Raise the :class:`~recseek.errors.TrainingError` of a loss that stopped being finite."""
+    raise TrainingError(f"{model.display_name}: training diverged at epoch {epoch} (the loss is "
+                        f"{value}); {model.divergence_hint}")
+
+
+def run_epochs(model: Any, one_epoch: Callable[[int], float], *, epochs: int,
+               validate: Callable[[], float] | None = None, patience: int | None = None,
+               snapshot: Callable[[], Any] | None = None, restore: Callable[[Any], Any] | None = None) -> list[float]:
+    """The epoch loop of :func:`train_epochs` for a model that runs its own epochs:
+    ``one_epoch(epoch)`` trains one pass and returns its mean loss (calling
+    :func:`diverged` when the loss stops being finite). The progress bar, and with
+    ``validate`` and ``patience`` the early stopping: the best weights are kept with
+    ``snapshot()`` and put back with ``restore(saved)``."""
+    losses: list[float] = []
+    bar = None
+    epoch_iter: Any = range(epochs)
+    if model.verbose:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(epoch_iter, total=epochs, desc=model.display_name, leave=False)
+        epoch_iter = bar
+    stopping = validate is not None and patience is not None
+    best, best_state, waited = -np.inf, None, 0
+    for epoch in epoch_iter:
+        mean = float(one_epoch(epoch))
         losses.append(mean)
         postfix = {"loss": f"{mean:.4f}"}
-        if validate is not None and patience is not None:
-            net.eval()
-            with t.no_grad():
-                score = float(validate())
+        if stopping:
+            score = float(validate())  # type: ignore[misc]
             postfix["val_ndcg@10"] = f"{score:.4f}"
             if score > best:
                 best, waited = score, 0
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                best_state = snapshot() if snapshot is not None else None
             else:
                 waited += 1
         if bar is not None:
             bar.set_postfix(postfix)
-        if validate is not None and patience is not None and waited >= patience:
+        if stopping and waited >= patience:  # type: ignore[operator]
             break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    net.eval()
+    if best_state is not None and restore is not None:
+        restore(best_state)
     return losses
 
 
