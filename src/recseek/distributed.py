@@ -220,10 +220,13 @@ def ray_recommend(model_dir: str | Path, users: np.ndarray, k: int, *, workers: 
         # the blocks are made here, as consecutive runs of batch_size users (the local path's
         # blocks, so every user is scored in the same company and the floats agree to the
         # bit); an all-to-all repartition inside Ray would need a CPU the actor pool holds
-        ds = ray.data.from_pandas([table.iloc[j:j + batch_size] for j in range(0, len(users), batch_size)])
+        blocks = [table.iloc[j:j + batch_size] for j in range(0, len(users), batch_size)]
+        ds = ray.data.from_pandas(blocks)
         out = ds.map_batches(_Scorer, fn_constructor_args=(str(Path(model_dir).resolve()), int(k), bool(exclude_seen),
                                                            timed),
-                             batch_size=batch_size, concurrency=pool, num_cpus=1, batch_format="numpy")
+                             # no more actors than blocks (Ray Data warns about idle ones)
+                             batch_size=batch_size, concurrency=max(1, min(pool, len(blocks))), num_cpus=1,
+                             batch_format="numpy")
         ids = np.full((len(users), k), -1, dtype=np.int64)
         scores = np.full((len(users), k), np.nan, dtype=np.float32)
         rows: list[dict[str, float]] = []
