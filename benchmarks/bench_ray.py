@@ -48,7 +48,9 @@ scoring 2 vs 1 workers 1.00x whole process, 1.30x steady (1.22 cores obtained); 
 steady 1.01x local on Ray Tune, 0.81x on the actor pool (a one-thread trial 1.3 s against
 0.86 s locally on two threads, so 0.76x at best); whole sweep process 17.4 s local, 43.8 s
 Tune, 36.6 s actors; sleep trials 13.0 s on Tune (first batch 5.7 s, +0.04 s per later
-batch) and 8.4 s on the actor pool (1.3 s, +0.01 s).
+batch) and 8.4 s on the actor pool (1.3 s, +0.01 s). A second sweep and overhead run at load
+2.2-2.8: steady 6.1 s local, 6.6 s Tune, 7.5 s actors (first batch 7.6 s Tune, 4.0 s
+actors); sleep trials 16.9 s on Tune (first batch 9.4 s, +0.06 s), 8.4 s on the pool.
 
 Other users of the machine slow every figure; the load averages are printed beside them.
 
