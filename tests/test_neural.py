@@ -517,6 +517,81 @@ def test_neumf_grouped_batch_is_the_pairwise_loss_and_gradient():
     assert all(float(g.abs().sum()) > 0 for g in grads[0][1])
 
 
+def _neumf_arrays(net, k: int) -> tuple:
+    """(ug, um, ig, im, mlp, out) of a NeuMF network, as its CPU step keeps them."""
+    from recseek.models.neural._train import pack
+
+    user, item = net.user.detach().numpy(), net.item.detach().numpy()
+    layers = [net.first.weight, net.first.bias]
+    for layer in net.tower:
+        layers += [layer.weight, layer.bias]
+    return (np.ascontiguousarray(user[:, :k]), np.ascontiguousarray(user[:, k:]), np.ascontiguousarray(item[:, :k]),
+            np.ascontiguousarray(item[:, k:]), pack(layers), pack([net.out.weight[0], net.out.bias]))
+
+
+@pytest.mark.parametrize("layers", [[8, 6], [8, 6, 4, 3]])
+def test_neumf_cpu_step_is_torch_autograd_and_adam(layers):
+    """NeuMF's numba/BLAS step gives torch's loss, gradient (Adam's first moment after one
+    step, compared tightly) and, over several steps, weights (weight decay included)."""
+    from recseek.models.neural.neumf import _build, _neumf_step
+
+    torch.manual_seed(0)
+    k, lr, decay = 5, 0.02, 0.01
+    net = _build(torch, 20, 30, k, layers, 0.0, 0.3)
+    params = _neumf_arrays(net, k)
+    sizes = np.array([layers[0], *layers[1:]], dtype=np.int64)
+    grads = tuple(np.zeros_like(p) for p in params)
+    firsts = tuple(np.zeros_like(p) for p in params)
+    seconds = tuple(np.zeros_like(p) for p in params)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=decay)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    rng = np.random.default_rng(0)
+    for step in range(1, 6):
+        users = rng.integers(0, 20, 16)  # users repeat within the batch
+        items = rng.integers(0, 30, (3, 16))
+        labels = torch.zeros(3, 16)
+        labels[0] = 1.0
+        loss = bce(net.grouped(torch.from_numpy(users), torch.from_numpy(items)), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        got = _neumf_step(torch, params, grads, firsts, seconds, sizes, users, items, step, lr, decay)
+        assert got == pytest.approx(float(loss.detach()), rel=1e-5)
+        if step == 1:  # m = (1 - beta1) * (gradient + decay * weight)
+            want = [opt.state[p]["exp_avg"] for p in (net.user, net.item)]
+            np.testing.assert_allclose(firsts[0], want[0][:, :k].numpy(), rtol=1e-4, atol=1e-8)
+            np.testing.assert_allclose(firsts[1], want[0][:, k:].numpy(), rtol=1e-4, atol=1e-8)
+            np.testing.assert_allclose(firsts[2], want[1][:, :k].numpy(), rtol=1e-4, atol=1e-8)
+            np.testing.assert_allclose(firsts[3], want[1][:, k:].numpy(), rtol=1e-4, atol=1e-8)
+            layer_moments = [opt.state[net.first.weight]["exp_avg"], opt.state[net.first.bias]["exp_avg"]]
+            for layer in net.tower:
+                layer_moments += [opt.state[layer.weight]["exp_avg"], opt.state[layer.bias]["exp_avg"]]
+            np.testing.assert_allclose(firsts[4], np.concatenate([m.numpy().ravel() for m in layer_moments]),
+                                       rtol=1e-4, atol=1e-8)
+            np.testing.assert_allclose(firsts[5], np.concatenate([opt.state[net.out.weight]["exp_avg"][0].numpy(),
+                                                                  opt.state[net.out.bias]["exp_avg"].numpy()]),
+                                       rtol=1e-4, atol=1e-8)
+            assert all(np.abs(f).sum() > 0 for f in firsts)
+            assert all(not g.any() for g in grads)  # zeroed for the next step
+    # Adam moves each weight by about lr per step whatever the gradient's size: a tolerance
+    # of a few hundredths of lr; a wrong gradient or step count shows as ~lr
+    for got, want in zip(params, _neumf_arrays(net, k), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=5e-4)
+
+
+def test_neumf_cpu_step_fits_the_torch_model(monkeypatch):
+    """The numba training and torch's (as on an accelerator) give the same NeuMF from one
+    seed: the same initial weights, batches and negatives."""
+    from recseek.models.neural.neumf import NeuMF
+
+    data = synthetic(seed=5).binarize()
+    fast = _fit("NeuMF", data, epochs=3, batch_size=256, seed=2, reg=0.001)
+    monkeypatch.setattr(NeuMF, "cpu_kernel", False)
+    slow = _fit("NeuMF", data, epochs=3, batch_size=256, seed=2, reg=0.001)
+    np.testing.assert_allclose(fast.score(np.arange(30)), slow.score(np.arange(30)), rtol=1e-3, atol=1e-3)
+    assert np.abs(fast.score(np.arange(30))).std() > 0.05
+
+
 # ---------------------------------------------------------------- training loop
 class _Dummy(_train.NeuralModel):
     display_name = "Dummy"

@@ -238,22 +238,35 @@ def validation_ndcg(score_users: Callable[[np.ndarray], np.ndarray], fit: Intera
 
 
 def sample_negatives(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, n_items: int, count: int,
-                     rng: np.random.Generator, rounds: int = 20, keys: np.ndarray | None = None) -> np.ndarray:
+                     rng: np.random.Generator, rounds: int = 20, keys: np.ndarray | None = None,
+                     mask: np.ndarray | None = None) -> np.ndarray:
     """``count`` uniform negatives per entry of ``users``, shape (len(users), count), each
     redrawn while the user interacted with it (up to ``rounds`` times; a user who has
     every item keeps the last draw). ``keys``: :func:`indptr_keys` of the pattern, when
-    the caller computed them once for many calls."""
+    the caller computed them once for many calls; ``mask``: :func:`seen_mask` of it
+    (the same draws, looked up instead of searched)."""
     users = np.asarray(users, dtype=np.int64)
     out = rng.integers(0, n_items, size=(users.shape[0], count), dtype=np.int64)
-    if keys is None:
+    if keys is None and mask is None:
         keys = indptr_keys(indptr, indices, n_items)
     rows = np.repeat(users, count).reshape(out.shape)
     for _ in range(rounds):
-        bad = _contains(keys, rows * n_items + out)
+        bad = mask[rows, out] if mask is not None else _contains(keys, rows * n_items + out)  # type: ignore[arg-type]
         if not bad.any():
             break
         out[bad] = rng.integers(0, n_items, size=int(bad.sum()), dtype=np.int64)
     return out
+
+
+def seen_mask(indptr: np.ndarray, indices: np.ndarray, n_items: int, limit: int = 1 << 25) -> np.ndarray | None:
+    """The pattern as a dense (n_users, n_items) boolean matrix, or ``None`` when it would
+    hold more than ``limit`` cells (then :func:`indptr_keys` serve)."""
+    n_users = len(indptr) - 1
+    if n_users * n_items > limit:
+        return None
+    mask = np.zeros((n_users, n_items), dtype=bool)
+    mask[np.repeat(np.arange(n_users), np.diff(indptr)), indices] = True
+    return mask
 
 
 def indptr_keys(indptr: np.ndarray, indices: np.ndarray, n_items: int) -> np.ndarray:
