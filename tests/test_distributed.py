@@ -234,3 +234,32 @@ def test_a_trial_that_raises_is_nan_and_the_sweep_goes_on() -> None:
             assert math.isnan(t["value"]) and t["error"] == "ValueError: x = 1 does not fit"
         else:
             assert t["value"] == t["params"]["x"] and t["seconds"] == 0.5 and "error" not in t
+
+
+@pytest.mark.slow
+def test_tune_runs_the_trials_of_a_batch_together_in_reused_processes() -> None:
+    """With Tune's defaults the two trials of a batch ran one after the other, and between
+    batches Tune kept one of the two trial processes: here every batch overlaps in time and
+    two processes serve all the trials."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    from recseek.distributed import tune_search
+    from recseek.evaluation.tuning import Proposer, Space
+
+    def trainable(config):
+        import os
+        import time
+
+        from ray import tune
+
+        start = time.time()
+        time.sleep(0.5)
+        tune.report({"value": start, "seconds": time.time() - start, "pid": os.getpid()})
+
+    tuning = {"trials": 8, "seed": 0, "batch": 2, "sampler": "random"}
+    proposer = Proposer({}, {"x": Space("uniform", 0.0, 1.0)}, tuning, "maximize")
+    with ray_session(2) as ray:
+        pids = tune_search(ray, proposer, trainable, 2)
+    assert len(pids) == 2
+    trials = proposer.trials
+    for a, b in zip(trials[0::2], trials[1::2], strict=True):  # the batches: their trials overlap in time
+        assert max(a["value"], b["value"]) < min(a["value"] + a["seconds"], b["value"] + b["seconds"])

@@ -499,10 +499,11 @@ def _error_message(error: BaseException) -> str:
     return text if text.startswith(kind) or ": " in text else f"{kind}: {text}"
 
 
-def tune_search(ray: Any, proposer: Any, trainable: Any, concurrency: int) -> None:
+def tune_search(ray: Any, proposer: Any, trainable: Any, concurrency: int) -> list[int]:
     """Run every batch of ``proposer`` as Ray Tune trials of ``trainable`` (a function of a
-    config ``{"number", "settings"}`` that reports ``{"value", "seconds"}``), at most
-    ``concurrency`` at a time, each holding one CPU; the outcomes are told to ``proposer``.
+    config ``{"number", "settings"}`` that reports ``{"value", "seconds"}``, and ``"pid"``
+    optionally), at most ``concurrency`` at a time, each holding one CPU; the outcomes are
+    told to ``proposer``. Returns the process ids the trials reported (Tune reuses them).
     """
     from ray import tune
 
@@ -524,6 +525,11 @@ def tune_search(ray: Any, proposer: Any, trainable: Any, concurrency: int) -> No
             if r.error is not None and r.config and "number" in r.config:
                 messages[int(r.config["number"])] = _error_message(r.error)
     searcher.finish(messages)
+    if len(proposer.trials) < proposer.budget:  # Tune stopped early (e.g. interrupted with Ctrl-C)
+        from .errors import RecseekError
+
+        raise RecseekError(f"the Ray Tune sweep stopped after {len(proposer.trials)} of {proposer.budget} trials")
+    return sorted(searcher.pids - {-1})
 
 
 class RayTrialRunner:
