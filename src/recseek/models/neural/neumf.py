@@ -144,17 +144,21 @@ def _neumf_head(ug: np.ndarray, ig: np.ndarray, mlp: np.ndarray, out: np.ndarray
     act = np.zeros((n_layers + 1, widest), dtype=np.float32)  # act[l]: output of layer l (1-based)
     delta = np.zeros(widest, dtype=np.float32)
     below = np.zeros(widest, dtype=np.float32)
+    dug = np.zeros(k, dtype=np.float32)
     total = 0.0
     for p in range(n_pos):
         u = users[p]
         for r in range(h1):
             dzu[p, r] = 0.0
+        for d in range(k):
+            dug[d] = 0.0
         for g in range(groups):
             i = items[g, p]
             row = g * n_pos + p
+            first, zu_row, zi_row = act[1], zu[p], zi[row]
             for r in range(h1):
-                z = zu[p, r] + zi[row, r]
-                act[1, r] = z if z > 0 else 0.0
+                z = zu_row[r] + zi_row[r]
+                first[r] = z if z > 0 else np.float32(0.0)
             for layer in range(1, n_layers):
                 n_in, n_out = sizes[layer], sizes[layer + 1]
                 for r in range(n_out):
@@ -166,22 +170,27 @@ def _neumf_head(ug: np.ndarray, ig: np.ndarray, mlp: np.ndarray, out: np.ndarray
             x = bias
             for d in range(k):
                 x += out[d] * ug[u, d] * ig[i, d]
+            top = act[n_layers]
             for c in range(last):
-                x += out[k + c] * act[n_layers, c]
+                x += out[k + c] * top[c]
             label = 1.0 if g == 0 else 0.0
             # log loss of a logit: max(x, 0) - x y + log(1 + e^-|x|); its derivative sigmoid(x) - y
             e = np.exp(-abs(x))
             total += max(x, 0.0) - x * label + np.log1p(e)
             sig = 1.0 / (1.0 + e) if x >= 0 else e / (1.0 + e)
             dl = np.float32((sig - label) * scale)
+            user_g, item_g = ug[u], ig[i]
             for d in range(k):
-                g_out[d] += dl * ug[u, d] * ig[i, d]
-                dgm = dl * out[d]
-                g_ig[i, d] += dgm * ug[u, d]
-                g_ug[u, d] += dgm * ig[i, d]
+                g_out[d] += dl * user_g[d] * item_g[d]
+            grad_item = g_ig[i]
+            for d in range(k):
+                grad_item[d] += dl * out[d] * user_g[d]
+            for d in range(k):
+                dug[d] += dl * out[d] * item_g[d]
             for c in range(last):
-                g_out[k + c] += dl * act[n_layers, c]
-                delta[c] = dl * out[k + c] if act[n_layers, c] > 0 else 0.0
+                g_out[k + c] += dl * top[c]
+            for c in range(last):
+                delta[c] = dl * out[k + c] if top[c] > 0 else np.float32(0.0)
             g_out[k + last] += dl
             for layer in range(n_layers - 1, 0, -1):  # delta: gradient of layer+1's pre-activation
                 n_in, n_out = sizes[layer], sizes[layer + 1]
@@ -196,10 +205,17 @@ def _neumf_head(ug: np.ndarray, ig: np.ndarray, mlp: np.ndarray, out: np.ndarray
                         below[c] += dr * mlp[base + c]
                 for c in range(n_in):
                     delta[c] = below[c] if act[layer, c] > 0 else 0.0
+            dz_row, dzu_row = dz[row], dzu[p]
             for r in range(h1):
-                dz[row, r] = delta[r]
-                dzu[p, r] += delta[r]
-                g_mlp[b_at[0] + r] += delta[r]
+                dz_row[r] = delta[r]
+            for r in range(h1):
+                dzu_row[r] += delta[r]
+        dzu_row = dzu[p]
+        for r in range(h1):
+            g_mlp[b_at[0] + r] += dzu_row[r]
+        grad_user = g_ug[u]
+        for d in range(k):
+            grad_user[d] += dug[d]
     return total * scale
 
 
