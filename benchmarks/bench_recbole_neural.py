@@ -44,6 +44,26 @@ recseek single-threaded with ``NUMBA_NUM_THREADS=1``, RecBole on torch's default
     | WRMF (defaults)              |  - | 0.2919          |    0.6 |   0.2 |                 |        |       |       |       |       |
     | EASE (defaults)              |  - | 0.3270          |    1.4 |   0.7 |                 |        |       |       |       |       |
 
+The NeuMF and LightGCN rows above are superseded: both now train on the CPU without
+torch's autograd (LightGCN: an epoch per numba call; NeuMF: the first layer's products in
+torch, the rest of each step and Adam in numba; the same losses, gradients and Adam
+updates, tested against torch). Measured on 2026-12-01 with ``--only LightGCN,NeuMF``,
+recseek on the machine's two threads (both models train on one: their steps are a few
+milliseconds, and starting threads for each product cost more than it saved whenever
+another job shared the cores), while another job kept the load average at 1.7-2.9;
+RecBole's figures are those of a quiet run (load below 1), read from
+``--recbole-results``::
+
+    | model    | ep | recseek NDCG@10 | wall s | CPU s | RecBole NDCG@10 | wall s | CPU s | NDCG  | wall  | CPU   |
+    | NeuMF    |  8 | 0.2381          |    1.5 |   1.5 | 0.2346          |    8.9 |  15.4 | 1.015 | 0.171 | 0.099 |
+    | LightGCN | 20 | 0.2859          |    3.8 |   3.7 | 0.2883          |   22.2 |  35.8 | 0.992 | 0.170 | 0.104 |
+
+Under the same load the previous code took 3.4-3.8 s (NeuMF) and 25.5 s (LightGCN, its
+products on two threads; 7.2 s on one); on a quiet machine 3.4 s and 6.1 s. Over seeds
+0-3 NeuMF gives 0.2381 / 0.2331 / 0.2387 / 0.2347 (mean 0.2362, RecBole's one run 0.2346)
+in 1.5-1.9 s, and LightGCN 0.2859 / 0.2872 / 0.2842 / 0.2896 (mean 0.2867, below RecBole's
+0.2883 by 0.6%; the same figures as before: the same model) in 3.0-3.3 s.
+
 Read honestly: every neural model here is below EASE (0.327) and below WRMF (0.292), which
 train in about a second; MultVAE and LightGCN come closest (0.286). LightGCN's figure
 moves with the seed (0.2842 to 0.2896 over seeds 0-3, mean 0.2867), so against RecBole's

@@ -315,7 +315,7 @@ class NeuMF(NeuralModel, Recommender):
     gradient as pair by pair). On the CPU a step runs without torch's autograd: the first
     layer's matrix products in torch, the rest of the forward and backward pass, the
     scatter into the tables and torch's Adam fused in numba (the same update; ML-100K,
-    8 epochs of RecBole's settings: about 2 s instead of 3.5 s on one core). Towers that
+    8 epochs of RecBole's settings: about 1.6 s instead of 3.5 s on one core). Towers that
     drop units between hidden layers (``dropout > 0`` with more than one hidden layer)
     train with torch's autograd and fused Adam.
 
