@@ -661,6 +661,19 @@ def test_negatives_are_never_seen_items():
     assert set(np.unique(many)) == set(np.flatnonzero(~dense[0]))
 
 
+def test_negatives_from_the_seen_mask_are_the_searched_draws():
+    data = synthetic(seed=6, density=0.4)
+    m = sp.csr_array(data.matrix)
+    users = np.repeat(np.arange(data.n_users), 7)
+    mask = _train.seen_mask(m.indptr, m.indices, data.n_items)
+    assert mask is not None and mask.sum() == m.nnz
+    assert _train.seen_mask(m.indptr, m.indices, data.n_items, limit=10) is None
+    a = _train.sample_negatives(m.indptr, m.indices, users, data.n_items, 3, np.random.default_rng(2), mask=mask)
+    b = _train.sample_negatives(m.indptr, m.indices, users, data.n_items, 3, np.random.default_rng(2))
+    np.testing.assert_array_equal(a, b)
+    assert not mask[np.repeat(users, 3), a.ravel()].any()
+
+
 def test_validation_split_is_a_share_of_each_users_items():
     data = synthetic(seed=7, density=0.5)
     fit, valid = _train.carve_validation(data, seed=0, share=0.2)
