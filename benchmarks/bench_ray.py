@@ -43,14 +43,13 @@ through Ray Tune (recseek's searcher, :func:`recseek.distributed.tune_search`) a
 a pool of two actors: the first batch (start-up) and what every later batch costs beyond
 its second of sleep.
 
-1 December 2026, the shared 2-vCPU VM at load average 2.5-3.5 (another benchmark running):
-scoring 2 vs 1 workers 1.00x whole process, 1.30x steady (1.22 cores obtained); sweep
-steady 1.01x local on Ray Tune, 0.81x on the actor pool (a one-thread trial 1.3 s against
-0.86 s locally on two threads, so 0.76x at best); whole sweep process 17.4 s local, 43.8 s
-Tune, 36.6 s actors; sleep trials 13.0 s on Tune (first batch 5.7 s, +0.04 s per later
-batch) and 8.4 s on the actor pool (1.3 s, +0.01 s). A second sweep and overhead run at load
-2.2-2.8: steady 6.1 s local, 6.6 s Tune, 7.5 s actors (first batch 7.6 s Tune, 4.0 s
-actors); sleep trials 16.9 s on Tune (first batch 9.4 s, +0.06 s), 8.4 s on the pool.
+1 December 2026, the 2-vCPU VM with nothing else running (load 1.3-2.2 from this script):
+scoring 2 vs 1 workers 1.10x whole process, 1.48x steady (1.64 cores obtained; Ray's own
+processes 12 CPU s); sweep steady 0.84x local on Ray Tune, 0.96x on the actor pool (a
+one-thread trial 0.56-0.61 s against 0.38 s locally on two threads, so about 0.75x at best);
+whole sweep process 10.1 s local, 22.7 s Tune, 20.5 s actors; sleep trials 13.0 s on Tune
+(first batch 5.7 s, +0.03 s per later batch) and 8.5 s on the actor pool (1.4 s, +0.01 s).
+README ("Scaling out with Ray") has the full table.
 
 Other users of the machine slow every figure; the load averages are printed beside them.
 
