@@ -510,7 +510,7 @@ def test_neumf_grouped_batch_is_the_pairwise_loss_and_gradient():
         else:
             loss = bce(net(users.repeat(3), items.reshape(-1)), labels.reshape(-1))
         loss.backward()
-        grads.append((float(loss), [p.grad.clone() for p in net.parameters()]))
+        grads.append((float(loss.detach()), [p.grad.clone() for p in net.parameters()]))
     assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-6)
     for a, b in zip(grads[0][1], grads[1][1], strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
