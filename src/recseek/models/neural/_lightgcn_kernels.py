@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._numba import njit, pnjit, prange
+from ._adam import adam_entry
 
 #: Rows per block of the row-parallel loops.
 BLOCK = 128
@@ -129,15 +130,11 @@ def _adam_rows(param: np.ndarray, grad: np.ndarray, penalty: np.ndarray, m: np.n
                grad_scale: np.float32, beta1: np.float32, beta2: np.float32, step_size: np.float32,
                bc2_sqrt: np.float32, eps: np.float32, lo: int, hi: int) -> None:
     """torch's Adam on rows ``lo:hi`` with the gradient ``grad * grad_scale + penalty``."""
-    one = np.float32(1.0)
     for r in range(lo, hi):
         for d in range(param.shape[1]):
             g = grad[r, d] * grad_scale + penalty[r, d]
-            mm = m[r, d] + (one - beta1) * (g - m[r, d])
-            vv = beta2 * v[r, d] + (one - beta2) * g * g
-            m[r, d] = mm
-            v[r, d] = vv
-            param[r, d] -= step_size * (mm / (np.sqrt(vv) / bc2_sqrt + eps))
+            param[r, d], m[r, d], v[r, d] = adam_entry(param[r, d], g, m[r, d], v[r, d], beta1, beta2, step_size,
+                                                       bc2_sqrt, eps)
 
 
 @pnjit(error_model="numpy")

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..._numba import njit
+from ._adam import adam_entry
 from ...data._interactions import Interactions
 from .._params import Float, Int
 from ..base import Array, Recommender, StateSpec
@@ -105,14 +106,9 @@ def _adam_flat(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray
                eps: np.float32) -> None:
     """torch's Adam on a flat parameter (L2 ``weight_decay`` added to the gradient); the
     gradient is zeroed for the next step."""
-    one = np.float32(1.0)
     for n in range(param.shape[0]):
         g = grad[n] + weight_decay * param[n]
-        mm = m[n] + (one - beta1) * (g - m[n])
-        vv = beta2 * v[n] + (one - beta2) * g * g
-        m[n] = mm
-        v[n] = vv
-        param[n] -= step_size * (mm / (np.sqrt(vv) / bc2_sqrt + eps))
+        param[n], m[n], v[n] = adam_entry(param[n], g, m[n], v[n], beta1, beta2, step_size, bc2_sqrt, eps)
         grad[n] = 0.0
 
 
