@@ -237,13 +237,19 @@ def test_a_trial_that_raises_is_nan_and_the_sweep_goes_on() -> None:
 
 
 @pytest.mark.slow
-def test_tune_runs_the_trials_of_a_batch_together_in_reused_processes() -> None:
+def test_tune_runs_the_trials_of_a_batch_together_in_reused_processes(tmp_path: Path) -> None:
     """With Tune's defaults the two trials of a batch ran one after the other, and between
     batches Tune kept one of the two trial processes: here every batch overlaps in time and
-    two processes serve all the trials."""
+    two processes serve all the trials.
+
+    Each trial marks its start and waits (30 s at most) for the other trial of its batch to
+    start: how long a trial process takes to come up no longer decides whether the two
+    overlap, and a Tune that ran them one after the other fails the test with a timeout."""
     pytest.importorskip("ray", reason="the ray extra is not installed")
     from recseek.distributed import tune_search
     from recseek.evaluation.tuning import Proposer, Space
+
+    folder = str(tmp_path)
 
     def trainable(config):
         import os
@@ -252,14 +258,23 @@ def test_tune_runs_the_trials_of_a_batch_together_in_reused_processes() -> None:
         from ray import tune
 
         start = time.time()
-        time.sleep(0.5)
+        number = int(config["number"])
+        open(os.path.join(folder, str(number)), "w").close()
+        partner = os.path.join(folder, str(number ^ 1))
+        while not os.path.exists(partner):
+            if time.time() - start > 30:
+                raise TimeoutError(f"trial {number ^ 1} did not start while trial {number} ran")
+            time.sleep(0.02)
+        time.sleep(0.2)
         tune.report({"value": start, "seconds": time.time() - start, "pid": os.getpid()})
 
     tuning = {"trials": 8, "seed": 0, "batch": 2, "sampler": "random"}
     proposer = Proposer({}, {"x": Space("uniform", 0.0, 1.0)}, tuning, "maximize")
     with ray_session(2) as ray:
         pids = tune_search(ray, proposer, trainable, 2)
-    assert len(pids) == 2
     trials = proposer.trials
+    assert [t["number"] for t in trials] == list(range(8))
+    assert all("error" not in t for t in trials), [t.get("error") for t in trials]
     for a, b in zip(trials[0::2], trials[1::2], strict=True):  # the batches: their trials overlap in time
         assert max(a["value"], b["value"]) < min(a["value"] + a["seconds"], b["value"] + b["seconds"])
+    assert len(pids) == 2
