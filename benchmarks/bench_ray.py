@@ -30,7 +30,8 @@ the actors' scoring, of the driver while the pipeline ran, and of Ray's own proc
 (GCS, raylet, monitors, agents, idle workers) over the whole run.
 
 Sweep: EASE on ML-100K (ratings >= 4, per-user random 80/20, seed 0), ``reg`` log-uniform
-in [1, 10^4], 16 trials of TPE with ``batch = 2``: locally (sequential, normal threads),
+in [1, 10^4], then BPR (``learning_rate`` log-uniform in [0.01, 0.2], ``reg`` in [1e-4,
+0.1]; its SGD trains on one thread by default), 16 trials of TPE with ``batch = 2``: locally (sequential, normal threads),
 with ``backend="ray", workers=2`` on Ray Tune (the default engine: Tune trials in reused
 one-CPU trial processes that read the data once) and on the actor pool (``ray_engine =
 "actors"``: two long-lived one-CPU actors that read the data once); all three give the
@@ -47,7 +48,9 @@ its second of sleep.
 scoring 2 vs 1 workers 1.10x whole process, 1.48x steady (1.64 cores obtained; Ray's own
 processes 12 CPU s); sweep steady 0.84x local on Ray Tune, 0.96x on the actor pool (a
 one-thread trial 0.56-0.61 s against 0.38 s locally on two threads, so about 0.75x at best);
-whole sweep process 10.1 s local, 22.7 s Tune, 20.5 s actors; sleep trials 13.0 s on Tune
+whole sweep process 10.1 s local, 22.7 s Tune, 20.5 s actors; the BPR sweep (2 December) steady
+0.59x local on Tune and 0.58x on the actor pool (a trial 0.63-0.65 s everywhere), whole process
+14.7 s local, 26.5 s Tune, 22.7 s actors; sleep trials 13.0 s on Tune
 (first batch 5.7 s, +0.03 s per later batch) and 8.5 s on the actor pool (1.4 s, +0.01 s).
 README ("Scaling out with Ray") has the full table.
 
@@ -168,12 +171,21 @@ def child_score(args: argparse.Namespace) -> dict:
     return out
 
 
-def _config(data: Path) -> dict:
+#: The models swept: EASE's solve runs on every core in one process; BPR's SGD epochs run
+#: on one thread by default (a fixed seed reproduces: lock-free training is opt-in), so a
+#: local sweep of BPR uses one core whatever the machine has.
+SWEEP_MODELS = {
+    "EASE": {"name": "EASE", "reg": {"log_uniform": [1.0, 10000.0]}},
+    "BPR": {"name": "BPR", "learning_rate": {"log_uniform": [0.01, 0.2]}, "reg": {"log_uniform": [1e-4, 0.1]}},
+}
+
+
+def _config(data: Path, model: str = "EASE") -> dict:
     return {
         "data": {"path": str(data), "format": "recbole", "min_rating": 4, "binarize": True},
         "split": {"method": "ratio", "ratio": 0.8, "order": "random", "seed": 0},
         "evaluation": {"task": "ranking", "k": 10, "metrics": ["ndcg"]},
-        "models": [{"name": "EASE", "reg": {"log_uniform": [1.0, 10000.0]}}],
+        "models": [SWEEP_MODELS[model]],
         "tuning": {"trials": 16, "seed": 0, "batch": 2},
     }
 
@@ -197,7 +209,7 @@ def child_sweep(args: argparse.Namespace) -> dict:
     from recseek.evaluation.experiment import run_experiment
 
     out: dict = {"threads": _threads()}
-    cfg = _config(args.data)
+    cfg = _config(args.data, args.sweep_model)
     if args.engine:
         cfg["tuning"]["ray_engine"] = args.engine
     told = _record_tells()
@@ -310,15 +322,16 @@ def scoring(nnz: int, n_users: int, tmp: Path) -> None:
           f"{one / s1:.2f}x")
 
 
-def sweep(data: Path) -> None:
-    print("sweep: EASE reg on ML-100K, 16 TPE trials in batches of 2")
+def sweep(data: Path, model: str) -> None:
+    space = ", ".join(k for k in SWEEP_MODELS[model] if k != "name")
+    print(f"sweep: {model} {space} on ML-100K, 16 TPE trials in batches of 2")
     print(f"{'':40s} {'process':>8s} {'ray start':>9s} {'run':>6s} {'search':>7s} {'steady':>7s} {'CPU s':>6s}"
           f"  load average")
     got = {}
     for label, backend, w, engine in (("local, sequential", "local", None, None),
                                       ("Ray Tune, 2 workers", "ray", 2, "tune"),
                                       ("Ray actor pool, 2 workers", "ray", 2, "actors")):
-        extra = ["--backend", backend, "--data", str(data)] + (["--workers", str(w), "--engine", engine] if w else [])
+        extra = ["--backend", backend, "--data", str(data), "--sweep-model", model] + (["--workers", str(w), "--engine", engine] if w else [])
         wall, r = _run_child("sweep", *extra)
         got[engine or "local"] = (wall, r)
         name = label if backend == "ray" else f"{label} [numba {r['threads']['numba']}, BLAS {r['threads']['blas']}]"
@@ -396,6 +409,8 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=100_000, help="users scored (the first N of the set)")
     ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "ml-100k")
     ap.add_argument("--only", choices=["scoring", "sweep", "overhead"], default=None)
+    ap.add_argument("--sweep-model", choices=sorted(SWEEP_MODELS), default=None,
+                    help="the model of the sweep (default: EASE, then BPR)")
     ap.add_argument("--child", choices=["score", "sweep", "overhead"], help=argparse.SUPPRESS)
     ap.add_argument("--engine", choices=["tune", "actors"], default=None, help=argparse.SUPPRESS)
     ap.add_argument("--backend", default="local", help=argparse.SUPPRESS)
@@ -418,7 +433,8 @@ def main() -> None:
         if args.only in (None, "scoring"):
             scoring(args.nnz, args.users, Path(d))
         if args.only in (None, "sweep"):
-            sweep(args.data)
+            for model in [args.sweep_model] if args.sweep_model else ["EASE", "BPR"]:
+                sweep(args.data, model)
         if args.only in (None, "overhead"):
             overhead()
 
