@@ -46,7 +46,7 @@ its second of sleep.
 
 1 December 2026, the 2-vCPU VM with nothing else running (load 1.3-2.2 from this script):
 scoring 2 vs 1 workers 1.10x whole process, 1.48x steady (1.64 cores obtained; Ray's own
-processes 12 CPU s); sweep steady 0.84x local on Ray Tune, 0.96x on the actor pool (a
+processes 12 CPU s), and on 2 December 1.72x and 1.64x steady in two more runs; sweep steady 0.84x local on Ray Tune, 0.96x on the actor pool (a
 one-thread trial 0.56-0.61 s against 0.38 s locally on two threads, so about 0.75x at best);
 whole sweep process 10.1 s local, 22.7 s Tune, 20.5 s actors; the BPR sweep (2 December) steady
 0.59x local on Tune and 0.58x on the actor pool (a trial 0.63-0.65 s everywhere), whole process
