@@ -182,9 +182,8 @@ def test_models_without_numba_name_the_extra_subprocess():
 @pytest.mark.slow
 def test_bm25_only_install_is_small_and_searches(tmp_path):
     """`pip install recseek[lexical]` into a fresh venv: under 300 MB, and index + search run."""
-    import shutil
-
     import os
+    import shutil
 
     # The fresh venv must see only what it installed: no search path or interpreter settings
     # inherited from the environment that runs the tests (PYTHONPATH, PYTHONHOME, VIRTUAL_ENV ...).

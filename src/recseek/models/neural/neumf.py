@@ -9,11 +9,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..._numba import njit
-from ._adam import adam_entry
 from ...data._interactions import Interactions
 from .._params import Float, Int
 from ..base import Array, Recommender, StateSpec
 from ..registry import register
+from ._adam import adam_entry
 from ._train import (
     DEVICE_RULE,
     PATIENCE_RULE,
