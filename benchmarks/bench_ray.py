@@ -31,8 +31,8 @@ the actors' scoring, of the driver while the pipeline ran, and of Ray's own proc
 
 Sweep: EASE on ML-100K (ratings >= 4, per-user random 80/20, seed 0), ``reg`` log-uniform
 in [1, 10^4], then BPR (``learning_rate`` log-uniform in [0.01, 0.2], ``reg`` in [1e-4,
-0.1]; its SGD trains on one thread by default), 16 trials of TPE with ``batch = 2``: locally (sequential, normal threads),
-with ``backend="ray", workers=2`` on Ray Tune (the default engine: Tune trials in reused
+0.1]; its SGD trains on one thread by default), 16 trials of TPE with ``batch = 2``:
+locally (sequential, normal threads), with ``backend="ray", workers=2`` on Ray Tune (the default engine: Tune trials in reused
 one-CPU trial processes that read the data once) and on the actor pool (``ray_engine =
 "actors"``: two long-lived one-CPU actors that read the data once); all three give the
 same trials (checked here). ``search`` is the wall time of the whole search; ``steady``
@@ -46,17 +46,19 @@ its second of sleep.
 
 1 December 2026, the 2-vCPU VM with nothing else running (load 1.3-2.2 from this script):
 scoring 2 vs 1 workers 1.10x whole process, 1.48x steady (1.64 cores obtained; Ray's own
-processes 12 CPU s), and on 2 December 1.72x and 1.64x steady in two more runs; sweep steady 0.84x local on Ray Tune, 0.96x on the actor pool (a
-one-thread trial 0.56-0.61 s against 0.38 s locally on two threads, so about 0.75x at best);
-whole sweep process 10.1 s local, 22.7 s Tune, 20.5 s actors; the BPR sweep (2 December) steady
-0.59x local on Tune and 0.58x on the actor pool (a trial 0.63-0.65 s everywhere), whole process
-14.7 s local, 26.5 s Tune, 22.7 s actors; sleep trials 13.0 s on Tune
-(first batch 5.7 s, +0.03 s per later batch) and 8.5 s on the actor pool (1.4 s, +0.01 s).
+processes 12 CPU s), and on 2 December 1.72x and 1.64x steady in two more runs; sweep steady
+0.84x local on Ray Tune, 0.96x on the actor pool (a one-thread trial 0.56-0.61 s against
+0.38 s locally on two threads, so about 0.75x at best); whole sweep process 10.1 s local,
+22.7 s Tune, 20.5 s actors; the BPR sweep (2 December) steady 0.59x local on Tune and 0.58x
+on the actor pool (a trial 0.63-0.65 s everywhere), whole process 14.7 s local, 26.5 s Tune,
+22.7 s actors; sleep trials 13.0 s on Tune (first batch 5.7 s, +0.03 s per later batch) and
+8.5 s on the actor pool (1.4 s, +0.01 s).
 README ("Scaling out with Ray") has the full table.
 
 Other users of the machine slow every figure; the load averages are printed beside them.
 
     .venv/bin/python benchmarks/bench_ray.py [--nnz 2000000] [--users 100000] [--only scoring|sweep|overhead]
+        [--sweep-model EASE|BPR]
 """
 
 from __future__ import annotations

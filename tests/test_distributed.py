@@ -238,13 +238,17 @@ def test_a_trial_that_raises_is_nan_and_the_sweep_goes_on() -> None:
 
 @pytest.mark.slow
 def test_tune_runs_the_trials_of_a_batch_together_in_reused_processes(tmp_path: Path) -> None:
-    """With Tune's defaults the two trials of a batch ran one after the other, and between
-    batches Tune kept one of the two trial processes: here every batch overlaps in time and
-    two processes serve all the trials.
+    """Every batch's two trials overlap in time and two processes serve all the trials:
+    with Tune's default, between batches Tune kept one of the two trial processes (the
+    searcher now counts an outcome when it is reported; counting it at the trial's end
+    again gives five processes here).
 
     Each trial marks its start and waits (30 s at most) for the other trial of its batch to
     start: how long a trial process takes to come up no longer decides whether the two
-    overlap, and a Tune that ran them one after the other fails the test with a timeout."""
+    overlap, and a Tune that ran them one after the other fails the test with a timeout.
+    The same wait hides the other Tune setting recseek changes, one pending trial at a time
+    (``TUNE_MAX_PENDING_TRIALS_PG``): with it the second trial only starts later, by a
+    process start-up, which no test here can tell from a slow machine."""
     pytest.importorskip("ray", reason="the ray extra is not installed")
     from recseek.distributed import tune_search
     from recseek.evaluation.tuning import Proposer, Space
